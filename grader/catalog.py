@@ -1,0 +1,432 @@
+"""The activation catalogue: one declarative entry per activation.
+
+Every entry here drives the grader's checks (``grader/suite.py``), the list of names an exercise
+notebook must define, and the book's tables. Adding an activation means one ``Activation`` entry
+below plus one solution cell in ``solutions/``.
+
+In the spirit of PyTorch's OpInfo tables, an entry says *what* is true of an activation (its
+signature, parameters worth testing, kinks, where torch itself is odd, which ops it must not
+call); the checks say *how* to test it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+REQUIRED = object()  # marks a parameter without a default (Threshold's threshold and value)
+
+CHAPTERS: dict[str, str] = {
+    "standard": "Standard activations",
+    "relu_variants": "ReLU variants",
+    "modern": "Modern smooth activations",
+    "hard": "Hard approximations",
+    "shrinkage": "Shrinkage functions",
+    "smooth": "Smooth functions",
+    "gating": "Gating",
+    "normalization": "Normalization",
+}
+CHAPTER_NUMBERS: dict[str, int] = {name: i for i, name in enumerate(CHAPTERS, start=1)}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument of the functional form, after ``input``.
+
+    ``module``: also a constructor argument of the module (``dtype`` of softmax is not).
+    ``function``: passed to ``<Module>Function.apply`` after ``input``, in catalogue order.
+    """
+
+    name: str
+    default: Any
+    module: bool = True
+    function: bool = True
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """Arguments torch rejects, and the exception type it raises for them."""
+
+    kwargs: dict
+    raises: type[BaseException]
+    shape: tuple[int, ...] = (4, 6)
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str  # the torch.nn module's name, also the exercise's name
+    chapter: str
+    functional: str | None  # the torch.nn.functional name; Softmax2d has none
+    params: tuple[Param, ...] = ()
+    inplace: bool = False  # functional and module take ``inplace``
+    # Parameter sets to test, each overriding the defaults; the first should be the defaults.
+    cases: tuple[dict, ...] = ({},)
+    # Shape of the random inputs for values and gradients.
+    shape: tuple[int, ...] = (8, 16)
+    # Shapes for the shape check (the last one is made non-contiguous).
+    shapes: tuple[tuple[int, ...], ...] = ((), (0,), (7,), (2, 3, 4, 5))
+    # Shapes of 10 and of 1,000 elements for the vectorisation check.
+    vector_shapes: tuple[tuple[int, ...], tuple[int, ...]] = ((10,), (1000,))
+    # Kinks: points where f is not differentiable, given the case's parameters.
+    kinks: Callable[[dict], list[float]] = lambda p: []
+    # Inputs where torch's own value (or gradient) is inconsistent or not the true limit.
+    odd_values: tuple[float, ...] = ()
+    odd_grads: tuple[float, ...] = ()
+    odd_note: str = ""
+    # PReLU: the number of channels (dim 1) a case's weight needs; edge inputs are laid out to fit.
+    channels: Callable[[dict], int] | None = None
+    # Elementwise: edge inputs are tested one element at a time.
+    elementwise: bool = True
+    # ATen ops (by overload packet name) and torch callables that compute this very function.
+    forbidden_ops: tuple[str, ...] = ()
+    forbidden_functions: tuple[str, ...] = ()
+    invalid: tuple[Invalid, ...] = ()
+    random: bool = False  # RReLU: training output is random
+    # Inputs span [-scale, scale] (kinks of hardswish at ±3 must be inside).
+    scale: float = 4.0
+    # The function as (case, x) -> module kwargs, functional kwargs, Function args
+    module_kwargs: Callable[[dict], dict] | None = None
+    functional_args: Callable[[dict, torch.Tensor], tuple[tuple, dict]] | None = None
+    function_args: Callable[[dict, torch.Tensor], tuple] | None = None
+    paper: str = ""  # bibliography key for the book
+    notes: str = ""
+
+    # ----- derived views, used by the grader and the book -------------------------------------
+    @property
+    def function_name(self) -> str:
+        return f"{self.name}Function"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names an implementation defines: functional, module and autograd Function."""
+        out = (self.functional,) if self.functional else ()
+        return out + (self.name, self.function_name)
+
+    @property
+    def slug(self) -> str:
+        return self.functional or self.name.lower()
+
+    @property
+    def function_cases(self) -> tuple[dict, ...]:
+        """The cases ``<Module>Function`` can express: functional-only params (dtype) at their default."""
+        only = {p.name: p.default for p in self.params if not p.function}
+        return tuple(c for c in self.cases if all(c.get(k, v) == v for k, v in only.items()))
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, case: dict) -> dict:
+        """The full parameter set of a case: defaults overridden by the case."""
+        out = self.defaults()
+        out.update(case)
+        missing = [k for k, v in out.items() if v is REQUIRED]
+        if missing:
+            raise ValueError(f"{self.name}: case {case} leaves {missing} without a value")
+        return out
+
+    def describe(self, case: dict) -> str:
+        """``elu(alpha=1.0)``: how messages name a case."""
+        shown = {k: v for k, v in self.resolve(case).items()
+                 if not k.startswith("_") and not (k == "dtype" and v is None)}
+        inner = ", ".join(f"{k}={_short(v)}" for k, v in shown.items())
+        return f"{self.slug}({inner})"
+
+    def module_args(self, case: dict) -> dict:
+        p = self.resolve(case)
+        if self.module_kwargs:
+            return self.module_kwargs(p)
+        return {prm.name: p[prm.name] for prm in self.params if prm.module}
+
+    def functional_arguments(self, case: dict, x: torch.Tensor) -> tuple[tuple, dict]:
+        """What follows ``input`` in a call of the functional form."""
+        p = self.resolve(case)
+        if self.functional_args:
+            return self.functional_args(p, x)
+        return (), p
+
+    def function_arguments(self, case: dict, x: torch.Tensor) -> tuple:
+        """What follows ``input`` in ``<Module>Function.apply``."""
+        p = self.resolve(case)
+        if self.function_args:
+            return self.function_args(p, x)
+        return tuple(p[prm.name] for prm in self.params if prm.function)
+
+    # torch's own implementation, the reference every check compares against
+    def elementwise_tensor(self, case: dict, values: list[float], dtype: torch.dtype) -> torch.Tensor:
+        """Given values as a 1-D tensor, or for PReLU one column per channel."""
+        x = torch.tensor(values, dtype=dtype)
+        channels = self.channels(self.resolve(case)) if self.channels else 1
+        return x[:, None].expand(-1, channels).contiguous() if channels > 1 else x
+
+    def torch_functional(self) -> Callable | None:
+        return getattr(F, self.functional) if self.functional else None
+
+    def torch_module(self) -> type[torch.nn.Module]:
+        return getattr(torch.nn, self.name)
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float) and v == 1 / 3:
+        return "1/3"
+    return repr(v)
+
+
+def _prelu_weight(p: dict, x: torch.Tensor) -> torch.Tensor:
+    return torch.full((p["num_parameters"],), float(p["init"]), dtype=x.dtype, device=x.device)
+
+
+# Softmax-like: a dimension instead of elementwise; shapes chosen so every dim is valid.
+_DIM = (Param("dim", None), Param("_stacklevel", 3, module=False, function=False),
+        Param("dtype", None, module=False, function=False))
+_DIM_CASES = ({"dim": -1}, {"dim": 0}, {"dim": 1}, {"dim": 1, "dtype": torch.float64})
+_SOFTMAX_FORBIDDEN = ("_softmax", "softmax", "_log_softmax", "log_softmax", "special_softmax",
+                      "special_log_softmax")
+
+ACTIVATIONS: tuple[Activation, ...] = (
+    # ------------------------------------------------------------------ standard
+    Activation(
+        "ReLU", "standard", "relu", inplace=True,
+        kinks=lambda p: [0.0],
+        forbidden_ops=("relu", "relu_", "threshold", "threshold_", "hardtanh", "_prelu_kernel",
+                       "leaky_relu"),
+        paper="nair2010rectified",
+    ),
+    Activation(
+        "Sigmoid", "standard", "sigmoid",
+        forbidden_ops=("sigmoid", "sigmoid_", "special_expit"),
+        paper="rumelhart1986learning",
+    ),
+    Activation(
+        "Tanh", "standard", "tanh",
+        forbidden_ops=("tanh", "tanh_"),
+        paper="lecun1998efficient",
+    ),
+    # ------------------------------------------------------------------ ReLU variants
+    Activation(
+        "LeakyReLU", "relu_variants", "leaky_relu",
+        params=(Param("negative_slope", 0.01),), inplace=True,
+        cases=({}, {"negative_slope": 0.2}, {"negative_slope": 2.0}),
+        kinks=lambda p: [0.0],
+        forbidden_ops=("leaky_relu", "leaky_relu_", "_prelu_kernel", "rrelu_with_noise"),
+        paper="maas2013rectifier",
+    ),
+    Activation(
+        "PReLU", "relu_variants", "prelu",
+        params=(Param("num_parameters", 1), Param("init", 0.25)),
+        cases=({}, {"num_parameters": 3, "init": -0.5}, {"init": 1.5}),
+        shape=(4, 3, 5), shapes=((), (0,), (7,), (2, 3, 4, 5)),
+        kinks=lambda p: [0.0],
+        module_kwargs=lambda p: {"num_parameters": p["num_parameters"], "init": p["init"]},
+        functional_args=lambda p, x: ((_prelu_weight(p, x),), {}),
+        function_args=lambda p, x: (_prelu_weight(p, x),),
+        channels=lambda p: p["num_parameters"],
+        forbidden_ops=("prelu", "_prelu_kernel", "leaky_relu", "rrelu_with_noise"),
+        paper="he2015delving",
+        notes="weight is one slope per channel (dim 1), or one slope shared by all.",
+    ),
+    Activation(
+        "ReLU6", "relu_variants", "relu6", inplace=True,
+        kinks=lambda p: [0.0, 6.0], scale=8.0,
+        forbidden_ops=("hardtanh", "hardtanh_", "relu6", "relu6_"),
+        paper="krizhevsky2010convolutional",
+    ),
+    Activation(
+        "ELU", "relu_variants", "elu",
+        params=(Param("alpha", 1.0),), inplace=True,
+        cases=({}, {"alpha": 0.5}, {"alpha": 2.0}),
+        kinks=lambda p: [0.0] if p["alpha"] != 1.0 else [],
+        forbidden_ops=("elu", "elu_", "celu", "celu_", "selu", "selu_"),
+        paper="clevert2015fast",
+    ),
+    Activation(
+        "CELU", "relu_variants", "celu",
+        params=(Param("alpha", 1.0),), inplace=True,
+        cases=({}, {"alpha": 0.5}, {"alpha": 2.0}),
+        forbidden_ops=("elu", "elu_", "celu", "celu_", "selu", "selu_"),
+        invalid=(Invalid({"alpha": 0.0}, RuntimeError),),
+        paper="barron2017continuously",
+    ),
+    Activation(
+        "SELU", "relu_variants", "selu", inplace=True,
+        kinks=lambda p: [0.0],
+        forbidden_ops=("elu", "elu_", "celu", "celu_", "selu", "selu_"),
+        paper="klambauer2017self",
+    ),
+    Activation(
+        "RReLU", "relu_variants", "rrelu",
+        params=(Param("lower", 1.0 / 8), Param("upper", 1.0 / 3), Param("training", False, module=False)),
+        inplace=True,
+        cases=({}, {"lower": 0.1, "upper": 0.3}),
+        kinks=lambda p: [0.0],
+        random=True,
+        forbidden_ops=("rrelu", "rrelu_", "rrelu_with_noise", "rrelu_with_noise_", "leaky_relu",
+                       "leaky_relu_", "_prelu_kernel"),
+        invalid=(Invalid({"lower": 0.5, "upper": 0.1}, RuntimeError),),
+        paper="xu2015empirical",
+    ),
+    Activation(
+        "Threshold", "relu_variants", "threshold",
+        params=(Param("threshold", REQUIRED), Param("value", REQUIRED)), inplace=True,
+        cases=({"threshold": 0.1, "value": 20.0}, {"threshold": -1.0, "value": -2.0},
+               {"threshold": 0.0, "value": 0.0}),
+        kinks=lambda p: [p["threshold"]],
+        forbidden_ops=("threshold", "threshold_", "relu", "relu_"),
+        notes="threshold and value have no default, as in torch.",
+    ),
+    # ------------------------------------------------------------------ modern
+    Activation(
+        "GELU", "modern", "gelu",
+        params=(Param("approximate", "none"),),
+        cases=({}, {"approximate": "tanh"}),
+        odd_values=(math.inf, -math.inf), odd_grads=(math.inf, -math.inf),
+        odd_note="torch's vectorised CPU kernel gives nan at ±inf (1 for a single element)",
+        forbidden_ops=("gelu", "gelu_"),
+        invalid=(Invalid({"approximate": "fast"}, RuntimeError),),
+        paper="hendrycks2016gaussian",
+    ),
+    Activation(
+        "SiLU", "modern", "silu", inplace=True,
+        odd_values=(-math.inf,), odd_grads=(math.inf, -math.inf),
+        odd_note="torch gives nan at -inf, where the limit is 0",
+        forbidden_ops=("silu", "silu_"),
+        paper="ramachandran2017searching",
+    ),
+    Activation(
+        "Mish", "modern", "mish", inplace=True,
+        odd_values=(-math.inf,), odd_grads=(math.inf, -math.inf),
+        odd_note="torch gives nan at -inf, where the limit is 0",
+        forbidden_ops=("mish", "mish_"),
+        paper="misra2019mish",
+    ),
+    # ------------------------------------------------------------------ hard approximations
+    Activation(
+        "Hardtanh", "hard", "hardtanh",
+        params=(Param("min_val", -1.0), Param("max_val", 1.0)), inplace=True,
+        cases=({}, {"min_val": -2.0, "max_val": 0.5}, {"min_val": 0.0, "max_val": 6.0}),
+        kinks=lambda p: [p["min_val"], p["max_val"]], scale=8.0,
+        forbidden_ops=("hardtanh", "hardtanh_", "relu6"),
+        invalid=(Invalid({"min_val": 2.0, "max_val": 1.0}, ValueError),),
+        paper="collobert2004large",
+    ),
+    Activation(
+        "Hardsigmoid", "hard", "hardsigmoid", inplace=True,
+        kinks=lambda p: [-3.0, 3.0],
+        forbidden_ops=("hardsigmoid", "hardsigmoid_"),
+        paper="howard2019searching",
+    ),
+    Activation(
+        "Hardswish", "hard", "hardswish", inplace=True,
+        kinks=lambda p: [-3.0, 3.0],
+        odd_values=(-math.inf,),
+        odd_note="torch gives nan at -inf (-inf times 0), where the limit is 0",
+        forbidden_ops=("hardswish", "hardswish_"),
+        paper="howard2019searching",
+    ),
+    # ------------------------------------------------------------------ shrinkage
+    Activation(
+        "Softshrink", "shrinkage", "softshrink",
+        params=(Param("lambd", 0.5),),
+        cases=({}, {"lambd": 1.0}, {"lambd": 0.0}),
+        kinks=lambda p: [-p["lambd"], p["lambd"]],
+        forbidden_ops=("softshrink",),
+        invalid=(Invalid({"lambd": -1.0}, RuntimeError),),
+        paper="donoho1995noising",
+    ),
+    Activation(
+        "Hardshrink", "shrinkage", "hardshrink",
+        params=(Param("lambd", 0.5),),
+        cases=({}, {"lambd": 1.0}, {"lambd": 0.0}),
+        kinks=lambda p: [-p["lambd"], p["lambd"]],
+        forbidden_ops=("hardshrink",),
+        paper="donoho1995noising",
+    ),
+    Activation(
+        "Tanhshrink", "shrinkage", "tanhshrink",
+        forbidden_functions=("torch.nn.functional.tanhshrink",),
+        forbidden_ops=(),
+    ),
+    # ------------------------------------------------------------------ smooth
+    Activation(
+        "Softplus", "smooth", "softplus",
+        params=(Param("beta", 1.0), Param("threshold", 20.0)),
+        cases=({}, {"beta": 2.0, "threshold": 5.0}, {"beta": 0.5}),
+        # where beta * x crosses threshold, softplus switches to x: a (tiny) jump
+        kinks=lambda p: [p["threshold"] / p["beta"]],
+        forbidden_ops=("softplus",),
+        scale=30.0,
+        paper="dugas2001incorporating",
+    ),
+    Activation(
+        "Softsign", "smooth", "softsign",
+        odd_values=(math.inf, -math.inf), odd_grads=(math.inf, -math.inf),
+        odd_note="torch computes x / (1 + |x|), which is nan at ±inf where the limit is ±1",
+        forbidden_functions=("torch.nn.functional.softsign",),
+        paper="bergstra2009quadratic",
+    ),
+    Activation(
+        "LogSigmoid", "smooth", "logsigmoid",
+        forbidden_ops=("log_sigmoid", "log_sigmoid_forward", "softplus"),
+        scale=30.0,
+    ),
+    # ------------------------------------------------------------------ gating
+    Activation(
+        "GLU", "gating", "glu",
+        params=(Param("dim", -1),),
+        cases=({}, {"dim": 0}, {"dim": 1}),
+        shape=(4, 6, 8), shapes=((0, 4), (6,), (2, 4, 6, 8)), vector_shapes=((5, 2), (10, 100)),
+        elementwise=False,
+        odd_values=(math.inf, -math.inf), odd_grads=(math.inf, -math.inf),
+        odd_note="with a = ±inf torch's value or gradient is nan or ±inf depending on the kernel path",
+        forbidden_ops=("glu",),
+        invalid=(Invalid({"dim": -1}, RuntimeError, shape=(4, 5)),),
+        paper="dauphin2017language",
+    ),
+    # ------------------------------------------------------------------ normalization
+    Activation(
+        "Softmax", "normalization", "softmax",
+        params=_DIM, cases=_DIM_CASES,
+        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
+        elementwise=False, scale=10.0,
+        forbidden_ops=_SOFTMAX_FORBIDDEN,
+        paper="bridle1990probabilistic",
+    ),
+    Activation(
+        "LogSoftmax", "normalization", "log_softmax",
+        params=_DIM, cases=_DIM_CASES,
+        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
+        elementwise=False, scale=10.0,
+        forbidden_ops=_SOFTMAX_FORBIDDEN + ("logsumexp",),
+        paper="bridle1990probabilistic",
+    ),
+    Activation(
+        "Softmin", "normalization", "softmin",
+        params=_DIM, cases=_DIM_CASES,
+        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
+        elementwise=False, scale=10.0,
+        forbidden_ops=_SOFTMAX_FORBIDDEN,
+        forbidden_functions=("torch.nn.functional.softmin",),
+    ),
+    Activation(
+        "Softmax2d", "normalization", None,
+        shape=(2, 3, 4, 5), shapes=((3, 4, 5), (0, 3, 4, 5), (2, 3, 4, 5)),
+        vector_shapes=((2, 1, 5), (10, 10, 10)),
+        elementwise=False, scale=10.0,
+        forbidden_ops=_SOFTMAX_FORBIDDEN,
+        invalid=(Invalid({}, ValueError, shape=(4, 5)),),
+        notes="softmax over the channel dimension (-3) of a 3-D or 4-D input.",
+    ),
+)
+
+BY_NAME: dict[str, Activation] = {a.name: a for a in ACTIVATIONS}
+
+
+def by_chapter(chapter: str) -> list[Activation]:
+    return [a for a in ACTIVATIONS if a.chapter == chapter]
+
+
+def chapter_stem(chapter: str) -> str:
+    """``02_relu_variants``: the file stem of a chapter's notebooks."""
+    return f"{CHAPTER_NUMBERS[chapter]:02d}_{chapter}"

@@ -1,0 +1,789 @@
+"""The grader's checks: each compares one aspect of a student's activation with torch's.
+
+A check is a function ``(impl, device) -> notes``: it returns notes (shown, never costing marks) or
+raises :class:`CheckFailure` with a one-line message naming the input. ``CHECKS`` lists them; the
+pytest suite (``grader/suite.py``) parametrises over catalogue entries x checks x devices.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .catalog import REQUIRED, Activation
+from .compare import (HALF, CheckFailure, Locate, assert_close, assert_half_close, check_tensor,
+                      dtype_name, fmt, locate_elementwise, locate_index)
+from .recorder import Recorder, resolve
+
+Notes = list[str]
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
+def student_call(what: str, fn: Callable, *args, **kwargs):
+    """Call student code; any exception becomes a one-line failure."""
+    try:
+        return fn(*args, **kwargs)
+    except CheckFailure:
+        raise
+    except NotImplementedError:
+        raise CheckFailure(f"{what}: not implemented (raises NotImplementedError)") from None
+    except Exception as exc:
+        raise CheckFailure(f"{what}: raised {_one_line(exc)}") from None
+
+
+class Impl:
+    """A student's (or torch's) three forms of one activation, called the same way."""
+
+    def __init__(self, entry: Activation, namespace: dict) -> None:
+        self.entry = entry
+        self.ns = namespace
+
+    def get(self, name: str) -> object:
+        if name not in self.ns:
+            raise CheckFailure(f"{name} is not defined")
+        return self.ns[name]
+
+    def module_class(self) -> type:
+        cls = self.get(self.entry.name)
+        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+            raise CheckFailure(f"{self.entry.name} is not a subclass of torch.nn.Module")
+        return cls
+
+    def function_class(self) -> type:
+        cls = self.get(self.entry.function_name)
+        if not (isinstance(cls, type) and issubclass(cls, torch.autograd.Function)):
+            raise CheckFailure(f"{self.entry.function_name} is not a subclass of torch.autograd.Function")
+        return cls
+
+    def make_module(self, case: dict, inplace: bool = False) -> torch.nn.Module:
+        kwargs = self.entry.module_args(case)
+        if inplace:
+            kwargs["inplace"] = True
+        label = f"{self.entry.name}({', '.join(f'{k}={fmt_arg(v)}' for k, v in kwargs.items())})"
+        module = student_call(label, self.module_class(), **kwargs)
+        if self.entry.random:
+            module.eval()
+        return module
+
+    def functional(self) -> Callable:
+        """``f(x, *args, **kwargs)``; Softmax2d, which has no functional form, goes through its module."""
+        if self.entry.functional:
+            fn = self.get(self.entry.functional)
+            if not callable(fn):
+                raise CheckFailure(f"{self.entry.functional} is not callable")
+            return fn
+        return lambda x, *a, **k: self.make_module({})(x)
+
+    def function(self) -> Callable:
+        return self.function_class().apply
+
+
+def torch_impl(entry: Activation) -> Impl:
+    """torch itself, seen through the same interface: the reference of every check."""
+    ns = {entry.name: entry.torch_module()}
+    if entry.functional:
+        ns[entry.functional] = entry.torch_functional()
+    return Impl(entry, ns)
+
+
+def fmt_arg(v: object) -> str:
+    return fmt(v) if isinstance(v, float) else repr(v)
+
+
+# ---------------------------------------------------------------------------------- inputs
+
+def seed_of(*parts: object) -> int:
+    return zlib.crc32(repr(parts).encode())
+
+
+def random_input(entry: Activation, dtype: torch.dtype, device: str, seed: int,
+                 shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(shape if shape is not None else entry.shape, generator=g, dtype=torch.float64) * 2 - 1)
+    return (x * entry.scale).to(dtype).to(device)
+
+
+def noncontiguous(x: torch.Tensor) -> torch.Tensor:
+    """The same values in a transposed (non-contiguous) layout."""
+    if x.dim() < 2:
+        return x
+    y = x.transpose(-1, -2).contiguous().transpose(-1, -2)
+    assert not y.is_contiguous() or min(x.shape[-2:]) <= 1
+    return y
+
+
+def upstream_for(entry: Activation, y: torch.Tensor, seed: int) -> torch.Tensor:
+    """Ones for elementwise functions (the gradient is then the derivative itself); random otherwise,
+    since the gradient of sum(softmax) is 0 whatever the implementation."""
+    if entry.elementwise:
+        return torch.ones_like(y)
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(y.shape, generator=g, dtype=torch.float64).to(y.dtype).to(y.device)
+
+
+def _finite_floats(dtype: torch.dtype) -> list[float]:
+    tiny = torch.finfo(dtype).smallest_normal
+    sub = [tiny / 2 ** 10, float(torch.finfo(dtype).tiny) * 2.0 ** -(52 if dtype == torch.float64 else 23)]
+    return [0.0, -0.0, 1e4, -1e4, 100.0, -100.0, 88.8, -88.8, 20.0, -20.0, 1e-3, -1e-3] + sub + [-s for s in sub]
+
+
+def edge_points(entry: Activation, case: dict, dtype: torch.dtype) -> list[float]:
+    points = _finite_floats(dtype) + [math.inf, -math.inf, math.nan]
+    return points + [float(k) for k in entry.kinks(entry.resolve(case))]
+
+
+def edge_input(entry: Activation, case: dict, dtype: torch.dtype) -> tuple[torch.Tensor, Locate]:
+    """Edge inputs in the layout the activation needs, and how messages name an element."""
+    pts = edge_points(entry, case, dtype)
+    if entry.elementwise:
+        x = entry.elementwise_tensor(case, pts, dtype)
+        return x, locate_elementwise(x)
+    if entry.name == "GLU":
+        a = torch.tensor(pts, dtype=dtype)
+        b = a.flip(0)
+        x = torch.stack([a, b], 0)  # halves along dim 0 -> pairs (a_i, b_i) along dim 1
+        x = x.transpose(0, 1).reshape(len(pts), 2)  # row i is [a_i, b_i], glu over dim -1
+
+        def where(index: tuple) -> str:
+            i = index[0] if index else 0
+            return f"at a={fmt(x[i, 0].item())}, b={fmt(x[i, 1].item())}"
+
+        return x, where
+    # softmax-like: rows, reduced over the last dimension (or channels for Softmax2d)
+    rows = [[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [1e4, 0.0, -1e4], [88.8, -88.8, 0.0],
+            [100.0, 100.0, -100.0], [-100.0, -100.0, -100.0], [-math.inf, 0.0, 1.0],
+            [-math.inf, -math.inf, 5.0], [math.nan, 0.0, 1.0], [1e-40, 0.0, -1e-40], [20.0, -20.0, 0.0]]
+    x = torch.tensor(rows, dtype=dtype)
+
+    def where_row(index: tuple) -> str:
+        i = index[0] if index else 0
+        return f"in row [{', '.join(fmt(v) for v in rows[i])}] at position {index[1] if len(index) > 1 else 0}"
+
+    if entry.name == "Softmax2d":
+        x4 = x.reshape(len(rows), 3, 1, 1)
+        return x4, lambda index: where_row(index[:2])
+    return x, where_row
+
+
+# ---------------------------------------------------------------------------------- autograd
+
+def forward_backward(what: str, fn: Callable, x: torch.Tensor, args: tuple, kwargs: dict,
+                     upstream_seed: int, entry: Activation, *, grads: bool = True):
+    """Run ``fn(x, *args, **kwargs)`` with gradients w.r.t. x and tensor args; returns (y, grads)."""
+    x = x.detach().clone().requires_grad_(grads and x.is_floating_point())
+    args = tuple(a.detach().clone().requires_grad_(grads) if isinstance(a, torch.Tensor) else a for a in args)
+    y = student_call(what, fn, x, *args, **kwargs)
+    if not isinstance(y, torch.Tensor):
+        raise CheckFailure(f"{what}: returned {type(y).__name__}, torch returns a Tensor")
+    if not grads or y.numel() == 0:
+        return y, x, ()
+    inputs = (x,) + tuple(a for a in args if isinstance(a, torch.Tensor))
+    if not y.requires_grad:
+        raise CheckFailure(f"{what}: the output does not require grad: is it detached from the input?")
+    up = upstream_for(entry, y, upstream_seed)
+    g = student_call(f"{what} backward", torch.autograd.grad, y, inputs, up, allow_unused=True)
+    for i, gi in enumerate(g):
+        if gi is None:
+            name = "input" if i == 0 else "weight"
+            raise CheckFailure(f"{what}: the gradient w.r.t. {name} is None: is the output connected to it?")
+    return y, x, g
+
+
+@dataclass
+class KinkRule:
+    """At a kink any value between the one-sided derivatives is a valid (Clarke) subgradient."""
+
+    mask: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
+    torch_value: torch.Tensor
+
+
+def _one_sided(entry: Activation, case: dict, k: float) -> tuple[float, float]:
+    ref = torch_impl(entry).functional()
+    delta = 1e-7 * max(1.0, abs(k))
+    out = []
+    for p in (k - delta, k + delta):
+        x = entry.elementwise_tensor(case, [p], torch.float64).requires_grad_()
+        args, kwargs = entry.functional_arguments(case, x)
+        (g,) = torch.autograd.grad(ref(x, *args, **kwargs).sum(), x)
+        out.append(g.reshape(-1)[0].item())
+    return out[0], out[1]
+
+
+def kink_rule(entry: Activation, case: dict, x: torch.Tensor, torch_grad: torch.Tensor) -> KinkRule | None:
+    kinks = sorted(set(entry.kinks(entry.resolve(case)))) if entry.elementwise else []
+    if not kinks:
+        return None
+    xd = x.detach().cpu().double()
+    mask = torch.zeros_like(xd, dtype=torch.bool)
+    lo, hi = torch.zeros_like(xd), torch.zeros_like(xd)
+    for k in kinks:
+        at = xd == float(torch.tensor(k, dtype=x.dtype))
+        if bool(at.any()):
+            left, right = _one_sided(entry, case, k)
+            mask |= at
+            lo = torch.where(at, min(left, right), lo)
+            hi = torch.where(at, max(left, right), hi)
+    if not bool(mask.any()):
+        return None
+    return KinkRule(mask, lo, hi, torch_grad.detach().cpu().double())
+
+
+def check_kinks_subgradient(g: torch.Tensor, rule: KinkRule, what: str, where: Locate,
+                            entry: Activation, case: dict) -> Notes:
+    notes = []
+    gd = g.detach().cpu().double()
+    tol = 1e-3 * (1 + rule.hi.abs())
+    ok = ((gd >= rule.lo - tol) & (gd <= rule.hi + tol)) | ((gd - rule.torch_value).abs() <= tol)
+    bad = rule.mask & ~ok
+    if bool(bad.any()):
+        i = tuple(int(v) for v in bad.nonzero()[0])
+        raise CheckFailure(
+            f"{what}: grad is {fmt(gd[i].item())} {where(i)}, a kink: any value in "
+            f"[{fmt(rule.lo[i].item())}, {fmt(rule.hi[i].item())}] is accepted (torch gives {fmt(rule.torch_value[i].item())})")
+    differs = rule.mask & ((gd - rule.torch_value).abs() > tol)
+    if bool(differs.any()):
+        i = tuple(int(v) for v in differs.nonzero()[0])
+        notes.append(
+            f"{what}: grad {fmt(gd[i].item())} {where(i)} is a valid subgradient, but torch's convention "
+            f"is {fmt(rule.torch_value[i].item())}")
+    return notes
+
+
+def compare_grads(student: tuple, reference: tuple, x: torch.Tensor, what: str, where: Locate,
+                  entry: Activation, case: dict, skip: torch.Tensor | None = None,
+                  truth: tuple | None = None) -> Notes:
+    """Gradients w.r.t. input (kink-aware) and tensor arguments; half precision against ``truth``."""
+    notes: Notes = []
+    for i, (gs, gr) in enumerate(zip(student, reference)):
+        label = what if i == 0 else f"{what} (weight)"
+        check_tensor(gs, gr, f"{label} grad")
+        rule = kink_rule(entry, case, x, gr) if i == 0 else None
+        local_skip = skip if i == 0 else None
+        if rule is not None:
+            notes += check_kinks_subgradient(gs, rule, label, where, entry, case)
+            local_skip = rule.mask if local_skip is None else (local_skip | rule.mask)
+        loc = where if i == 0 else locate_index(gr)
+        if truth is not None:
+            assert_half_close(gs, gr, truth[i], label, loc, kind="grad", skip=local_skip)
+        else:
+            assert_close(gs, gr, label, loc, kind="grad", skip=local_skip)
+    return notes
+
+
+# ---------------------------------------------------------------------------------- the checks
+
+def check_api(impl: Impl, device: str) -> Notes:
+    """Names defined, signatures and defaults as torch's, and every form runs."""
+    entry = impl.entry
+    if entry.functional:
+        fn = impl.functional()
+        expected = _torch_signature(entry)
+        try:
+            got = [(p.name, p.default) for p in inspect.signature(fn).parameters.values()]
+        except (TypeError, ValueError):
+            raise CheckFailure(f"{entry.functional}: has no inspectable signature") from None
+        got_s = _sig_str(got)
+        if [n for n, _ in got] != [n for n, _ in expected] or any(
+                not _same_default(a, b) for (_, a), (_, b) in zip(got, expected)):
+            raise CheckFailure(f"{entry.functional}{got_s}: torch's signature is {entry.functional}{_sig_str(expected)}")
+    cls = impl.module_class()
+    torch_params = inspect.signature(entry.torch_module().__init__).parameters
+    params = inspect.signature(cls.__init__).parameters
+    wanted = [n for n in entry.module_args(entry.cases[0])] + (["inplace"] if entry.inplace else [])
+    for name in wanted:
+        if name not in params:
+            raise CheckFailure(f"{entry.name}.__init__ has no parameter {name!r} (torch: {entry.name}{_init_str(torch_params)})")
+        if not _same_default(params[name].default, torch_params[name].default):
+            raise CheckFailure(f"{entry.name}.__init__: default {name}={_d(params[name].default)}, "
+                               f"torch's is {_d(torch_params[name].default)}")
+    impl.function_class()
+    # every form must run: a stub that raises NotImplementedError earns nothing here either
+    case = entry.cases[0]
+    x = random_input(entry, torch.float32, "cpu", seed_of("api"), entry.vector_shapes[0])
+    args, kwargs = entry.functional_arguments(case, x)
+    student_call(entry.describe(case), impl.functional(), x.clone(), *args, **kwargs)
+    student_call(entry.function_name, impl.function(), x.clone(), *entry.function_arguments(case, x))
+    student_call(f"{entry.name} module", impl.make_module(case), x.clone())
+    return []
+
+
+def _torch_signature(entry: Activation) -> list[tuple[str, object]]:
+    try:
+        sig = inspect.signature(entry.torch_functional())
+        return [(p.name, p.default) for p in sig.parameters.values()]
+    except (TypeError, ValueError):  # builtins: gelu, softplus, ...: the catalogue knows
+        out = [("input", inspect.Parameter.empty)]
+        out += [(p.name, inspect.Parameter.empty if p.default is REQUIRED else p.default) for p in entry.params
+                if entry.functional_args is None]
+        if entry.name == "PReLU":
+            out.append(("weight", inspect.Parameter.empty))
+        return out + ([("inplace", False)] if entry.inplace else [])
+
+
+def _same_default(a: object, b: object) -> bool:
+    if a is inspect.Parameter.empty or b is inspect.Parameter.empty:
+        return a is b
+    return type(a) is type(b) and a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                                             and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
+
+
+def _d(v: object) -> str:
+    return "<required>" if v is inspect.Parameter.empty else repr(v)
+
+
+def _sig_str(params: list) -> str:
+    return "(" + ", ".join(n if d is inspect.Parameter.empty else f"{n}={d!r}" for n, d in params) + ")"
+
+
+def _init_str(params) -> str:
+    return _sig_str([(p.name, p.default) for p in params.values() if p.name != "self"])
+
+
+def _values(dtype: torch.dtype) -> Callable[[Impl, str], Notes]:
+    def check(impl: Impl, device: str) -> Notes:
+        entry, ref = impl.entry, torch_impl(impl.entry)
+        for case in entry.cases:
+            what = f"{entry.describe(case)} {dtype_name(dtype)}"
+            x = random_input(entry, dtype, device, seed_of(entry.name, "values", case, dtype))
+            args, kwargs = entry.functional_arguments(case, x)
+            expected = ref.functional()(x, *args, **kwargs)
+            got = student_call(what, impl.functional(), x.clone(), *args, **kwargs)
+            where = locate_elementwise(x) if entry.elementwise else locate_index(x)
+            if expected.dtype in HALF:
+                truth = ref.functional()(x.double(), *_cast(args, torch.float64), **kwargs)
+                assert_half_close(got, expected, truth, what, where)
+            else:
+                assert_close(got, expected, what, where)
+        return []
+    return check
+
+
+def _cast(args: tuple, dtype: torch.dtype) -> tuple:
+    return tuple(a.to(dtype) if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def _grads(dtype: torch.dtype) -> Callable[[Impl, str], Notes]:
+    def check(impl: Impl, device: str) -> Notes:
+        entry, ref = impl.entry, torch_impl(impl.entry)
+        notes: Notes = []
+        for case in entry.cases:
+            what = f"{entry.describe(case)} {dtype_name(dtype)}"
+            x = random_input(entry, dtype, device, seed_of(entry.name, "grads", case, dtype))
+            args, kwargs = entry.functional_arguments(case, x)
+            seed = seed_of(entry.name, "up", case)
+            _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+            _, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
+            where = locate_elementwise(x) if entry.elementwise else locate_index(x)
+            truth = None
+            if dtype in HALF:
+                _, _, truth = forward_backward("torch", ref.functional(), x.double(), _cast(args, torch.float64),
+                                               kwargs, seed, entry)
+            notes += compare_grads(gs, gr, x, what, where, entry, case, truth=truth)
+        return notes
+    return check
+
+
+def _edge_skip(entry: Activation, x: torch.Tensor, odd: tuple[float, ...], nan_inputs: bool) -> torch.Tensor:
+    xd = x.detach().cpu().double()
+    skip = torch.zeros_like(xd, dtype=torch.bool)
+    for v in odd:
+        skip |= xd == v
+    if nan_inputs:
+        skip |= xd.isnan()
+    if not entry.elementwise and skip.dim() >= 2:
+        # a row with a skipped element is skipped whole; (rows, 1, ...) broadcasts over input and output
+        skip = skip.reshape(skip.shape[0], -1).any(1).reshape((-1,) + (1,) * (skip.dim() - 1))
+    return skip
+
+
+def check_edges(impl: Impl, device: str) -> Notes:
+    """Values and gradients at ±0, ±inf, nan, ±1e4, ±100, ±88.8, ±20, subnormals and the kinks."""
+    entry, ref = impl.entry, torch_impl(impl.entry)
+    notes: Notes = []
+    cases = entry.cases[:1] if not entry.elementwise else entry.cases
+    for case in cases:
+        for dtype in (torch.float32, torch.float64):
+            x, where = edge_input(entry, case, dtype)
+            x = x.to(device)
+            args, kwargs = entry.functional_arguments(case, x)
+            what = f"{entry.describe(case)} {dtype_name(dtype)}"
+            expected = ref.functional()(x, *args, **kwargs)
+            got = student_call(what, impl.functional(), x.clone(), *args, **kwargs)
+            assert_close(got, expected, what, where, skip=_edge_skip(entry, x, entry.odd_values, False))
+            seed = seed_of(entry.name, "edge-up")
+            _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+            _, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
+            skip = _edge_skip(entry, x, entry.odd_grads, True)
+            notes += compare_grads(gs, gr, x, what, where, entry, case, skip=skip)
+    return notes
+
+
+def check_kinks(impl: Impl, device: str) -> Notes:
+    """At each kink, functional and Function gradients are valid subgradients (torch's choice: a note)."""
+    entry, ref = impl.entry, torch_impl(impl.entry)
+    notes: Notes = []
+    for case in entry.cases:
+        kinks = entry.kinks(entry.resolve(case))
+        if not kinks:
+            continue
+        for dtype in (torch.float64, torch.float32):
+            x = entry.elementwise_tensor(case, kinks, dtype).to(device)
+            where = locate_elementwise(x)
+            what = f"{entry.describe(case)} {dtype_name(dtype)}"
+            seed = seed_of("kinks")
+            args, kwargs = entry.functional_arguments(case, x)
+            _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+            _, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
+            notes += compare_grads(gs, gr, x, what, where, entry, case)
+            fargs = entry.function_arguments(case, x)
+            _, _, gf = forward_backward(f"{entry.function_name} {what}", impl.function(), x, fargs, {}, seed, entry)
+            notes += compare_grads(gf, gr, x, f"{entry.function_name} {what}", where, entry, case)
+    return notes
+
+
+def check_shapes(impl: Impl, device: str) -> Notes:
+    """0-d, empty, 1-D and non-contiguous inputs: same shape, values and gradients as torch."""
+    entry, ref = impl.entry, torch_impl(impl.entry)
+    case = entry.cases[0]
+    for n, shape in enumerate(entry.shapes):
+        x = random_input(entry, torch.float32, device, seed_of(entry.name, "shape", shape), shape)
+        label = "0-d" if not shape else ("empty" if 0 in shape else f"{len(shape)}-D")
+        if n == len(entry.shapes) - 1 and len(shape) >= 2:
+            x, label = noncontiguous(x), f"non-contiguous {len(shape)}-D"
+        what = f"{entry.describe(case)} on a {label} input {tuple(shape)}"
+        args, kwargs = entry.functional_arguments(case, x)
+        seed = seed_of("shape-up", shape)
+        yr, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+        ys, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
+        assert_close(ys, yr, what, locate_index(x))
+        compare_grads(gs, gr, x, what, locate_index(x), entry, case)
+        module = impl.make_module(case)
+        ym = student_call(f"{entry.name} module {what}", module, x.clone())
+        assert_close(ym, yr, f"{entry.name} module {what}", locate_index(x))
+    return []
+
+
+def check_module(impl: Impl, device: str) -> Notes:
+    """Constructor, attributes, repr, state_dict, forward and gradients (PReLU: weight too)."""
+    entry, ref = impl.entry, torch_impl(impl.entry)
+    cls, torch_cls = impl.module_class(), entry.torch_module()
+    if all(p.default is not REQUIRED for p in entry.params):
+        mine = student_call(f"{entry.name}()", cls)
+        if repr(mine) != repr(torch_cls()):
+            raise CheckFailure(f"{entry.name}(): repr is {repr(mine)!r}, torch's is {repr(torch_cls())!r}")
+    cases = list(entry.cases) + ([{**entry.cases[0], "inplace": True}] if entry.inplace else [])
+    for case in cases:
+        kwargs = entry.module_args({k: v for k, v in case.items() if k != "inplace"})
+        if case.get("inplace"):
+            kwargs["inplace"] = True
+        label = f"{entry.name}({', '.join(f'{k}={fmt_arg(v)}' for k, v in kwargs.items())})"
+        mine = student_call(label, cls, **kwargs)
+        theirs = torch_cls(**kwargs)
+        if repr(mine) != repr(theirs):
+            raise CheckFailure(f"{label}: repr is {repr(mine)!r}, torch's is {repr(theirs)!r}")
+        for name in kwargs:
+            if hasattr(theirs, name) and getattr(mine, name, "<missing>") != getattr(theirs, name):
+                raise CheckFailure(f"{label}: attribute {name} is {getattr(mine, name, '<missing>')!r}, "
+                                   f"torch's is {getattr(theirs, name)!r}")
+        sd_mine, sd_theirs = mine.state_dict(), theirs.state_dict()
+        if list(sd_mine) != list(sd_theirs):
+            raise CheckFailure(f"{label}: state_dict keys are {list(sd_mine)}, torch's are {list(sd_theirs)}")
+        for key in sd_theirs:
+            assert_close(sd_mine[key], sd_theirs[key], f"{label}: state_dict[{key!r}]", locate_index(sd_theirs[key]))
+        mine.to(device), theirs.to(device)
+        if entry.random:
+            mine.eval(), theirs.eval()
+        if case.get("inplace"):
+            continue  # in-place behaviour has its own check
+        x = random_input(entry, torch.float32, device, seed_of(entry.name, "module", case))
+        xs, xt = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ys = student_call(f"{label} forward", mine, xs)
+        yt = theirs(xt)
+        assert_close(ys, yt, f"{label} forward", locate_elementwise(x) if entry.elementwise else locate_index(x))
+        up = upstream_for(entry, yt, seed_of("module-up"))
+        if not ys.requires_grad:
+            raise CheckFailure(f"{label}: the output does not require grad")
+        params_m, params_t = list(mine.parameters()), list(theirs.parameters())
+        gs = student_call(f"{label} backward", torch.autograd.grad, ys, [xs] + params_m, up, allow_unused=True)
+        gt = torch.autograd.grad(yt, [xt] + params_t, up)
+        for i, (a, b) in enumerate(zip(gs, gt)):
+            name = "input" if i == 0 else f"parameter {list(dict(theirs.named_parameters()))[i - 1]}"
+            if a is None:
+                raise CheckFailure(f"{label}: no gradient w.r.t. {name}")
+            assert_close(a, b, f"{label} grad w.r.t. {name}", locate_index(b), kind="grad")
+    return []
+
+
+def check_function(impl: Impl, device: str) -> Notes:
+    """``<Module>Function``: forward values and the hand-derived backward, on random and edge inputs."""
+    entry, ref = impl.entry, torch_impl(impl.entry)
+    fn = impl.function()
+    notes: Notes = []
+    for n, case in enumerate(entry.function_cases):
+        for dtype in (torch.float64, torch.float32):
+            what = f"{entry.function_name} {entry.describe(case)} {dtype_name(dtype)}"
+            x = random_input(entry, dtype, device, seed_of(entry.name, "function", case, dtype))
+            args, kwargs = entry.functional_arguments(case, x)
+            seed = seed_of("function-up", case)
+            yr, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+            ys, _, gs = forward_backward(what, fn, x, entry.function_arguments(case, x), {}, seed, entry)
+            where = locate_elementwise(x) if entry.elementwise else locate_index(x)
+            assert_close(ys, yr, what, where)
+            notes += compare_grads(gs, gr, x, what, where, entry, case)
+        if n and not entry.elementwise:
+            continue  # edge rows are laid out for the first case's dim
+        x, where = edge_input(entry, case, torch.float32)
+        x = x.to(device)
+        what = f"{entry.function_name} {entry.describe(case)} float32"
+        args, kwargs = entry.functional_arguments(case, x)
+        seed = seed_of("function-edge-up")
+        _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+        _, _, gs = forward_backward(what, fn, x, entry.function_arguments(case, x), {}, seed, entry)
+        notes += compare_grads(gs, gr, x, what, where, entry, case, skip=_edge_skip(entry, x, entry.odd_grads, True))
+    return notes
+
+
+def _away_from_kinks(entry: Activation, case: dict, x: torch.Tensor) -> torch.Tensor:
+    for k in entry.kinks(entry.resolve(case)):
+        x = torch.where((x - k).abs() < 0.05, x + 0.1, x)
+    return x
+
+
+def check_gradcheck(impl: Impl, device: str) -> Notes:
+    """torch.autograd.gradcheck (Function, functional) and gradgradcheck (functional), float64, off kinks."""
+    entry = impl.entry
+    small = tuple(min(s, 4) for s in entry.shape)
+    for case in entry.cases:
+        x = random_input(entry, torch.float64, device, seed_of(entry.name, "gradcheck", case), small)
+        x = _away_from_kinks(entry, case, x).requires_grad_()
+        fargs = entry.function_arguments(case, x)
+        args, kwargs = entry.functional_arguments(case, x)
+        fn, functional = impl.function(), impl.functional()
+        tensors = tuple(a.detach().clone().requires_grad_() for a in fargs if isinstance(a, torch.Tensor))
+
+        def with_tensors(f, extra, kw):
+            def call(x, *ts):
+                it = iter(ts)
+                return f(x, *(next(it) if isinstance(a, torch.Tensor) else a for a in extra), **kw)
+            return call
+
+        runs = [(f"{entry.function_name} {entry.describe(case)}", "gradcheck", with_tensors(fn, fargs, {})),
+                (f"{entry.describe(case)}", "gradcheck", with_tensors(functional, args, kwargs))]
+        # on the student's functional, whatever torch supports (torch's hardsigmoid has no gradgrad)
+        runs.append((f"{entry.describe(case)}", "gradgradcheck", with_tensors(functional, args, kwargs)))
+        for what, kind, f in runs:
+            checker = getattr(torch.autograd, kind)
+            try:
+                student_call(what, checker, f, (x,) + tensors, eps=1e-6, atol=1e-5, rtol=1e-3)
+            except CheckFailure as exc:
+                msg = str(exc)
+                if "GradcheckError" in msg:
+                    detail = msg.split("GradcheckError:", 1)[1].strip()
+                    raise CheckFailure(f"{what}: {kind} failed in float64: {detail}") from None
+                raise
+    return []
+
+
+def check_inplace(impl: Impl, device: str) -> Notes:
+    """``inplace=False`` (and functions without it) never modify the input; ``inplace=True`` modifies
+    it and returns it, as torch does."""
+    entry, ref = impl.entry, torch_impl(impl.entry)
+    case = entry.cases[0]
+    x = random_input(entry, torch.float32, device, seed_of(entry.name, "inplace"))
+    args, kwargs = entry.functional_arguments(case, x)
+    expected = ref.functional()(x.clone(), *args, **kwargs)
+    where = locate_elementwise(x) if entry.elementwise else locate_index(x)
+    forms = [(f"{entry.describe(case)}", lambda t: impl.functional()(t, *args, **kwargs))]
+    forms.append((f"{entry.name} module", lambda t: impl.make_module(case)(t)))
+    if entry.inplace:
+        forms.append((f"{entry.describe(case)} with inplace=False",
+                      lambda t: impl.functional()(t, *args, **{**kwargs, "inplace": False})))
+    for what, call in forms:
+        t = x.clone()
+        student_call(what, call, t)
+        if not torch.equal(t, x) and not (t.isnan() & x.isnan()).any():
+            raise CheckFailure(f"{what}: modified its input; only inplace=True may")
+    if not entry.inplace:
+        return []
+    kw = {**kwargs, "inplace": True}
+    for what, call in [(f"{entry.slug}(..., inplace=True)", lambda t: impl.functional()(t, *args, **kw)),
+                       (f"{entry.name}(inplace=True)",
+                          lambda t: impl.make_module(case, inplace=True)(t))]:
+        t = x.clone()
+        out = student_call(what, call, t)
+        if not isinstance(out, torch.Tensor) or out.data_ptr() != t.data_ptr():
+            raise CheckFailure(f"{what}: must return its input tensor, modified in place")
+        assert_close(t, expected, f"{what}: the input after the call", where)
+    return []
+
+
+def check_invalid(impl: Impl, device: str) -> Notes:
+    """Invalid arguments raise the exception torch raises."""
+    entry = impl.entry
+    for bad in entry.invalid:
+        x = random_input(entry, torch.float32, device, seed_of("invalid"), bad.shape)
+        args, kwargs = entry.functional_arguments(bad.kwargs, x) if entry.functional else ((), {})
+        label = (f"{entry.slug}({', '.join(f'{k}={fmt_arg(v)}' for k, v in bad.kwargs.items())}) "
+                 f"on a {tuple(bad.shape)} input")
+        try:
+            impl.functional()(x, *args, **kwargs)
+        except NotImplementedError:
+            raise CheckFailure(f"{label}: not implemented (raises NotImplementedError)") from None
+        except bad.raises:
+            continue
+        except Exception as exc:
+            raise CheckFailure(f"{label}: raised {_one_line(exc)}; torch raises {bad.raises.__name__}") from None
+        raise CheckFailure(f"{label}: returned a result; torch raises {bad.raises.__name__}")
+    return []
+
+
+def check_random(impl: Impl, device: str) -> Notes:
+    """RReLU in training: a slope per element, uniform in [lower, upper]; its gradient is that slope."""
+    entry = impl.entry
+    n = 20000
+    for case in entry.cases:
+        p = entry.resolve(case)
+        lower, upper = p["lower"], p["upper"]
+        what = f"{entry.describe({**case, 'training': True})}"
+        torch.manual_seed(seed_of("random", case) % 2 ** 31)
+        x = -torch.rand(n, dtype=torch.float64, device=device) - 0.5  # negative: slope = y / x
+        x = torch.cat([x, torch.tensor([2.0, 0.5], dtype=torch.float64, device=device)])
+        y, xs, (g,) = forward_backward(what, impl.functional(), x, (), {**p, "training": True}, 0, entry)
+        _check_slopes(y, x, g, lower, upper, what, n)
+        y, xs, (g,) = forward_backward(f"{entry.function_name} {what}", impl.function(), x,
+                                       (lower, upper, True), {}, 0, entry)
+        _check_slopes(y, x, g, lower, upper, f"{entry.function_name} {what}", n)
+        module = student_call(entry.name, impl.module_class(), **entry.module_args(case))
+        module.train()
+        ym = student_call(f"{entry.name} in training mode", module, x)
+        slopes = (ym[:n] / x[:n]).detach()
+        if float(slopes.std()) < 0.1 * (upper - lower) / math.sqrt(12):
+            raise CheckFailure(f"{entry.name} in training mode: slopes do not vary between elements: "
+                               f"does forward use self.training?")
+    return []
+
+
+def _check_slopes(y: torch.Tensor, x: torch.Tensor, g: torch.Tensor, lower: float, upper: float,
+                  what: str, n: int) -> None:
+    y = y.detach()
+    assert_close(y[n:], x[n:], f"{what}: positive inputs", locate_elementwise(x[n:]))
+    slopes = y[:n] / x[:n]
+    eps = 1e-9
+    if bool((slopes < lower - eps).any()) or bool((slopes > upper + eps).any()):
+        bad = slopes[(slopes < lower - eps) | (slopes > upper + eps)][0].item()
+        raise CheckFailure(f"{what}: a negative slope is {fmt(bad)}, outside [{fmt(lower)}, {fmt(upper)}]")
+    mean, sd = float(slopes.mean()), (upper - lower) / math.sqrt(12)
+    if abs(mean - (lower + upper) / 2) > 5 * sd / math.sqrt(n):
+        raise CheckFailure(f"{what}: mean slope {fmt(mean)}, expected {fmt((lower + upper) / 2)} "
+                           f"(uniform in [{fmt(lower)}, {fmt(upper)}])")
+    # Kolmogorov-Smirnov distance to the uniform distribution (critical value at 1e-6: 2.7 / sqrt(n))
+    u = ((slopes - lower) / (upper - lower)).sort().values
+    ecdf = torch.arange(1, n + 1, dtype=u.dtype, device=u.device) / n
+    ks = float(torch.maximum((ecdf - u).abs(), (ecdf - 1 / n - u).abs()).max())
+    if ks > 2.7 / math.sqrt(n):
+        raise CheckFailure(f"{what}: slopes are not uniform in [{fmt(lower)}, {fmt(upper)}] "
+                           f"(Kolmogorov-Smirnov distance {ks:.3f})")
+    assert_close(g.detach()[:n], slopes, f"{what}: grad (must be each element's own slope)",
+                 locate_elementwise(x[:n]), kind="grad")
+
+
+def _forbidden(entry: Activation) -> tuple[set[str], list]:
+    ops = set(entry.forbidden_ops)
+    funcs = [resolve(f) for f in entry.forbidden_functions]
+    if entry.functional:
+        funcs.append(entry.torch_functional())
+        for mod in (torch, torch.Tensor):
+            if hasattr(mod, entry.functional):
+                funcs.append(getattr(mod, entry.functional))
+    return ops, funcs
+
+
+def _record(impl: Impl, case: dict, x: torch.Tensor) -> Recorder:
+    entry = impl.entry
+    args, kwargs = entry.functional_arguments(case, x)
+    fargs = entry.function_arguments(case, x)
+    module = impl.make_module(case)
+    with Recorder() as rec:
+        forward_backward(entry.describe(case), impl.functional(), x, args, kwargs, 0, entry)
+        forward_backward(entry.function_name, impl.function(), x, fargs, {}, 0, entry)
+        student_call(f"{entry.name} module", module, x)
+    return rec
+
+
+def check_forbidden(impl: Impl, device: str) -> Notes:
+    """The implementation must not call the op it implements (seen at the ATen and API levels)."""
+    entry = impl.entry
+    ops, funcs = _forbidden(entry)
+    for case in entry.cases:
+        x = random_input(entry, torch.float32, device, seed_of("forbidden"))
+        rec = _record(impl, case, x)
+        used = sorted(op for op in rec.ops if op in ops)
+        if used:
+            raise CheckFailure(f"{entry.describe(case)}: calls torch's own aten.{used[0]}: write it from scratch")
+        called = [f for f in rec.calls if any(f is g for g in funcs)]
+        if called:
+            name = getattr(called[0], "__qualname__", getattr(called[0], "__name__", repr(called[0])))
+            raise CheckFailure(f"{entry.describe(case)}: calls torch's {name}: write it from scratch")
+    return []
+
+
+def check_vectorised(impl: Impl, device: str) -> Notes:
+    """The number of dispatched ops must not grow with the input: no Python loop over elements."""
+    entry = impl.entry
+    case = entry.cases[0]
+    counts = []
+    for shape in entry.vector_shapes:
+        x = random_input(entry, torch.float32, device, seed_of("vector", shape), shape)
+        counts.append(_record(impl, case, x).total)
+    small, large = entry.vector_shapes
+    n_small, n_large = math.prod(small), math.prod(large)
+    if counts[1] > counts[0]:
+        raise CheckFailure(f"{entry.describe(case)}: dispatches {counts[0]} torch ops on {n_small} elements but "
+                           f"{counts[1]:,} on {n_large:,}: a Python loop over elements? Use tensor ops")
+    return []
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    run: Callable[[Impl, str], Notes]
+    per_device: bool = True  # also run on CUDA
+    applies: Callable[[Activation], bool] = lambda entry: True
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("api", check_api, per_device=False),
+    *(Check(f"values[{dtype_name(d)}]", _values(d)) for d in (torch.float64, torch.float32, *HALF)),
+    *(Check(f"grad[{dtype_name(d)}]", _grads(d)) for d in (torch.float64, torch.float32, *HALF)),
+    Check("edges", check_edges),
+    Check("kinks", check_kinks, applies=lambda e: any(e.kinks(e.resolve(c)) for c in e.cases)),
+    Check("shapes", check_shapes),
+    Check("module", check_module),
+    Check("function", check_function),
+    Check("gradcheck", check_gradcheck, per_device=False),
+    Check("inplace", check_inplace),
+    Check("invalid", check_invalid, per_device=False, applies=lambda e: bool(e.invalid)),
+    Check("random", check_random, per_device=False, applies=lambda e: e.random),
+    Check("forbidden", check_forbidden, per_device=False),
+    Check("vectorised", check_vectorised, per_device=False),
+)
+CHECKS_BY_NAME = {c.name: c for c in CHECKS}
+
+
+def checks_for(entry: Activation, devices: list[str]) -> list[tuple[Check, str]]:
+    out = []
+    for device in devices:
+        for check in CHECKS:
+            if check.applies(entry) and (device == "cpu" or check.per_device):
+                out.append((check, device))
+    return out

@@ -1,0 +1,117 @@
+"""Load a submission (.ipynb or .py) into a namespace, cell by cell, as a kernel would."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .catalog import ACTIVATIONS, Activation
+
+
+class SubmissionError(Exception):
+    """The file cannot be graded at all (missing, not a notebook, unreadable). One line."""
+
+
+@dataclass
+class Submission:
+    path: str
+    sha256: str
+    namespace: dict
+    notes: list[str] = field(default_factory=list)
+
+    def defines(self, entry: Activation) -> bool:
+        return any(name in self.namespace for name in entry.names)
+
+    @property
+    def graded(self) -> list[Activation]:
+        """Every activation whose names the submission defines, in catalogue order."""
+        return [a for a in ACTIVATIONS if self.defines(a)]
+
+
+def read_cells(path: Path) -> list[str]:
+    """The code cells of a notebook, or the whole file of a .py, as source strings."""
+    if not path.exists():
+        raise SubmissionError(f"{path}: no such file")
+    if path.is_dir():
+        raise SubmissionError(f"{path}: is a directory, expected an .ipynb or .py file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SubmissionError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if path.suffix == ".py":
+        return [text]
+    if path.suffix != ".ipynb":
+        raise SubmissionError(f"{path}: expected an .ipynb or .py file")
+    try:
+        nb = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SubmissionError(f"{path}: not a notebook (invalid JSON at line {exc.lineno})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise SubmissionError(f"{path}: not a notebook (no list of cells)")
+    if nb.get("nbformat") != 4:
+        raise SubmissionError(f"{path}: nbformat {nb.get('nbformat')!r} is not supported, save it as nbformat 4")
+    cells = []
+    for cell in nb["cells"]:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        cells.append("".join(src) if isinstance(src, list) else str(src))
+    return cells
+
+
+def _strip_ipython(source: str) -> tuple[str, list[str]]:
+    """Drop notebook magics and shell escapes, which only a kernel understands."""
+    lines, dropped = [], []
+    if source.lstrip().startswith("%%"):
+        return "", [source.lstrip().splitlines()[0]]
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            dropped.append(stripped)
+            lines.append(line[: len(line) - len(stripped)] + "pass")
+        else:
+            lines.append(line)
+    return "\n".join(lines), dropped
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {msg[0]}" if msg else type(exc).__name__
+
+
+def load(path: str | Path) -> Submission:
+    """Execute the submission's code cells in order in one namespace; errors become notes."""
+    path = Path(path)
+    cells = read_cells(path)
+    sub = Submission(str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
+                     {"__name__": "__submission__", "__file__": str(path)})
+    for number, source in enumerate(cells, start=1):
+        where = f"code cell {number}" if path.suffix == ".ipynb" else "file"
+        source, dropped = _strip_ipython(source)
+        for magic in dropped:
+            sub.notes.append(f"{where}: skipped '{magic[:60]}' (magics and shell commands do not run when graded)")
+        try:
+            code = compile(source, f"<{path.name} {where}>", "exec")
+        except SyntaxError as exc:
+            sub.notes.append(f"{where}: SyntaxError: {exc.msg} (line {exc.lineno}); the cell was skipped")
+            continue
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                exec(code, sub.namespace)
+        except (Exception, SystemExit) as exc:  # a failing cell must not stop the others
+            line = _failing_line(exc, code.co_filename)
+            sub.notes.append(f"{where}: {_one_line(exc)}{line}")
+    return sub
+
+
+def _failing_line(exc: BaseException, filename: str) -> str:
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == filename:
+            return f" (line {frame.lineno})"
+    return ""

@@ -1,0 +1,138 @@
+"""pytest plugin: ``--submission PATH`` runs the grader's suite on one submission and collects results."""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .checks import CheckFailure, checks_for
+from .loader import Submission, SubmissionError, load
+
+SUITE = str(Path(__file__).with_name("suite.py"))
+DEVICES = {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"]}
+
+
+@dataclass
+class CheckResult:
+    activation: str
+    check: str
+    device: str
+    status: str  # passed | failed | skipped
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.check if self.device == "cpu" else f"{self.check}@{self.device}"
+
+
+class CheckTimeout(CheckFailure):
+    pass
+
+
+class GraderPlugin:
+    """Registered by ``python -m grader`` (with the submission already loaded) or by conftest."""
+
+    def __init__(self, submission: Submission | None = None) -> None:
+        self._submission = submission
+        self.results: list[CheckResult] = []
+
+    def submission(self, config: pytest.Config) -> Submission:
+        if self._submission is None:
+            path = config.getoption("submission")
+            try:
+                self._submission = load(path)
+            except SubmissionError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._submission
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        outcome = yield
+        rep = outcome.get_result()
+        if not hasattr(item, "callspec") or "activation" not in item.callspec.params:
+            return
+        if rep.when == "call" or (rep.when == "setup" and not rep.passed):
+            params = item.callspec.params
+            message = ""
+            if call.excinfo is not None:
+                exc = call.excinfo.value
+                message = str(getattr(exc, "msg", "") or exc)
+                if not isinstance(exc, (pytest.fail.Exception, pytest.skip.Exception)):
+                    message = f"grader error: {type(exc).__name__}: {message}".splitlines()[0]
+            status = "passed" if rep.passed else "skipped" if rep.skipped else "failed"
+            notes = [v for k, v in item.user_properties if k == "note"]
+            self.results.append(CheckResult(params["activation"].name, params["check"].name,
+                                            params["device"], status, message, notes))
+
+
+_PLUGIN_KEY = pytest.StashKey[GraderPlugin]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grader", "activation-course grader")
+    group.addoption("--submission", default=None, help="grade this .ipynb or .py submission")
+    group.addoption("--device", default="all", choices=sorted(DEVICES),
+                    help="cpu, cuda, or all (CUDA checks are skipped when CUDA is absent)")
+    group.addoption("--check-timeout", type=float, default=60.0,
+                    help="seconds one check may take before it fails (default 60)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("submission", None):
+        return
+    plugin = next((p for p in config.pluginmanager.get_plugins() if isinstance(p, GraderPlugin)), None)
+    if plugin is None:
+        plugin = GraderPlugin()
+        config.pluginmanager.register(plugin, "grader-results")
+    config.stash[_PLUGIN_KEY] = plugin
+    config.args = [SUITE]  # grade: run the grader's suite, not the project's tests
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "activation" not in metafunc.fixturenames or _PLUGIN_KEY not in metafunc.config.stash:
+        return
+    config = metafunc.config
+    sub = config.stash[_PLUGIN_KEY].submission(config)
+    devices = DEVICES[config.getoption("device")]
+    params, ids = [], []
+    for entry in sub.graded:
+        for check, device in checks_for(entry, devices):
+            params.append((entry, check, device))
+            ids.append(f"{entry.name}-{check.name}-{device}")
+    metafunc.parametrize("activation,check,device", params, ids=ids)
+
+
+@pytest.fixture(scope="session")
+def submission(request: pytest.FixtureRequest) -> Submission:
+    return request.config.stash[_PLUGIN_KEY].submission(request.config)
+
+
+@pytest.fixture
+def check_timeout(request: pytest.FixtureRequest):
+    """A wall-clock limit per check, so an infinite loop costs one check, not the run."""
+    seconds = request.config.getoption("check_timeout")
+
+    @contextlib.contextmanager
+    def limit(label: str):
+        if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+            yield
+            return
+
+        def expire(signum, frame):
+            raise CheckTimeout(f"{label}: took longer than {seconds:g} s (an infinite loop?)")
+
+        old = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+    return limit
+

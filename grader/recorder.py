@@ -1,0 +1,63 @@
+"""Record what an implementation asks torch to do, below Python: ATen ops and torch API calls."""
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+class _DispatchRecorder(TorchDispatchMode):
+    def __init__(self, ops: Counter) -> None:
+        super().__init__()
+        self.ops = ops
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+class _FunctionRecorder(TorchFunctionMode):
+    def __init__(self, calls: list) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls.append(func)
+        return func(*args, **(kwargs or {}))
+
+
+class Recorder:
+    """``with Recorder() as rec: ...`` then ``rec.ops`` (ATen op name -> count) and ``rec.calls``.
+
+    A dispatch mode sees ATen ops (after composite ops decompose: ``F.softmax`` -> ``_softmax``);
+    a function mode sees the Python-level API call (``F.tanhshrink``, which has no op of its own).
+    """
+
+    def __init__(self) -> None:
+        self.ops: Counter = Counter()
+        self.calls: list = []
+        self._modes = (_FunctionRecorder(self.calls), _DispatchRecorder(self.ops))
+
+    def __enter__(self) -> "Recorder":
+        for mode in self._modes:
+            mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for mode in reversed(self._modes):
+            mode.__exit__(*exc)
+
+    @property
+    def total(self) -> int:
+        return sum(self.ops.values())
+
+
+def resolve(dotted: str) -> object:
+    """``torch.nn.functional.softsign`` -> the function object."""
+    module, _, attr = dotted.rpartition(".")
+    obj = torch
+    for part in module.split(".")[1:]:
+        obj = getattr(obj, part)
+    return getattr(obj, attr)

@@ -1,0 +1,24 @@
+"""The grader's pytest suite: one test per (activation, check, device), parametrised by the plugin
+from the catalogue and the names the submission defines. Run through ``python -m grader`` or
+``pytest --submission PATH``."""
+from __future__ import annotations
+
+import pytest
+
+from .checks import CheckFailure, Impl
+
+
+def test_check(submission, activation, check, device, check_timeout, request) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("CUDA is not available on this machine")
+    impl = Impl(activation, submission.namespace)
+    try:
+        with check_timeout(f"{activation.name} {check.name}"):
+            notes = check.run(impl, device)
+    except CheckFailure as exc:
+        pytest.fail(str(exc), pytrace=False)
+    for note in notes:
+        request.node.user_properties.append(("note", note))
