@@ -23,7 +23,7 @@ book: setup
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 exercises: setup
 	$(BIN)/python -m grader.exercises

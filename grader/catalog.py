@@ -67,7 +67,7 @@ class Activation:
     # Shape of the random inputs for values and gradients.
     shape: tuple[int, ...] = (8, 16)
     # Shapes for the shape check (the last one is made non-contiguous).
-    shapes: tuple[tuple[int, ...], ...] = ((), (0,), (7,), (2, 3, 4, 5))
+    shapes: tuple[tuple[int, ...], ...] = ((), (0,), (7,), (1, 7), (2, 3, 4, 5))
     # Shapes of 10 and of 1,000 elements for the vectorisation check.
     vector_shapes: tuple[tuple[int, ...], tuple[int, ...]] = ((10,), (1000,))
     # Kinks: points where f is not differentiable, given the case's parameters.
@@ -217,7 +217,7 @@ ACTIVATIONS: tuple[Activation, ...] = (
         "PReLU", "relu_variants", "prelu",
         params=(Param("num_parameters", 1), Param("init", 0.25)),
         cases=({}, {"num_parameters": 3, "init": -0.5}, {"init": 1.5}),
-        shape=(4, 3, 5), shapes=((), (0,), (7,), (2, 3, 4, 5)),
+        shape=(4, 3, 5), shapes=((), (0,), (7,), (1, 7), (2, 3, 4, 5)),
         kinks=lambda p: [0.0],
         module_kwargs=lambda p: {"num_parameters": p["num_parameters"], "init": p["init"]},
         functional_args=lambda p, x: ((_prelu_weight(p, x),), {}),
@@ -353,8 +353,9 @@ ACTIVATIONS: tuple[Activation, ...] = (
         "Softplus", "smooth", "softplus",
         params=(Param("beta", 1.0), Param("threshold", 20.0)),
         cases=({}, {"beta": 2.0, "threshold": 5.0}, {"beta": 0.5}),
-        # where beta * x crosses threshold, softplus switches to x: a (tiny) jump
-        kinks=lambda p: [p["threshold"] / p["beta"]],
+        # where beta * x crosses threshold, softplus switches to x: a jump of log1p(exp(-threshold)) / beta,
+        # which is visible only for a small threshold
+        kinks=lambda p: [p["threshold"] / p["beta"]] if p["threshold"] < 10 else [],
         forbidden_ops=("softplus",),
         scale=30.0,
         paper="dugas2001incorporating",
@@ -376,7 +377,7 @@ ACTIVATIONS: tuple[Activation, ...] = (
         "GLU", "gating", "glu",
         params=(Param("dim", -1),),
         cases=({}, {"dim": 0}, {"dim": 1}),
-        shape=(4, 6, 8), shapes=((0, 4), (6,), (2, 4, 6, 8)), vector_shapes=((5, 2), (10, 100)),
+        shape=(4, 6, 8), shapes=((0, 4), (6,), (1, 4), (2, 4, 6, 8)), vector_shapes=((5, 2), (10, 100)),
         elementwise=False,
         odd_values=(math.inf, -math.inf), odd_grads=(math.inf, -math.inf),
         odd_note="with a = ±inf torch's value or gradient is nan or ±inf depending on the kernel path",
@@ -388,7 +389,7 @@ ACTIVATIONS: tuple[Activation, ...] = (
     Activation(
         "Softmax", "normalization", "softmax",
         params=_DIM, cases=_DIM_CASES,
-        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
+        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (1, 5), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
         elementwise=False, scale=10.0,
         forbidden_ops=_SOFTMAX_FORBIDDEN,
         paper="bridle1990probabilistic",
@@ -396,22 +397,22 @@ ACTIVATIONS: tuple[Activation, ...] = (
     Activation(
         "LogSoftmax", "normalization", "log_softmax",
         params=_DIM, cases=_DIM_CASES,
-        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
+        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (1, 5), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
         elementwise=False, scale=10.0,
-        forbidden_ops=_SOFTMAX_FORBIDDEN + ("logsumexp",),
+        forbidden_ops=_SOFTMAX_FORBIDDEN,
         paper="bridle1990probabilistic",
     ),
     Activation(
         "Softmin", "normalization", "softmin",
         params=_DIM, cases=_DIM_CASES,
-        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
+        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (1, 5), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
         elementwise=False, scale=10.0,
         forbidden_ops=_SOFTMAX_FORBIDDEN,
         forbidden_functions=("torch.nn.functional.softmin",),
     ),
     Activation(
         "Softmax2d", "normalization", None,
-        shape=(2, 3, 4, 5), shapes=((3, 4, 5), (0, 3, 4, 5), (2, 3, 4, 5)),
+        shape=(2, 3, 4, 5), shapes=((3, 1, 5), (0, 3, 4, 5), (2, 3, 4, 5)),
         vector_shapes=((2, 1, 5), (10, 10, 10)),
         elementwise=False, scale=10.0,
         forbidden_ops=_SOFTMAX_FORBIDDEN,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from .catalog import Activation
 from .checks import CheckFailure, checks_for
 from .loader import Submission, SubmissionError, load
 
@@ -54,10 +55,10 @@ class GraderPlugin:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         outcome = yield
         rep = outcome.get_result()
-        if not hasattr(item, "callspec") or "activation" not in item.callspec.params:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if not isinstance(params.get("activation"), Activation):
             return
         if rep.when == "call" or (rep.when == "setup" and not rep.passed):
-            params = item.callspec.params
             message = ""
             if call.excinfo is not None:
                 exc = call.excinfo.value

@@ -1,0 +1,111 @@
+"""The catalogue is checked against torch itself, so an entry cannot drift from what it describes."""
+from __future__ import annotations
+
+import inspect
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from grader.catalog import ACTIVATIONS, BY_NAME, CHAPTERS, REQUIRED
+from grader.checks import CheckFailure, check_forbidden, torch_impl
+
+IDS = [a.name for a in ACTIVATIONS]
+
+
+def test_all_28_activations_of_torch_nn() -> None:
+    assert len(ACTIVATIONS) == len(BY_NAME) == 28
+    assert {a.chapter for a in ACTIVATIONS} == set(CHAPTERS)
+    for a in ACTIVATIONS:
+        assert issubclass(getattr(torch.nn, a.name), torch.nn.Module)
+        assert a.functional is None or callable(getattr(F, a.functional))
+
+
+@pytest.mark.parametrize("entry", ACTIVATIONS, ids=IDS)
+def test_parameters_and_defaults_are_torch_s(entry) -> None:
+    init = inspect.signature(entry.torch_module().__init__).parameters
+    for p in entry.params:
+        if p.module and entry.module_kwargs is None:
+            want = inspect.Parameter.empty if p.default is REQUIRED else p.default
+            assert init[p.name].default == want, p.name
+    if entry.inplace:
+        assert "inplace" in init
+    for case in entry.cases:  # every case is a valid call of torch
+        x = torch.randn(entry.shape, dtype=torch.float64)
+        args, kwargs = entry.functional_arguments(case, x)
+        torch_impl(entry).functional()(x, *args, **kwargs)
+        entry.torch_module()(**entry.module_args(case))
+
+
+@pytest.mark.parametrize("entry", [a for a in ACTIVATIONS if a.invalid], ids=lambda a: a.name)
+def test_invalid_arguments_raise_in_torch(entry) -> None:
+    for bad in entry.invalid:
+        x = torch.randn(bad.shape)
+        args, kwargs = entry.functional_arguments(bad.kwargs, x) if entry.functional else ((), {})
+        with pytest.raises(bad.raises):
+            torch_impl(entry).functional()(x, *args, **kwargs)
+
+
+@pytest.mark.parametrize("entry", [a for a in ACTIVATIONS if a.elementwise], ids=lambda a: a.name)
+def test_kinks_are_real(entry) -> None:
+    """At each listed kink the one-sided derivatives differ, the function jumps, or torch's gradient
+    there is a convention outside both one-sided derivatives (softshrink with lambd=0)."""
+    for case in entry.cases:
+        for k in entry.kinks(entry.resolve(case)):
+            d = 1e-6
+            x = entry.elementwise_tensor(case, [k - d, k, k + d], torch.float64).requires_grad_()
+            args, kwargs = entry.functional_arguments(case, x)
+            y = torch_impl(entry).functional()(x, *args, **kwargs)
+            (g,) = torch.autograd.grad(y.sum(), x)
+            g, y = g.reshape(len(g), -1)[:, 0], y.detach().reshape(len(y), -1)[:, 0]
+            jump = abs(y[2] - y[0]) > 10 * d * (1 + abs(g).max())
+            convention = min(abs(g[1] - g[0]), abs(g[1] - g[2])) > 1e-4
+            assert jump or convention or abs(g[2] - g[0]) > 1e-4, f"{entry.describe(case)}: no kink at {k}"
+
+
+@pytest.mark.parametrize("entry", [a for a in ACTIVATIONS if a.odd_values], ids=lambda a: a.name)
+def test_odd_values_are_really_odd_in_torch(entry) -> None:
+    """Where the catalogue says torch is odd, torch's value is nan (not the limit)."""
+    assert entry.odd_note
+    if entry.elementwise:
+        x = torch.tensor(list(entry.odd_values) * 8)  # 8+ elements: the vectorised kernel
+        assert torch_impl(entry).functional()(x, *entry.functional_arguments({}, x)[0]).isnan().any()
+
+
+@pytest.mark.parametrize("entry", ACTIVATIONS, ids=IDS)
+def test_forbidden_list_catches_torch_itself(entry) -> None:
+    """torch's own implementation must fail the forbidden-op check: the list is not vacuous."""
+    with pytest.raises(CheckFailure, match="calls torch's"):
+        check_forbidden(_torch_with_function(entry), "cpu")
+
+
+def _torch_with_function(entry):
+    """torch, plus an autograd Function around it, so every form the checks call exists."""
+    impl = torch_impl(entry)
+    ref = impl.functional()
+
+    class TorchFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, *args):
+            ctx.save_for_backward(x, *(a for a in args if isinstance(a, torch.Tensor)))
+            ctx.args = args
+            return call(x, args)
+
+        @staticmethod
+        def backward(ctx, g):
+            x, *tensors = ctx.saved_tensors
+            with torch.enable_grad():
+                xx, ts = x.detach().requires_grad_(), [t.detach().requires_grad_() for t in tensors]
+                it = iter(ts)
+                args = tuple(next(it) if isinstance(a, torch.Tensor) else a for a in ctx.args)
+                grads = iter(torch.autograd.grad(call(xx, args), [xx, *ts], g))
+            return (next(grads),) + tuple(next(grads) if isinstance(a, torch.Tensor) else None for a in ctx.args)
+
+    names = [p.name for p in entry.params if p.function]
+
+    def call(x, args):  # Function arguments are positional; torch's functional may want keywords
+        return ref(x, *args) if entry.function_args else ref(x, **dict(zip(names, args)))
+
+    impl.ns[entry.function_name] = TorchFunction
+    return impl

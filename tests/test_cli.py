@@ -1,0 +1,164 @@
+"""The command line: exit codes, one-line errors for bad files, the JSON report, pytest mode."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RELU = '''
+import torch
+from torch import nn
+
+def relu(input, inplace=False):
+    out = torch.where(input <= 0, 0, input)
+    return input.copy_(out) if inplace else out
+
+class ReLUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return relu(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return torch.where(x > 0, g, 0)
+
+class ReLU(nn.Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return relu(x, self.inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+'''
+
+
+def grader(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def notebook(path: Path, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_py_submission_full_marks_with_json(tmp_path: Path) -> None:
+    sub = tmp_path / "relu.py"
+    sub.write_text(RELU)
+    report = tmp_path / "out" / "report.json"
+    r = grader(str(sub), "--json", str(report), "--device", "cpu")
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads(report.read_text())
+    assert set(data) >= {"grader_version", "torch_version", "device", "submissions"}
+    (s,) = data["submissions"]
+    assert s["sha256"] == hashlib.sha256(sub.read_bytes()).hexdigest()
+    assert s["score"] == s["max_score"] > 0
+    (e,) = s["exercises"]
+    assert e["name"] == "ReLU" and e["score"] == e["max_score"]
+    assert all(set(c) >= {"name", "passed", "message"} and c["passed"] for c in e["checks"])
+    assert "ReLU" in r.stdout and "all checks passed" in r.stdout
+
+
+def test_cuda_checks_are_skipped_without_cuda(tmp_path: Path) -> None:
+    import torch
+
+    sub = tmp_path / "relu.py"
+    sub.write_text(RELU)
+    r = grader(str(sub), "--json", str(tmp_path / "r.json"), "--device", "all")
+    checks = json.loads((tmp_path / "r.json").read_text())["submissions"][0]["exercises"][0]["checks"]
+    cuda = [c for c in checks if c["name"].endswith("@cuda")]
+    assert cuda, "CUDA checks are always listed"
+    if not torch.cuda.is_available():
+        assert r.returncode == 0 and "skipped" in r.stdout
+        assert all(c["passed"] is None and c["status"] == "skipped" for c in cuda)
+
+
+def test_notebook_later_cells_override_earlier_and_errors_are_notes(tmp_path: Path) -> None:
+    nb = notebook(tmp_path / "sub.ipynb",
+                  RELU.replace("torch.where(input <= 0, 0, input)", "input * 2"),  # wrong first
+                  "!pip install nothing\n%time x = 1",
+                  "def broken(:\n    pass",
+                  RELU,  # a later cell fixes it, as re-running a kernel cell would
+                  "raise ValueError('demo cell')")
+    r = grader(str(nb), "--device", "cpu")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "skipped '!pip install nothing'" in r.stdout
+    assert "code cell 3: SyntaxError" in r.stdout
+    assert "code cell 5: ValueError: demo cell" in r.stdout
+
+
+def test_wrong_implementation_exit_1_with_precise_message(tmp_path: Path) -> None:
+    sub = tmp_path / "relu.py"
+    sub.write_text(RELU.replace("torch.where(input <= 0, 0, input)", "torch.where(input > 0, input, 0)"))
+    r = grader(str(sub), "--device", "cpu")
+    assert r.returncode == 1
+    assert "edges: relu() float32: value is 0.0 at x=nan, torch gives nan" in r.stdout
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "no such file"),
+    (b"{not json", "not a notebook (invalid JSON"),
+    (b'{"nbformat": 3, "cells": []}', "nbformat 3 is not supported"),
+    (b'{"metadata": {}}', "not a notebook (no list of cells)"),
+    (b"\xff\xfe\x00bad", "not UTF-8"),
+])
+def test_unreadable_submission_exit_2_one_line(tmp_path: Path, content: bytes | None, expected: str) -> None:
+    path = tmp_path / "sub.ipynb"
+    if content is not None:
+        path.write_bytes(content)
+    r = grader(str(path))
+    assert r.returncode == 2
+    assert expected in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_wrong_suffix_and_empty_notebook(tmp_path: Path) -> None:
+    txt = tmp_path / "sub.txt"
+    txt.write_text("x = 1")
+    r = grader(str(txt))
+    assert r.returncode == 2 and "expected an .ipynb or .py file" in r.stderr
+    empty = notebook(tmp_path / "empty.ipynb")
+    r = grader(str(empty))
+    assert r.returncode == 1 and "no activation defined" in r.stdout
+
+
+def test_one_bad_file_among_good_ones_is_exit_1(tmp_path: Path) -> None:
+    good = tmp_path / "relu.py"
+    good.write_text(RELU)
+    r = grader(str(good), str(tmp_path / "missing.ipynb"), "--device", "cpu")
+    assert r.returncode == 1
+    assert "missing.ipynb: no such file" in r.stderr and "all checks passed" in r.stdout
+
+
+def test_infinite_loop_costs_the_check_not_the_run(tmp_path: Path) -> None:
+    sub = tmp_path / "relu.py"
+    sub.write_text(RELU.replace("    out = torch.where(input <= 0, 0, input)",
+                                "    while input.numel() == 1000:\n        pass\n    out = torch.where(input <= 0, 0, input)"))
+    r = grader(str(sub), "--device", "cpu", "--check-timeout", "2", "-v")
+    assert r.returncode == 1
+    assert "vectorised: ReLU vectorised: took longer than 2 s" in r.stdout
+    assert "ok   values[float32]" in r.stdout
+
+
+def test_pytest_submission_option(tmp_path: Path) -> None:
+    sub = tmp_path / "relu.py"
+    sub.write_text(RELU)
+    r = subprocess.run([sys.executable, "-m", "pytest", "--submission", str(sub), "--device", "cpu", "-q",
+                        "-p", "no:xdist"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "passed" in r.stdout and "ReLU" not in r.stderr

@@ -1,0 +1,84 @@
+"""End to end: the reference solutions earn full marks, the generated exercises earn nothing."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import exercises
+from grader.catalog import ACTIVATIONS, CHAPTERS, chapter_stem
+from grader.cli import grade
+from grader.checks import checks_for
+
+ROOT = Path(__file__).resolve().parent.parent
+STEMS = [chapter_stem(c) for c in CHAPTERS]
+
+
+def test_one_solution_and_one_exercise_per_chapter() -> None:
+    assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == STEMS
+    assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == STEMS
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_solution_earns_full_marks(stem: str) -> None:
+    report = grade(str(ROOT / "solutions" / f"{stem}.ipynb"), device="cpu")
+    assert not report.error and not report.notes, (report.error, report.notes)
+    chapter = stem.split("_", 1)[1]
+    assert [e.name for e in report.exercises] == [a.name for a in ACTIVATIONS if a.chapter == chapter]
+    failures = [f"{e.name} {r.name}: {r.message}" for e in report.exercises for r in e.results if r.status != "passed"]
+    assert not failures, "\n".join(failures)
+    for e in report.exercises:  # every applicable check ran
+        entry = next(a for a in ACTIVATIONS if a.name == e.name)
+        assert e.max_score == len(checks_for(entry, ["cpu"])) > 10
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_exercise_earns_nothing_and_says_not_implemented(stem: str) -> None:
+    report = grade(str(ROOT / "exercises" / f"{stem}.ipynb"), device="cpu")
+    assert report.exercises and report.score == 0 and report.max_score > 0
+    for e in report.exercises:
+        assert "not implemented" in e.first_failure, e.first_failure
+
+
+def test_exercises_are_generated_from_solutions() -> None:
+    assert exercises.main(["--check"]) == 0, "run `make exercises`"
+
+
+def test_generator_replaces_every_solution_region() -> None:
+    src = "def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n\nclass A:\n    def g(self):\n        ### BEGIN SOLUTION\n        pass\n        ### END SOLUTION\n"
+    out = exercises.strip_solutions(src)
+    assert out == "def f(x):\n    raise NotImplementedError\n\nclass A:\n    def g(self):\n        raise NotImplementedError\n"
+    with pytest.raises(exercises.MarkerError):
+        exercises.strip_solutions("### BEGIN SOLUTION\nx = 1\n")
+    with pytest.raises(exercises.MarkerError):
+        exercises.strip_solutions("x = 1\n### END SOLUTION\n")
+
+
+def test_no_solution_code_left_in_exercises() -> None:
+    for nb in (ROOT / "exercises").glob("*.ipynb"):
+        text = nb.read_text()
+        assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+
+
+@pytest.mark.parametrize("folder", ["solutions", "exercises", "book"])
+def test_notebooks_are_committed_without_outputs(folder: str) -> None:
+    for path in (ROOT / folder).glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell["outputs"] and cell["execution_count"] is None, path
+
+
+def test_cli_solutions_full_marks_and_exercises_exit_1(tmp_path: Path) -> None:
+    """The issue's acceptance commands, through the real entry point."""
+    run = lambda *a: subprocess.run([sys.executable, "-m", "grader", *a, "--device", "cpu"],
+                                    capture_output=True, text=True, cwd=ROOT, timeout=600)
+    ok = run("solutions/01_standard.ipynb", "solutions/07_gating.ipynb", "--json", str(tmp_path / "r.json"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [s["score"] == s["max_score"] > 0 for s in data["submissions"]] == [True, True]
+    bad = run("exercises/07_gating.ipynb")
+    assert bad.returncode == 1 and "not implemented" in bad.stdout, bad.stdout + bad.stderr
