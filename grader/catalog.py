@@ -19,6 +19,17 @@ import torch.nn.functional as F
 
 REQUIRED = object()  # marks a parameter without a default (Threshold's threshold and value)
 
+# Per-dtype tolerances, (rtol, atol), for values and gradients in full precision. Close to torch's own
+# testing defaults; loose enough for any correct formulation (expm1 vs exp - 1, erf vs erfc,
+# logsumexp vs the max trick), tight enough that a wrong constant (tanh-GELU for exact GELU: 5e-4) fails.
+VALUE_TOL = {torch.float64: (1e-7, 1e-10), torch.float32: (1e-5, 1e-6)}
+GRAD_TOL = {torch.float64: (1e-6, 1e-9), torch.float32: (1e-4, 1e-5)}
+# Half precision is judged against a float64 truth: an error up to max(k * torch's own error, u ulps)
+# passes, with (k, u) below. Computing in float32 and rounding once, as torch does, is within half an
+# ulp; rounding after every step is not. Gradients get more room: torch's own are rounded twice.
+HALF_VALUE_SLACK = (2.0, 0.5)
+HALF_GRAD_SLACK = (4.0, 2.0)
+
 CHAPTERS: dict[str, str] = {
     "standard": "Standard activations",
     "relu_variants": "ReLU variants",

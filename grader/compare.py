@@ -6,18 +6,9 @@ from typing import Callable
 
 import torch
 
-HALF = (torch.float16, torch.bfloat16)
+from .catalog import GRAD_TOL, HALF_GRAD_SLACK, HALF_VALUE_SLACK, VALUE_TOL
 
-# (rtol, atol) for values and gradients. Full precision: close to torch's own testing defaults,
-# loose enough for any correct formulation (expm1 vs exp - 1, erf vs erfc), tight enough that a
-# wrong constant (tanh-GELU for exact GELU: 5e-4) fails.
-VALUE_TOL = {torch.float64: (1e-7, 1e-10), torch.float32: (1e-5, 1e-6)}
-GRAD_TOL = {torch.float64: (1e-6, 1e-9), torch.float32: (1e-4, 1e-5)}
-# Half precision is judged against a float64 truth: an error up to max(k * torch's own error, u ulps)
-# passes, with (k, u) below. Computing in float32 and rounding once, as torch does, is within half an
-# ulp; rounding after every step is not. Gradients get more room: torch's own are rounded twice.
-HALF_VALUE_SLACK = (2.0, 0.5)
-HALF_GRAD_SLACK = (4.0, 2.0)
+HALF = (torch.float16, torch.bfloat16)
 
 
 class CheckFailure(AssertionError):
@@ -86,12 +77,12 @@ def _first(mask: torch.Tensor) -> tuple:
 
 
 def assert_close(actual: object, expected: torch.Tensor, what: str, where: Locate, kind: str = "value",
-                 tol: dict | None = None, skip: torch.Tensor | None = None) -> None:
+                 skip: torch.Tensor | None = None) -> None:
     """Full-precision comparison; nan must match nan, inf must match inf."""
     actual = check_tensor(actual, expected, what)
     if expected.numel() == 0:
         return
-    rtol, atol = (tol or (VALUE_TOL if kind == "value" else GRAD_TOL))[expected.dtype]
+    rtol, atol = (VALUE_TOL if kind == "value" else GRAD_TOL)[expected.dtype]
     a, e = actual.detach().cpu().double(), expected.detach().cpu().double()
     ok = torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
     if skip is not None:

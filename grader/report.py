@@ -37,6 +37,10 @@ class Exercise:
         return len(self.graded)
 
     @property
+    def notes(self) -> list[str]:
+        return [f"{r.name}: {n}" for r in self.results for n in r.notes]
+
+    @property
     def first_failure(self) -> str:
         failed = [r for r in self.results if r.status == "failed"]
         return f"{failed[0].name}: {failed[0].message}" if failed else ""
@@ -90,6 +94,8 @@ def table(report: SubmissionReport, verbose: bool = False) -> str:
         if len(status) > 160 and not verbose:
             status = status[:157] + "..."
         lines.append(f"  {e.name:<{width}}  {score:>7}  {status}")
+        if not verbose:  # notes never cost marks, but say where the code differs from torch's conventions
+            lines.extend(f"  {'':<{width}}           note: {n}" for n in e.notes[:2])
         if verbose:
             for r in e.results:
                 mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[r.status]
