@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH := $(shell grep -E '^torch==' requirements.txt)
 JOBS ?= 2
 
-.PHONY: setup book test exercises grade clean
+.PHONY: setup book mathjax test exercises grade clean
 
 setup: $(VENV)/.installed
 
@@ -19,10 +19,20 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-book: setup
+book: setup mathjax
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
-test: setup
+# MathJax served with the book (html_extra_path), so formulas render offline; from the npm registry
+mathjax: _mathjax/mathjax/tex-mml-chtml.js
+
+_mathjax/mathjax/tex-mml-chtml.js:
+	rm -rf _mathjax && mkdir -p _mathjax/tmp
+	cd _mathjax/tmp && npm pack --silent mathjax@3.2.2 >/dev/null && tar xzf mathjax-3.2.2.tgz
+	mkdir -p _mathjax/mathjax && cd _mathjax/tmp/package/es5 && \
+		cp -r tex-mml-chtml.js input output ui a11y adaptors ../../../mathjax/
+	rm -rf _mathjax/tmp
+
+test: setup mathjax
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 exercises: setup

@@ -1,0 +1,139 @@
+"""What the book's chapters share: the reference solutions (run, and shown as written), torch's
+signatures, the tabs of each activation, and derivative plots.
+
+One source of truth: the code a chapter shows is read from ``solutions/``, the parameters and kinks
+from the catalogue (``grader/catalog.py``); nothing is copied by hand.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import Markdown
+
+from grader.catalog import BY_NAME, REQUIRED, Activation, chapter_stem
+from grader.exercises import BEGIN, END
+from grader.loader import load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Where each activation lives in mlx.nn (the MLX chapter maps them in detail); None: not in mlx.nn.
+MLX = {
+    "ReLU": "nn.relu / nn.ReLU", "Sigmoid": "nn.sigmoid / nn.Sigmoid", "Tanh": "nn.tanh / nn.Tanh",
+    "LeakyReLU": "nn.leaky_relu / nn.LeakyReLU", "PReLU": "nn.prelu / nn.PReLU", "ReLU6": "nn.relu6 / nn.ReLU6",
+    "ELU": "nn.elu / nn.ELU", "CELU": "nn.celu / nn.CELU", "SELU": "nn.selu / nn.SELU", "RReLU": None,
+    "Threshold": None, "GELU": "nn.gelu, nn.gelu_approx / nn.GELU", "SiLU": "nn.silu / nn.SiLU",
+    "Mish": "nn.mish / nn.Mish", "Hardtanh": "nn.hard_tanh / nn.HardTanh", "Hardsigmoid": None,
+    "Hardswish": "nn.hardswish / nn.Hardswish", "Softshrink": "nn.softshrink / nn.Softshrink",
+    "Hardshrink": "nn.hard_shrink / nn.HardShrink", "Tanhshrink": None,
+    "Softplus": "nn.softplus / nn.Softplus", "Softsign": "nn.softsign / nn.Softsign",
+    "LogSigmoid": "nn.log_sigmoid / nn.LogSigmoid", "GLU": "nn.glu / nn.GLU (axis, not dim)",
+    "Softmax": "nn.softmax / nn.Softmax (axis)", "LogSoftmax": "nn.log_softmax / nn.LogSoftmax (axis)",
+    "Softmin": "nn.softmin / nn.Softmin (axis)", "Softmax2d": None,
+}
+
+
+def solution_path(chapter: str) -> Path:
+    return ROOT / "solutions" / f"{chapter_stem(chapter)}.ipynb"
+
+
+@lru_cache(maxsize=None)
+def solutions(chapter: str) -> dict:
+    """The namespace of a chapter's reference solutions, executed."""
+    sub = load(solution_path(chapter))
+    if sub.notes:
+        raise RuntimeError(f"{solution_path(chapter)}: {sub.notes}")
+    return sub.namespace
+
+
+def solution_source(chapter: str, name: str) -> str:
+    """The code cell of the solutions that defines ``name``, without the solution markers."""
+    nb = json.loads(solution_path(chapter).read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "code" and (f"\ndef {name}(" in f"\n{src}" or f"\nclass {name}(" in f"\n{src}"):
+            return "\n".join(line for line in src.split("\n") if line.strip() not in (BEGIN, END))
+    raise KeyError(f"{name} is not defined in {solution_path(chapter).name}")
+
+
+def torch_signatures(entry: Activation) -> tuple[str, str]:
+    """``torch.nn.functional.elu(input, alpha=1.0, inplace=False)`` and ``torch.nn.ELU(...)``."""
+    def fmt(params) -> str:
+        return ", ".join(n if d is inspect.Parameter.empty else f"{n}={d!r}" for n, d in params)
+
+    functional = ""
+    if entry.functional:
+        try:
+            sig = inspect.signature(entry.torch_functional()).parameters.values()
+            params = [(p.name, p.default) for p in sig]
+        except (TypeError, ValueError):  # builtins: the catalogue knows their parameters
+            params = [("input", inspect.Parameter.empty)] + (
+                [("weight", inspect.Parameter.empty)] if entry.name == "PReLU" else
+                [(p.name, inspect.Parameter.empty if p.default is REQUIRED else p.default) for p in entry.params])
+        functional = f"torch.nn.functional.{entry.functional}({fmt(params)})"
+    init = [(p.name, p.default) for p in inspect.signature(entry.torch_module().__init__).parameters.values()
+            if p.name not in ("self", "args", "kwargs")]
+    return functional, f"torch.nn.{entry.name}({fmt(init)})"
+
+
+def tabs(name: str) -> Markdown:
+    """A sphinx-design tab set: torch's functional and module, the from-scratch code, MLX."""
+    entry = BY_NAME[name]
+    functional, module = torch_signatures(entry)
+    source = solution_source(entry.chapter, entry.functional or entry.name)
+    mlx = MLX[name]
+    items = []
+    if functional:
+        items.append(("Functional", f"```python\n{functional}\n```"))
+    items.append(("Module", f"```python\n{module}\n```"))
+    items.append(("From scratch", f"```python\n{source}\n```"))
+    items.append(("MLX", f"`mlx.{mlx}`" if mlx else
+                  "Not in `mlx.nn`: write it from MLX primitives, as in the from-scratch tab."))
+    body = "\n".join(f":::{{tab-item}} {title}\n{content}\n:::" for title, content in items)
+    return Markdown(f"::::{{tab-set}}\n{body}\n::::")
+
+
+def derivatives(fn: Callable, x: torch.Tensor, order: int = 2) -> list[torch.Tensor]:
+    """f(x), f'(x), ... by autograd of an elementwise ``fn``, in float64."""
+    x = x.detach().double().requires_grad_()
+    out = [fn(x)]
+    for _ in range(order):
+        (g,) = torch.autograd.grad(out[-1].sum(), x, create_graph=True)
+        out.append(g)
+    return [t.detach() for t in out]
+
+
+def plot_derivatives(curves: dict[str, Callable], xlim: tuple[float, float] = (-5, 5), order: int = 1,
+                     kinks: list[float] = (), title: str = "") -> plt.Figure:
+    """Panels for f, f' (and f''), one line per labelled curve."""
+    x = torch.linspace(*xlim, 1001, dtype=torch.float64)
+    names = ["f(x)", "f′(x)", "f″(x)"][: order + 1]
+    fig, axes = plt.subplots(1, order + 1, figsize=(4.2 * (order + 1), 3.2), constrained_layout=True)
+    for label, fn in curves.items():
+        for ax, y in zip(axes, derivatives(fn, x, order)):
+            ax.plot(x, y, label=label)
+    for ax, name in zip(axes, names):
+        ax.set_xlabel("x")
+        ax.set_ylabel(name)
+        ax.axhline(0, color="0.7", lw=0.6)
+        ax.axvline(0, color="0.7", lw=0.6)
+        for k in kinks:
+            ax.axvline(k, color="C3", lw=0.6, ls=":")
+        ax.set_title(name)
+    if len(curves) > 1:
+        axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def grad_at(fn: Callable, x: float, dtype: torch.dtype = torch.float32) -> float:
+    """The derivative torch's autograd gives for ``fn`` at one point."""
+    t = torch.tensor([x], dtype=dtype, requires_grad=True)
+    (g,) = torch.autograd.grad(fn(t).sum(), t)
+    return g.item()
