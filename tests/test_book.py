@@ -1,23 +1,33 @@
-"""The book builds from a clean tree with warnings as errors (the README's first command)."""
+"""The book: it builds with warnings as errors (the README's first command), and in a real browser
+every page loads, with its figures, rendered math and no broken internal link."""
 from __future__ import annotations
 
+import functools
+import http.server
+import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import pytest
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+# Console noise of the theme that is not a rendering error (see shared FACTS).
+KNOWN_CONSOLE_NOISE = ("THEBE_JS_URL", "invalid theme mode")
 
 
 def toc_pages() -> list[str]:
-    """Every file named in _toc.yml (without its suffix)."""
-    import yaml
-
+    """Every document named in _toc.yml, without its suffix."""
     def walk(node):
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in ("root", "file"):
-                    yield str(value).rsplit(".", 1)[0] if str(value).endswith((".md", ".ipynb")) else str(value)
+                    yield str(value).removesuffix(".md").removesuffix(".ipynb")
                 else:
                     yield from walk(value)
         elif isinstance(node, list):
@@ -27,14 +37,93 @@ def toc_pages() -> list[str]:
     return list(walk(yaml.safe_load((ROOT / "_toc.yml").read_text())))
 
 
-def test_book_builds_without_warnings(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def html(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("book")
     jb = Path(sys.executable).with_name("jupyter-book")
     r = subprocess.run([str(jb if jb.exists() else shutil.which("jupyter-book")), "build", str(ROOT),
-                        "--path-output", str(tmp_path), "--warningiserror", "--nitpick", "--keep-going"],
-                       capture_output=True, text=True, timeout=1200)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    html = tmp_path / "_build" / "html"
+                        "--path-output", str(out), "--warningiserror", "--nitpick", "--keep-going"],
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+    return out / "_build" / "html"
+
+
+def test_book_builds_every_page(html: Path) -> None:
     for page in toc_pages():
         assert (html / f"{page}.html").exists(), page
     catalogue = (html / "book/catalogue.html").read_text()
     assert "nn.LeakyReLU" in catalogue and "28 activations in 8 chapters" in catalogue
+    assert (html / "mathjax" / "tex-mml-chtml.js").exists(), "MathJax is served with the book"
+
+
+@pytest.fixture(scope="module")
+def server(html: Path):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(html))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update"])
+        yield b
+        b.close()
+
+
+def _source_has_math(page: str) -> bool:
+    for suffix in (".ipynb", ".md"):
+        path = ROOT / f"{page}{suffix}"
+        if path.exists():
+            return "$$" in path.read_text() or "\\\\(" in path.read_text()
+    return False
+
+
+def _source_has_plot(page: str) -> bool:
+    path = ROOT / f"{page}.ipynb"
+    return path.exists() and ("plot_derivatives(" in path.read_text() or "plt." in path.read_text())
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_in_browser(page: str, html: Path, server: str, browser) -> None:
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    tab = ctx.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda m: m.type == "error" and errors.append(f"{m.text} {m.location.get('url', '')}"))
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    response = tab.goto(f"{server}/{page}.html")
+    assert response is not None and response.ok, page
+    tab.wait_for_load_state("load")
+    if _source_has_math(page):
+        tab.wait_for_selector("mjx-container", timeout=15000)
+        raw = tab.locator("div.math:not(:has(mjx-container))").count()
+        assert raw == 0, f"{page}: {raw} display formulas left as raw TeX"
+    if _source_has_plot(page):
+        images = tab.locator("article img")
+        assert images.count() > 0, f"{page}: no figures"
+        for i in range(images.count()):
+            ok = images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+            assert ok, f"{page}: figure {i} did not load"
+    links = tab.eval_on_selector_all("article a[href]", "as => as.map(a => a.href)")
+    for link in {l.split("#")[0] for l in links if l.startswith(server)}:
+        status = tab.request.head(link).status
+        assert status == 200, f"{page}: broken link {link} ({status})"
+    errors = [e for e in errors if not any(n in e for n in KNOWN_CONSOLE_NOISE)]
+    assert not errors, f"{page}: console errors {errors}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"{page.replace('/', '_')}.png"), full_page=True)
+    ctx.close()
