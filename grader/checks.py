@@ -27,16 +27,22 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
+# Called after every piece of student code; the worker sets it to undo monkeypatching (guard.py).
+after_student_code: Callable[[], None] = lambda: None
+
+
 def student_call(what: str, fn: Callable, *args, **kwargs):
-    """Call student code; any exception becomes a one-line failure."""
+    """Call student code; any exception, even SystemExit or KeyboardInterrupt, becomes a one-line failure."""
     try:
         return fn(*args, **kwargs)
     except CheckFailure:
         raise
     except NotImplementedError:
         raise CheckFailure(f"{what}: not implemented (raises NotImplementedError)") from None
-    except Exception as exc:
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
         raise CheckFailure(f"{what}: raised {_one_line(exc)}") from None
+    finally:
+        after_student_code()
 
 
 class Impl:

@@ -5,16 +5,9 @@ Exit status: 0 full marks for every submission, 1 anything less, 2 nothing could
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
-import warnings
 
-import pytest
-
-from . import __version__
-from .loader import SubmissionError, load
-from .plugin import SUITE, GraderPlugin
+from . import __version__, sandbox
 from .report import SubmissionReport, as_json, build, table, write_json
 
 
@@ -27,36 +20,27 @@ def _parser() -> argparse.ArgumentParser:
                    help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
     p.add_argument("--check-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="seconds one check may take (default 60)")
+    p.add_argument("--memory", type=float, default=sandbox.DEFAULT_MEMORY / 2**30, metavar="GIB",
+                   help="address-space limit of the worker that runs a submission (default 6)")
     p.add_argument("-v", "--verbose", action="store_true", help="list every check")
     p.add_argument("--version", action="version", version=f"grader {__version__}")
     return p
 
 
-def grade(path: str, device: str = "all", check_timeout: float = 60.0) -> SubmissionReport:
-    """Grade one submission. A file that cannot be read is a report with ``error`` set."""
-    try:
-        submission = load(path)
-    except SubmissionError as exc:
-        return SubmissionReport(path, error=str(exc))
-    if not submission.graded:
-        return build(path, submission.sha256, [], submission.notes)
-    plugin = GraderPlugin(submission)
-    args = [SUITE, "--submission", path, "--device", device, "--check-timeout", str(check_timeout),
-            "-p", "no:cacheprovider", "-p", "no:randomly", "-q", "--no-header", "-W", "ignore"]
-    out = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(out):
-        warnings.simplefilter("ignore")
-        code = pytest.main(args, plugins=[plugin, "grader.plugin"])
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
-        tail = [line for line in out.getvalue().splitlines() if line.strip()][-1:] or ["no output"]
-        return SubmissionReport(path, submission.sha256, notes=submission.notes,
-                                error=f"the grader's test run failed ({code!r}): {tail[0]}")
-    return build(path, submission.sha256, plugin.results, submission.notes)
+def grade(path: str, device: str = "all", check_timeout: float = 60.0,
+          memory: int = sandbox.DEFAULT_MEMORY) -> SubmissionReport:
+    """Grade one submission in a worker process. A file that cannot be graded is a report with
+    ``error`` set; a crash or hang costs the exercise it happened in."""
+    outcome = sandbox.run(path, device, check_timeout, memory)
+    if outcome.error:
+        report = SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
+        return report
+    return build(path, outcome.sha256, outcome.results, outcome.notes)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    reports = [grade(p, args.device, args.check_timeout) for p in args.submissions]
+    reports = [grade(p, args.device, args.check_timeout, int(args.memory * 2**30)) for p in args.submissions]
     for r in reports:
         if r.error:
             print(f"error: {r.path}: {r.error}" if not r.error.startswith(r.path) else f"error: {r.error}",

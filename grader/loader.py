@@ -5,11 +5,17 @@ import contextlib
 import hashlib
 import io
 import json
+import signal
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .catalog import ACTIVATIONS, Activation
+
+
+MAX_BYTES = 50 * 2**20  # a notebook with huge outputs is refused before it is parsed
 
 
 class SubmissionError(Exception):
@@ -38,6 +44,9 @@ def read_cells(path: Path) -> list[str]:
         raise SubmissionError(f"{path}: no such file")
     if path.is_dir():
         raise SubmissionError(f"{path}: is a directory, expected an .ipynb or .py file")
+    if path.stat().st_size > MAX_BYTES:
+        raise SubmissionError(f"{path}: {path.stat().st_size:,} bytes is too large for a submission "
+                              f"(limit {MAX_BYTES:,}; clear the notebook's outputs)")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -84,8 +93,34 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg[0]}" if msg else type(exc).__name__
 
 
-def load(path: str | Path) -> Submission:
-    """Execute the submission's code cells in order in one namespace; errors become notes."""
+class CellTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """SIGALRM interrupts Python code that runs too long (main thread only)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CellTimeout(f"took longer than {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def load(path: str | Path, after_cell: Callable[[], None] = lambda: None,
+         cell_timeout: float | None = None) -> Submission:
+    """Execute the submission's code cells in order in one namespace; errors become notes.
+    ``after_cell`` runs after each cell (the worker undoes monkeypatching there); a cell running
+    longer than ``cell_timeout`` seconds is interrupted."""
     path = Path(path)
     cells = read_cells(path)
     sub = Submission(str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -102,11 +137,13 @@ def load(path: str | Path) -> Submission:
             continue
         out = io.StringIO()
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), _time_limit(cell_timeout):
                 exec(code, sub.namespace)
-        except (Exception, SystemExit) as exc:  # a failing cell must not stop the others
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a failing cell must not stop the others
             line = _failing_line(exc, code.co_filename)
             sub.notes.append(f"{where}: {_one_line(exc)}{line}")
+        finally:
+            after_cell()
     return sub
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,18 @@ class CheckTimeout(CheckFailure):
 class GraderPlugin:
     """Registered by ``python -m grader`` (with the submission already loaded) or by conftest."""
 
-    def __init__(self, submission: Submission | None = None) -> None:
+    def __init__(self, submission: Submission | None = None, emit: Callable[..., None] | None = None,
+                 skip: frozenset[str] = frozenset()) -> None:
         self._submission = submission
         self.results: list[CheckResult] = []
+        self.emit = emit  # the worker streams events to its parent
+        self.skip = skip  # activations already graded (or lost) by an earlier worker
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if self.emit and isinstance(params.get("activation"), Activation):
+            self.emit(event="start", activation=params["activation"].name, check=params["check"].name,
+                      device=params["device"])
 
     def submission(self, config: pytest.Config) -> Submission:
         if self._submission is None:
@@ -67,8 +77,11 @@ class GraderPlugin:
                     message = f"grader error: {type(exc).__name__}: {message}".splitlines()[0]
             status = "passed" if rep.passed else "skipped" if rep.skipped else "failed"
             notes = [v for k, v in item.user_properties if k == "note"]
-            self.results.append(CheckResult(params["activation"].name, params["check"].name,
-                                            params["device"], status, message, notes))
+            result = CheckResult(params["activation"].name, params["check"].name, params["device"], status,
+                                 message, notes)
+            self.results.append(result)
+            if self.emit:
+                self.emit(event="result", **asdict(result))
 
 
 _PLUGIN_KEY = pytest.StashKey[GraderPlugin]()
@@ -98,10 +111,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "activation" not in metafunc.fixturenames or _PLUGIN_KEY not in metafunc.config.stash:
         return
     config = metafunc.config
-    sub = config.stash[_PLUGIN_KEY].submission(config)
+    plugin = config.stash[_PLUGIN_KEY]
+    sub = plugin.submission(config)
     devices = DEVICES[config.getoption("device")]
     params, ids = [], []
     for entry in sub.graded:
+        if entry.name in plugin.skip:
+            continue
         for check, device in checks_for(entry, devices):
             params.append((entry, check, device))
             ids.append(f"{entry.name}-{check.name}-{device}")

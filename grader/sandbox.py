@@ -1,0 +1,211 @@
+"""Run a submission in a worker process, with limits, and survive whatever it does.
+
+The parent never executes student code. It starts :mod:`grader.worker` in a scratch directory with
+an address-space limit (a huge allocation fails inside the worker), no core dumps and a cap on file
+size, watches the event stream with a per-check deadline, and if the worker dies (segfault,
+``os._exit``, a hang in C code, the memory limit) it fails the check that was running, counts the
+rest of that exercise as lost, and starts a new worker for the exercises that remain.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .catalog import BY_NAME
+from .checks import checks_for
+from .plugin import DEVICES, CheckResult
+
+DEFAULT_MEMORY = 6 * 2**30  # bytes of address space for a worker (torch itself needs about 1 GiB)
+FILE_SIZE_LIMIT = 256 * 2**20
+
+
+@dataclass
+class Outcome:
+    sha256: str = ""
+    notes: list[str] = field(default_factory=list)
+    results: list[CheckResult] = field(default_factory=list)
+    error: str = ""
+
+
+def _limits(memory: int) -> None:
+    """In the child, before exec: its own session, bounded memory and files, no core file."""
+    os.setsid()
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+
+
+def _describe(returncode: int | None, stderr_tail: str) -> str:
+    if returncode is None:
+        return "was stopped"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        what = {"SIGSEGV": "crashed (segmentation fault)", "SIGKILL": "was killed (out of memory or time)",
+                "SIGABRT": "aborted"}.get(name, f"died of {name}")
+        return what
+    hint = f": {stderr_tail}" if stderr_tail else ""
+    return f"exited with status {returncode}{hint}"
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
+def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int = DEFAULT_MEMORY,
+        total_timeout: float = 1800.0) -> Outcome:
+    outcome = Outcome()
+    done: dict[tuple[str, str], CheckResult] = {}
+    skip: set[str] = set()
+    graded: list[str] | None = None
+    deadline_total = time.monotonic() + total_timeout
+    devices = DEVICES[device]
+    cuda = torch.cuda.is_available()
+    with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
+        while True:
+            events, returncode, stderr_tail, timed_out = _one_worker(
+                path, device, check_timeout, memory, skip, Path(scratch), deadline_total)
+            current = None
+            finished = False
+            for ev in events:
+                kind = ev.get("event")
+                if kind == "error":
+                    outcome.error = str(ev.get("message", "cannot be graded"))
+                    return outcome
+                if kind == "loaded":
+                    if graded is None:
+                        graded = [g for g in ev.get("graded", []) if g in BY_NAME]
+                        outcome.sha256 = str(ev.get("sha256", ""))
+                        outcome.notes = [str(n) for n in ev.get("notes", [])]
+                elif kind == "start":
+                    current = (ev.get("activation"), ev.get("check"), ev.get("device"))
+                elif kind == "result":
+                    r = _result(ev)
+                    if r is not None and r.activation in (graded or []):
+                        done[(r.activation, r.name)] = r
+                    current = None
+                elif kind == "done":
+                    finished = True
+                    restored = ev.get("restored") or []
+                    if restored:
+                        outcome.notes.append("the submission replaced " + ", ".join(map(str, restored[:8]))
+                                             + "; the grader restored the originals")
+            if graded is None:  # died while loading the notebook
+                why = "timed out" if timed_out else _describe(returncode, stderr_tail)
+                outcome.error = f"the submission {why} while its cells were running"
+                return outcome
+            if finished:
+                break
+            why = (f"took longer than the time limit" if timed_out else _describe(returncode, stderr_tail))
+            lost = current[0] if current and current[0] in BY_NAME else next(
+                (g for g in graded if g not in skip and not _complete(g, done, devices)), None)
+            if lost is None:
+                break
+            for check, dev in checks_for(BY_NAME[lost], devices):
+                name = check.name if dev == "cpu" else f"{check.name}@{dev}"
+                if (lost, name) in done:
+                    continue
+                if dev == "cuda" and not cuda:
+                    done[(lost, name)] = CheckResult(lost, check.name, dev, "skipped",
+                                                     "CUDA is not available on this machine")
+                elif current and (check.name, dev) == (current[1], current[2]):
+                    done[(lost, name)] = CheckResult(lost, check.name, dev, "failed",
+                                                     f"the grader's worker {why} during this check")
+                else:
+                    done[(lost, name)] = CheckResult(lost, check.name, dev, "failed",
+                                                     f"not run: the worker {why} during {current[1] if current else 'loading'}")
+            skip.add(lost)
+            if time.monotonic() > deadline_total:
+                outcome.error = "the submission took longer than the grader's total time limit"
+                break
+    outcome.results = list(done.values())
+    return outcome
+
+
+def _complete(activation: str, done: dict, devices: list[str]) -> bool:
+    return all((activation, c.name if d == "cpu" else f"{c.name}@{d}") in done
+               for c, d in checks_for(BY_NAME[activation], devices))
+
+
+def _result(ev: dict) -> CheckResult | None:
+    try:
+        status = ev["status"]
+        if status not in ("passed", "failed", "skipped"):
+            return None
+        return CheckResult(str(ev["activation"]), str(ev["check"]), str(ev["device"]), status,
+                           str(ev.get("message", "")), [str(n) for n in ev.get("notes", [])])
+    except (KeyError, TypeError):
+        return None
+
+
+def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip: set[str], scratch: Path,
+                deadline_total: float) -> tuple[list[dict], int | None, str, bool]:
+    """Run one worker to its end; returns its events, exit status, last stderr line, and whether it
+    was killed for time."""
+    read_fd, write_fd = os.pipe()
+    stderr_path = scratch / "stderr.txt"
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "grader.worker", str(Path(path).resolve()), "--device", device,
+             "--check-timeout", str(check_timeout), "--result-fd", str(write_fd), "--skip", ",".join(sorted(skip))],
+            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            cwd=scratch, env=env, preexec_fn=lambda: _limits(memory))
+    os.close(write_fd)
+    events: list[dict] = []
+    buffer = b""
+    # a check may take check_timeout inside the worker (which then fails it itself); allow slack for
+    # the worker's own start-up and for hangs in C code that its alarm cannot interrupt
+    grace = check_timeout * 2 + 60
+    last = time.monotonic()
+    timed_out = False
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while True:
+            wait = min(grace - (time.monotonic() - last), deadline_total - time.monotonic())
+            if wait <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([pipe], [], [], min(wait, 5.0))
+            if not ready:
+                continue
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
+            last = time.monotonic()
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                try:
+                    ev = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+                if isinstance(ev, dict):
+                    events.append(ev)
+    if timed_out:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        returncode = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        returncode = proc.wait()
+    return events, returncode, _tail(stderr_path), timed_out

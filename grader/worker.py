@@ -1,0 +1,66 @@
+"""The worker process: loads one submission, runs the grader's checks on it, streams events.
+
+Started by :mod:`grader.sandbox` with resource limits, in a scratch directory; never run by hand.
+Events are JSON lines on ``--result-fd``: ``loaded``, ``start`` and ``result`` per check, ``done``
+(or ``error`` when the file cannot be graded at all).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import warnings
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m grader.worker")
+    p.add_argument("path")
+    p.add_argument("--device", default="all")
+    p.add_argument("--check-timeout", type=float, default=60.0)
+    p.add_argument("--result-fd", type=int, required=True)
+    p.add_argument("--skip", default="", help="comma-separated activations not to grade")
+    args = p.parse_args(argv)
+    channel = os.fdopen(args.result_fd, "w", buffering=1, encoding="utf-8")
+
+    def emit(**event) -> None:
+        channel.write(json.dumps(event) + "\n")
+        channel.flush()
+
+    import pytest
+
+    from . import checks
+    from .guard import Guard
+    from .loader import SubmissionError, load
+    from .plugin import SUITE, GraderPlugin
+
+    holder: dict[str, Guard] = {}
+    checks.after_student_code = lambda: holder["guard"].restore()
+    holder["guard"] = guard = Guard()  # snapshot before any student code runs
+    try:
+        submission = load(args.path, after_cell=guard.restore, cell_timeout=args.check_timeout)
+    except SubmissionError as exc:
+        emit(event="error", message=str(exc))
+        return 0
+    skip = frozenset(filter(None, args.skip.split(",")))
+    emit(event="loaded", sha256=submission.sha256, notes=submission.notes,
+         graded=[a.name for a in submission.graded])
+    plugin = GraderPlugin(submission, emit=emit, skip=skip)
+    pytest_args = [SUITE, "--submission", args.path, "--device", args.device,
+                   "--check-timeout", str(args.check_timeout), "-p", "no:cacheprovider", "-p", "no:randomly",
+                   "-q", "--no-header", "-W", "ignore", "-s"]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        code = pytest.main(pytest_args, plugins=[plugin, "grader.plugin"])
+    guard.restore()
+    emit(event="done", exit_code=int(code), restored=guard.restored)
+    channel.close()
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    os._exit(status)  # skip interpreter teardown (torch's takes seconds); the parent has every event

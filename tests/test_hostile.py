@@ -1,0 +1,170 @@
+"""Hostile and broken submissions: the grade stays right and the run always finishes.
+
+Each submission starts from a correct ReLU (full marks) and adds one kind of trouble. The grader
+runs it in a worker process (grader/sandbox.py); these tests drive the real command line.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_cli import RELU, grader, notebook
+
+SIGMOID = '''
+def sigmoid(input):
+    x = input.float() if input.dtype in (torch.float16, torch.bfloat16) else input
+    z = torch.exp(-torch.where(x >= 0, x, -x))
+    return torch.where(x >= 0, 1 / (1 + z), z / (1 + z)).to(input.dtype)
+
+class SigmoidFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = sigmoid(x); ctx.save_for_backward(y); return y
+    @staticmethod
+    def backward(ctx, g):
+        y, = ctx.saved_tensors
+        return g * y * (1 - y)
+
+class Sigmoid(nn.Module):
+    def forward(self, x):
+        return sigmoid(x)
+'''
+WRONG_RELU = RELU.replace("torch.where(input <= 0, 0, input)", "torch.where(input <= 0, 0.1 * input, input)")
+
+
+def run(tmp_path: Path, code: str, *extra: str, name: str = "sub.py") -> tuple[subprocess.CompletedProcess, dict]:
+    sub = tmp_path / name
+    sub.write_text(code)
+    report = tmp_path / "report.json"
+    r = grader(str(sub), "--device", "cpu", "--json", str(report), *extra)
+    assert "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    return r, json.loads(report.read_text()) if report.exists() else {}
+
+
+def scores(report: dict) -> dict[str, tuple[int, int]]:
+    return {e["name"]: (e["score"], e["max_score"]) for e in report["submissions"][0]["exercises"]}
+
+
+def test_segfault_costs_only_its_exercise(tmp_path: Path) -> None:
+    crash = "\nimport ctypes\n_ok = sigmoid\ndef sigmoid(input):\n    if input.numel() == 1000:\n        ctypes.string_at(0)\n    return _ok(input)\n"
+    r, report = run(tmp_path, RELU + SIGMOID + crash)
+    s = scores(report)
+    assert s["ReLU"][0] == s["ReLU"][1] > 0
+    assert 0 < s["Sigmoid"][0] < s["Sigmoid"][1]
+    checks = {c["name"]: c for c in report["submissions"][0]["exercises"][1]["checks"]}
+    assert "crashed (segmentation fault)" in checks["vectorised"]["message"]
+    assert r.returncode == 1
+
+
+def test_os_exit_in_student_code(tmp_path: Path) -> None:
+    exit_ = "\nimport os\n_ok = sigmoid\ndef sigmoid(input):\n    if input.dim() == 0:\n        os._exit(3)\n    return _ok(input)\n"
+    r, report = run(tmp_path, RELU + SIGMOID + exit_)
+    s = scores(report)
+    assert s["ReLU"][0] == s["ReLU"][1]
+    assert s["Sigmoid"][0] < s["Sigmoid"][1]
+    assert "exited with status 3" in json.dumps(report)
+
+
+@pytest.mark.parametrize("raise_", ["sys.exit(0)", "raise KeyboardInterrupt", "raise SystemExit(1)"])
+def test_exit_and_interrupt_are_check_failures(tmp_path: Path, raise_: str) -> None:
+    code = RELU + SIGMOID + f"\nimport sys\n_ok = sigmoid\ndef sigmoid(input):\n    if input.dim() == 0:\n        {raise_}\n    return _ok(input)\n"
+    r, report = run(tmp_path, code)
+    s = scores(report)
+    assert s["ReLU"][0] == s["ReLU"][1] and 0 < s["Sigmoid"][0] < s["Sigmoid"][1]
+    kind = "KeyboardInterrupt" if "Keyboard" in raise_ else "SystemExit"
+    text = json.dumps(report)
+    assert f"raised {kind}" in text and "crashed" not in text and "exited" not in text
+    assert r.returncode == 1
+
+
+def test_infinite_loop_in_a_cell_and_in_a_check(tmp_path: Path) -> None:
+    nb = notebook(tmp_path / "sub.ipynb", "while True:\n    pass",
+                  RELU.replace("    out = torch.where", "    while input.dim() == 0:\n        pass\n    out = torch.where"))
+    r = grader(str(nb), "--device", "cpu", "--check-timeout", "3")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "code cell 1: CellTimeout: took longer than 3 s" in r.stdout
+    assert "took longer than 3 s" in r.stdout and "ReLU" in r.stdout
+
+
+def test_huge_allocation_fails_cleanly(tmp_path: Path) -> None:
+    code = RELU + "\nbig = None\ntry:\n    big = torch.empty(50 * 2**30, dtype=torch.uint8)\nexcept RuntimeError:\n    pass\n" + \
+        "_ok = relu\ndef relu(input, inplace=False):\n    if input.dim() == 0:\n        torch.empty(50 * 2**30, dtype=torch.uint8)\n    return _ok(input, inplace)\n"
+    r, report = run(tmp_path, code)
+    s = scores(report)
+    assert 0 < s["ReLU"][0] < s["ReLU"][1]
+    assert "allocate" in json.dumps(report)
+
+
+def test_monkeypatching_the_reference_does_not_help(tmp_path: Path) -> None:
+    """A wrong relu, and torch's relu replaced by the same wrong function: still wrong."""
+    patch = "\nimport torch.nn.functional as F\nF.relu = relu\ntorch.relu = lambda x: relu(x)\n"
+    r, report = run(tmp_path, WRONG_RELU + patch)
+    s = scores(report)
+    assert s["ReLU"][0] < s["ReLU"][1] - 5
+    assert "restored" in r.stdout
+
+
+def test_monkeypatching_the_comparison_does_not_help(tmp_path: Path) -> None:
+    patch = ("\nimport grader.compare, grader.checks\n"
+             "torch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=torch.bool)\n"
+             "torch.allclose = lambda *a, **k: True\n"
+             "torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)\n"
+             "grader.compare.assert_close = lambda *a, **k: None\n"
+             "grader.checks.assert_close = lambda *a, **k: None\n")
+    r, report = run(tmp_path, WRONG_RELU + patch)
+    s = scores(report)
+    assert s["ReLU"][0] < s["ReLU"][1] - 5
+
+
+def test_patching_at_call_time_is_undone(tmp_path: Path) -> None:
+    code = WRONG_RELU.replace("    return input.copy_(out) if inplace else out",
+                              "    torch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=torch.bool)\n"
+                              "    return input.copy_(out) if inplace else out")
+    r, report = run(tmp_path, code)
+    assert scores(report)["ReLU"][0] < scores(report)["ReLU"][1] - 5
+
+
+def test_forged_report_is_overwritten(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    forge = (f"\nimport json\njson.dump({{'submissions': [{{'score': 999, 'max_score': 999}}]}}, "
+             f"open({str(report_path)!r}, 'w'))\nopen('written_by_student.txt', 'w').write('x')\n")
+    r, report = run(tmp_path, WRONG_RELU + forge)
+    s = report["submissions"][0]
+    assert s["score"] < s["max_score"] and s["max_score"] != 999
+    assert "grader_version" in report
+    assert not (Path.cwd() / "written_by_student.txt").exists()  # the worker ran in a scratch folder
+
+
+def test_report_integrity_fields(tmp_path: Path) -> None:
+    r, report = run(tmp_path, RELU)
+    assert {"grader_version", "torch_version", "device", "python_version"} <= set(report)
+    assert len(report["submissions"][0]["sha256"]) == 64
+
+
+@pytest.mark.parametrize("cells, expected", [
+    (["def relu(:\n    pass", RELU], "SyntaxError"),
+    (["%matplotlib inline\n!pip install torch\n" + RELU], "magics and shell commands do not run"),
+    (["%%bash\necho hi", RELU], "skipped '%%bash'"),
+])
+def test_broken_cells_are_notes_and_the_rest_is_graded(tmp_path: Path, cells, expected) -> None:
+    nb = notebook(tmp_path / "sub.ipynb", *cells)
+    r = grader(str(nb), "--device", "cpu")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert expected in r.stdout
+
+
+def test_huge_notebook_is_refused_in_one_line(tmp_path: Path) -> None:
+    nb = tmp_path / "big.ipynb"
+    nb.write_text('{"nbformat": 4, "cells": [], "x": "' + "a" * (51 * 2**20) + '"}')
+    r = grader(str(nb))
+    assert r.returncode == 2 and "too large" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_crash_while_loading_is_one_line_exit_2(tmp_path: Path) -> None:
+    r, report = run(tmp_path, "import os\nos._exit(7)\n")
+    assert r.returncode == 2
+    assert "exited with status 7 while its cells were running" in r.stderr
