@@ -33,8 +33,7 @@ def grade(path: str, device: str = "all", check_timeout: float = 60.0,
     ``error`` set; a crash or hang costs the exercise it happened in."""
     outcome = sandbox.run(path, device, check_timeout, memory)
     if outcome.error:
-        report = SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
-        return report
+        return SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
     return build(path, outcome.sha256, outcome.results, outcome.notes)
 
 

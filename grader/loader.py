@@ -98,14 +98,15 @@ class CellTimeout(Exception):
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float | None):
-    """SIGALRM interrupts Python code that runs too long (main thread only)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
+def time_limit(seconds: float | None, error: Callable[[], BaseException]):
+    """SIGALRM interrupts Python code that runs longer than ``seconds`` by raising ``error()``
+    (main thread only; C code that holds the GIL runs on until it returns)."""
+    if not seconds or seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expire(signum, frame):
-        raise CellTimeout(f"took longer than {seconds:g} s")
+        raise error()
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -137,7 +138,8 @@ def load(path: str | Path, after_cell: Callable[[], None] = lambda: None,
             continue
         out = io.StringIO()
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), _time_limit(cell_timeout):
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), time_limit(
+                    cell_timeout, lambda: CellTimeout(f"took longer than {cell_timeout:g} s")):
                 exec(code, sub.namespace)
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a failing cell must not stop the others
             line = _failing_line(exc, code.co_filename)

@@ -1,18 +1,15 @@
 """pytest plugin: ``--submission PATH`` runs the grader's suite on one submission and collects results."""
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from .catalog import Activation
 from .checks import CheckFailure, checks_for
-from .loader import Submission, SubmissionError, load
+from .loader import Submission, SubmissionError, load, time_limit
 
 SUITE = str(Path(__file__).with_name("suite.py"))
 DEVICES = {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"]}
@@ -133,23 +130,5 @@ def submission(request: pytest.FixtureRequest) -> Submission:
 def check_timeout(request: pytest.FixtureRequest):
     """A wall-clock limit per check, so an infinite loop costs one check, not the run."""
     seconds = request.config.getoption("check_timeout")
-
-    @contextlib.contextmanager
-    def limit(label: str):
-        if threading.current_thread() is not threading.main_thread() or seconds <= 0:
-            yield
-            return
-
-        def expire(signum, frame):
-            raise CheckTimeout(f"{label}: took longer than {seconds:g} s (an infinite loop?)")
-
-        old = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
-
-    return limit
-
+    return lambda label: time_limit(
+        seconds, lambda: CheckTimeout(f"{label}: took longer than {seconds:g} s (an infinite loop?)"))
