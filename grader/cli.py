@@ -39,6 +39,13 @@ def grade(path: str, device: str = "all", check_timeout: float = 60.0,
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
+                  file=sys.stderr)
+            return 2
     reports = [grade(p, args.device, args.check_timeout, int(args.memory * 2**30)) for p in args.submissions]
     for r in reports:
         if r.error:

@@ -162,3 +162,16 @@ def test_pytest_submission_option(tmp_path: Path) -> None:
                         "-p", "no:xdist"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "passed" in r.stdout and "ReLU" not in r.stderr
+
+
+def test_device_cuda_without_cuda_is_a_one_line_error(tmp_path: Path) -> None:
+    import torch
+
+    sub = tmp_path / "relu.py"
+    sub.write_text(RELU)
+    r = grader(str(sub), "--device", "cuda")
+    if torch.cuda.is_available():
+        assert r.returncode == 0, r.stdout + r.stderr
+    else:
+        assert r.returncode == 2 and "CUDA is not available" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
