@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown
 
-from grader.catalog import BY_NAME, REQUIRED, Activation, chapter_stem
+from grader.catalog import BY_NAME, Activation, chapter_stem, format_params
 from grader.exercises import BEGIN, END
 from grader.loader import load
 
@@ -63,22 +63,11 @@ def solution_source(chapter: str, name: str) -> str:
 
 def torch_signatures(entry: Activation) -> tuple[str, str]:
     """``torch.nn.functional.elu(input, alpha=1.0, inplace=False)`` and ``torch.nn.ELU(...)``."""
-    def fmt(params) -> str:
-        return ", ".join(n if d is inspect.Parameter.empty else f"{n}={d!r}" for n, d in params)
-
-    functional = ""
-    if entry.functional:
-        try:
-            sig = inspect.signature(entry.torch_functional()).parameters.values()
-            params = [(p.name, p.default) for p in sig]
-        except (TypeError, ValueError):  # builtins: the catalogue knows their parameters
-            params = [("input", inspect.Parameter.empty)] + (
-                [("weight", inspect.Parameter.empty)] if entry.name == "PReLU" else
-                [(p.name, inspect.Parameter.empty if p.default is REQUIRED else p.default) for p in entry.params])
-        functional = f"torch.nn.functional.{entry.functional}({fmt(params)})"
+    functional = f"torch.nn.functional.{entry.functional}({format_params(entry.functional_signature())})" \
+        if entry.functional else ""
     init = [(p.name, p.default) for p in inspect.signature(entry.torch_module().__init__).parameters.values()
             if p.name not in ("self", "args", "kwargs")]
-    return functional, f"torch.nn.{entry.name}({fmt(init)})"
+    return functional, f"torch.nn.{entry.name}({format_params(init)})"
 
 
 def tabs(name: str) -> Markdown:

@@ -10,6 +10,7 @@ call); the checks say *how* to test it.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -165,6 +166,17 @@ class Activation:
             return self.function_args(p, x)
         return tuple(p[prm.name] for prm in self.params if prm.function)
 
+    def functional_signature(self) -> list[tuple[str, Any]]:
+        """torch's functional parameters as (name, default), ``inspect.Parameter.empty`` for none.
+        Builtins (gelu, softplus, ...) have no inspectable signature: the catalogue knows theirs."""
+        try:
+            return [(p.name, p.default) for p in inspect.signature(self.torch_functional()).parameters.values()]
+        except (TypeError, ValueError):
+            empty = inspect.Parameter.empty
+            out = [("input", empty)] + ([("weight", empty)] if self.name == "PReLU" else
+                                        [(p.name, empty if p.default is REQUIRED else p.default) for p in self.params])
+            return out + ([("inplace", False)] if self.inplace else [])
+
     # torch's own implementation, the reference every check compares against
     def elementwise_tensor(self, case: dict, values: list[float], dtype: torch.dtype) -> torch.Tensor:
         """Given values as a 1-D tensor, or for PReLU one column per channel."""
@@ -177,6 +189,11 @@ class Activation:
 
     def torch_module(self) -> type[torch.nn.Module]:
         return getattr(torch.nn, self.name)
+
+
+def format_params(params: list[tuple[str, Any]]) -> str:
+    """``input, alpha=1.0, inplace=False`` from (name, default) pairs."""
+    return ", ".join(n if d is inspect.Parameter.empty else f"{n}={d!r}" for n, d in params)
 
 
 def _short(v: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from .catalog import REQUIRED, Activation
+from .catalog import REQUIRED, Activation, format_params
 from .compare import (HALF, CheckFailure, Locate, assert_close, assert_half_close, check_tensor,
                       dtype_name, fmt, locate_elementwise, locate_index)
 from .recorder import Recorder, resolve
@@ -297,7 +297,7 @@ def check_api(impl: Impl, device: str) -> Notes:
     entry = impl.entry
     if entry.functional:
         fn = impl.functional()
-        expected = _torch_signature(entry)
+        expected = entry.functional_signature()
         try:
             got = [(p.name, p.default) for p in inspect.signature(fn).parameters.values()]
         except (TypeError, ValueError):
@@ -327,19 +327,6 @@ def check_api(impl: Impl, device: str) -> Notes:
     return []
 
 
-def _torch_signature(entry: Activation) -> list[tuple[str, object]]:
-    try:
-        sig = inspect.signature(entry.torch_functional())
-        return [(p.name, p.default) for p in sig.parameters.values()]
-    except (TypeError, ValueError):  # builtins: gelu, softplus, ...: the catalogue knows
-        out = [("input", inspect.Parameter.empty)]
-        out += [(p.name, inspect.Parameter.empty if p.default is REQUIRED else p.default) for p in entry.params
-                if entry.functional_args is None]
-        if entry.name == "PReLU":
-            out.append(("weight", inspect.Parameter.empty))
-        return out + ([("inplace", False)] if entry.inplace else [])
-
-
 def _same_default(a: object, b: object) -> bool:
     if a is inspect.Parameter.empty or b is inspect.Parameter.empty:
         return a is b
@@ -352,7 +339,7 @@ def _d(v: object) -> str:
 
 
 def _sig_str(params: list) -> str:
-    return "(" + ", ".join(n if d is inspect.Parameter.empty else f"{n}={d!r}" for n, d in params) + ")"
+    return f"({format_params(params)})"
 
 
 def _init_str(params) -> str:
