@@ -472,7 +472,7 @@ def check_shapes(impl: Impl, device: str) -> Notes:
 
 def check_module(impl: Impl, device: str) -> Notes:
     """Constructor, attributes, repr, state_dict, forward and gradients (PReLU: weight too)."""
-    entry, ref = impl.entry, torch_impl(impl.entry)
+    entry = impl.entry
     cls, torch_cls = impl.module_class(), entry.torch_module()
     if all(p.default is not REQUIRED for p in entry.params):
         mine = student_call(f"{entry.name}()", cls)

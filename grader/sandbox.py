@@ -113,7 +113,7 @@ def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int
                 return outcome
             if finished:
                 break
-            why = (f"took longer than the time limit" if timed_out else _describe(returncode, stderr_tail))
+            why = ("took longer than the time limit" if timed_out else _describe(returncode, stderr_tail))
             lost = current[0] if current and current[0] in BY_NAME else next(
                 (g for g in graded if g not in skip and not _complete(g, done, devices)), None)
             if lost is None:
