@@ -18,6 +18,7 @@ from .catalog import REQUIRED, Activation, format_params
 from .compare import (HALF, CheckFailure, Locate, assert_close, assert_half_close, check_tensor,
                       dtype_name, fmt, locate_elementwise, locate_index)
 from .recorder import Recorder, resolve
+from .replay import interact, type_name
 
 Notes = list[str]
 
@@ -32,7 +33,21 @@ after_student_code: Callable[[], None] = lambda: None
 
 
 def student_call(what: str, fn: Callable, *args, **kwargs):
-    """Call student code; any exception, even SystemExit or KeyboardInterrupt, becomes a one-line failure."""
+    """Call student code; any exception, even SystemExit or KeyboardInterrupt, becomes a one-line failure.
+    Taped in the worker, replayed in the parent (replay.py)."""
+    return interact(what, lambda: _run_student(what, fn, args, kwargs))
+
+
+def _run_student_direct(what: str, fn: Callable, *args, **kwargs):
+    return _run_student(what, fn, args, kwargs)
+
+
+def observe(label: str, thunk: Callable[[], object]) -> object:
+    """Look at a student object (repr, attributes, signature): taped like a call."""
+    return student_call(label, thunk)
+
+
+def _run_student(what: str, fn: Callable, args: tuple, kwargs: dict):
     try:
         return fn(*args, **kwargs)
     except CheckFailure:
@@ -48,44 +63,49 @@ def student_call(what: str, fn: Callable, *args, **kwargs):
 class Impl:
     """A student's (or torch's) three forms of one activation, called the same way."""
 
-    def __init__(self, entry: Activation, namespace: dict) -> None:
+    def __init__(self, entry: Activation, namespace: dict | None, student: bool = True) -> None:
         self.entry = entry
-        self.ns = namespace
+        self.ns = namespace  # None in the parent, which replays the worker's tape
+        self.student = student
 
-    def get(self, name: str) -> object:
-        if name not in self.ns:
-            raise CheckFailure(f"{name} is not defined")
-        return self.ns[name]
+    def get(self, name: str, kind: type | None = None, what: str = "") -> object:
+        def lookup() -> object:
+            if name not in self.ns:
+                raise CheckFailure(f"{name} is not defined")
+            obj = self.ns[name]
+            if kind is not None and not (isinstance(obj, type) and issubclass(obj, kind)):
+                raise CheckFailure(f"{name} is not a subclass of {what}")
+            if kind is None and not callable(obj):
+                raise CheckFailure(f"{name} is not callable")
+            return obj
+        return self._interact(f"look up {name}", lookup)
+
+    def _interact(self, label: str, thunk: Callable[[], object]) -> object:
+        return interact(label, thunk) if self.student else thunk()
 
     def module_class(self) -> type:
-        cls = self.get(self.entry.name)
-        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-            raise CheckFailure(f"{self.entry.name} is not a subclass of torch.nn.Module")
-        return cls
+        return self.get(self.entry.name, torch.nn.Module, "torch.nn.Module")
 
     def function_class(self) -> type:
-        cls = self.get(self.entry.function_name)
-        if not (isinstance(cls, type) and issubclass(cls, torch.autograd.Function)):
-            raise CheckFailure(f"{self.entry.function_name} is not a subclass of torch.autograd.Function")
-        return cls
+        return self.get(self.entry.function_name, torch.autograd.Function, "torch.autograd.Function")
 
     def make_module(self, case: dict, inplace: bool = False) -> torch.nn.Module:
         kwargs = self.entry.module_args(case)
         if inplace:
             kwargs["inplace"] = True
         label = f"{self.entry.name}({', '.join(f'{k}={fmt_arg(v)}' for k, v in kwargs.items())})"
-        module = student_call(label, self.module_class(), **kwargs)
+        module = self.call(label, self.module_class(), **kwargs)
         if self.entry.random:
-            module.eval()
+            self._interact(f"{label}.eval()", lambda: module.eval() and None)
         return module
+
+    def call(self, what: str, fn: Callable, *args, **kwargs):
+        return student_call(what, fn, *args, **kwargs) if self.student else _run_student(what, fn, args, kwargs)
 
     def functional(self) -> Callable:
         """``f(x, *args, **kwargs)``; Softmax2d, which has no functional form, goes through its module."""
         if self.entry.functional:
-            fn = self.get(self.entry.functional)
-            if not callable(fn):
-                raise CheckFailure(f"{self.entry.functional} is not callable")
-            return fn
+            return self.get(self.entry.functional)
         return lambda x, *a, **k: self.make_module({})(x)
 
     def function(self) -> Callable:
@@ -97,7 +117,7 @@ def torch_impl(entry: Activation) -> Impl:
     ns = {entry.name: entry.torch_module()}
     if entry.functional:
         ns[entry.functional] = entry.torch_functional()
-    return Impl(entry, ns)
+    return Impl(entry, ns, student=False)
 
 
 def fmt_arg(v: object) -> str:
@@ -186,20 +206,22 @@ def edge_input(entry: Activation, case: dict, dtype: torch.dtype) -> tuple[torch
 # ---------------------------------------------------------------------------------- autograd
 
 def forward_backward(what: str, fn: Callable, x: torch.Tensor, args: tuple, kwargs: dict,
-                     upstream_seed: int, entry: Activation, *, grads: bool = True):
-    """Run ``fn(x, *args, **kwargs)`` with gradients w.r.t. x and tensor args; returns (y, grads)."""
+                     upstream_seed: int, entry: Activation, *, grads: bool = True, student: bool = True):
+    """Run ``fn(x, *args, **kwargs)`` with gradients w.r.t. x and tensor args; returns (y, grads).
+    ``student=False``: torch's reference, computed here and never taped."""
+    call = student_call if student else _run_student_direct
     x = x.detach().clone().requires_grad_(grads and x.is_floating_point())
     args = tuple(a.detach().clone().requires_grad_(grads) if isinstance(a, torch.Tensor) else a for a in args)
-    y = student_call(what, fn, x, *args, **kwargs)
+    y = call(what, fn, x, *args, **kwargs)
     if not isinstance(y, torch.Tensor):
-        raise CheckFailure(f"{what}: returned {type(y).__name__}, torch returns a Tensor")
+        raise CheckFailure(f"{what}: returned {type_name(y)}, torch returns a Tensor")
     if not grads or y.numel() == 0:
         return y, x, ()
     inputs = (x,) + tuple(a for a in args if isinstance(a, torch.Tensor))
     if not y.requires_grad:
         raise CheckFailure(f"{what}: the output does not require grad: is it detached from the input?")
     up = upstream_for(entry, y, upstream_seed)
-    g = student_call(f"{what} backward", torch.autograd.grad, y, inputs, up, allow_unused=True)
+    g = call(f"{what} backward", torch.autograd.grad, y, inputs, up, allow_unused=True)
     for i, gi in enumerate(g):
         if gi is None:
             name = "input" if i == 0 else "weight"
@@ -298,23 +320,20 @@ def check_api(impl: Impl, device: str) -> Notes:
     if entry.functional:
         fn = impl.functional()
         expected = entry.functional_signature()
-        try:
-            got = [(p.name, p.default) for p in inspect.signature(fn).parameters.values()]
-        except (TypeError, ValueError):
-            raise CheckFailure(f"{entry.functional}: has no inspectable signature") from None
-        got_s = _sig_str(got)
+        got = _signature(entry.functional, lambda: fn)
         if [n for n, _ in got] != [n for n, _ in expected] or any(
                 not _same_default(a, b) for (_, a), (_, b) in zip(got, expected)):
-            raise CheckFailure(f"{entry.functional}{got_s}: torch's signature is {entry.functional}{_sig_str(expected)}")
+            raise CheckFailure(f"{entry.functional}{_sig_str(got)}: torch's signature is "
+                               f"{entry.functional}{_sig_str(expected)}")
     cls = impl.module_class()
     torch_params = inspect.signature(entry.torch_module().__init__).parameters
-    params = inspect.signature(cls.__init__).parameters
+    params = dict(_signature(f"{entry.name}.__init__", lambda: cls.__init__))
     wanted = [n for n in entry.module_args(entry.cases[0])] + (["inplace"] if entry.inplace else [])
     for name in wanted:
         if name not in params:
             raise CheckFailure(f"{entry.name}.__init__ has no parameter {name!r} (torch: {entry.name}{_init_str(torch_params)})")
-        if not _same_default(params[name].default, torch_params[name].default):
-            raise CheckFailure(f"{entry.name}.__init__: default {name}={_d(params[name].default)}, "
+        if not _same_default(params[name], torch_params[name].default):
+            raise CheckFailure(f"{entry.name}.__init__: default {name}={_d(params[name])}, "
                                f"torch's is {_d(torch_params[name].default)}")
     impl.function_class()
     # every form must run: a stub that raises NotImplementedError earns nothing here either
@@ -325,6 +344,22 @@ def check_api(impl: Impl, device: str) -> Notes:
     student_call(entry.function_name, impl.function(), x.clone(), *entry.function_arguments(case, x))
     student_call(f"{entry.name} module", impl.make_module(case), x.clone())
     return []
+
+
+_NO_DEFAULT = "<no default>"
+
+
+def _signature(label: str, target: Callable[[], object]) -> list[tuple[str, object]]:
+    """(name, default) of a student function's parameters; ``inspect.Parameter.empty`` for none."""
+    def read() -> list:
+        try:
+            params = inspect.signature(target()).parameters.values()
+        except (TypeError, ValueError):
+            raise CheckFailure(f"{label}: has no inspectable signature") from None
+        return [[p.name, _NO_DEFAULT if p.default is inspect.Parameter.empty else p.default] for p in params]
+
+    return [(n, inspect.Parameter.empty if isinstance(d, str) and d == _NO_DEFAULT else d)
+            for n, d in observe(f"signature of {label}", read)]
 
 
 def _same_default(a: object, b: object) -> bool:
@@ -378,13 +413,13 @@ def _grads(dtype: torch.dtype) -> Callable[[Impl, str], Notes]:
             x = random_input(entry, dtype, device, seed_of(entry.name, "grads", case, dtype))
             args, kwargs = entry.functional_arguments(case, x)
             seed = seed_of(entry.name, "up", case)
-            _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+            _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry, student=False)
             _, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
             where = locate_elementwise(x) if entry.elementwise else locate_index(x)
             truth = None
             if dtype in HALF:
                 _, _, truth = forward_backward("torch", ref.functional(), x.double(), _cast(args, torch.float64),
-                                               kwargs, seed, entry)
+                                               kwargs, seed, entry, student=False)
             notes += compare_grads(gs, gr, x, what, where, entry, case, truth=truth)
         return notes
     return check
@@ -418,7 +453,7 @@ def check_edges(impl: Impl, device: str) -> Notes:
             got = student_call(what, impl.functional(), x.clone(), *args, **kwargs)
             assert_close(got, expected, what, where, skip=_edge_skip(entry, x, entry.odd_values, False))
             seed = seed_of(entry.name, "edge-up")
-            _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+            _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry, student=False)
             _, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
             skip = _edge_skip(entry, x, entry.odd_grads, True)
             notes += compare_grads(gs, gr, x, what, where, entry, case, skip=skip)
@@ -439,7 +474,7 @@ def check_kinks(impl: Impl, device: str) -> Notes:
             what = f"{entry.describe(case)} {dtype_name(dtype)}"
             seed = seed_of("kinks")
             args, kwargs = entry.functional_arguments(case, x)
-            _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+            _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry, student=False)
             _, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
             notes += compare_grads(gs, gr, x, what, where, entry, case)
             fargs = entry.function_arguments(case, x)
@@ -460,7 +495,7 @@ def check_shapes(impl: Impl, device: str) -> Notes:
         what = f"{entry.describe(case)} on a {label} input {tuple(shape)}"
         args, kwargs = entry.functional_arguments(case, x)
         seed = seed_of("shape-up", shape)
-        yr, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+        yr, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry, student=False)
         ys, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
         assert_close(ys, yr, what, locate_index(x))
         compare_grads(gs, gr, x, what, locate_index(x), entry, case)
@@ -476,8 +511,9 @@ def check_module(impl: Impl, device: str) -> Notes:
     cls, torch_cls = impl.module_class(), entry.torch_module()
     if all(p.default is not REQUIRED for p in entry.params):
         mine = student_call(f"{entry.name}()", cls)
-        if repr(mine) != repr(torch_cls()):
-            raise CheckFailure(f"{entry.name}(): repr is {repr(mine)!r}, torch's is {repr(torch_cls())!r}")
+        shown = observe(f"repr({entry.name}())", lambda: repr(mine))
+        if shown != repr(torch_cls()):
+            raise CheckFailure(f"{entry.name}(): repr is {shown!r}, torch's is {repr(torch_cls())!r}")
     cases = list(entry.cases) + ([{**entry.cases[0], "inplace": True}] if entry.inplace else [])
     for case in cases:
         kwargs = entry.module_args({k: v for k, v in case.items() if k != "inplace"})
@@ -486,20 +522,24 @@ def check_module(impl: Impl, device: str) -> Notes:
         label = f"{entry.name}({', '.join(f'{k}={fmt_arg(v)}' for k, v in kwargs.items())})"
         mine = student_call(label, cls, **kwargs)
         theirs = torch_cls(**kwargs)
-        if repr(mine) != repr(theirs):
-            raise CheckFailure(f"{label}: repr is {repr(mine)!r}, torch's is {repr(theirs)!r}")
+        shown = observe(f"repr({label})", lambda: repr(mine))
+        if shown != repr(theirs):
+            raise CheckFailure(f"{label}: repr is {shown!r}, torch's is {repr(theirs)!r}")
         for name in kwargs:
-            if hasattr(theirs, name) and getattr(mine, name, "<missing>") != getattr(theirs, name):
-                raise CheckFailure(f"{label}: attribute {name} is {getattr(mine, name, '<missing>')!r}, "
-                                   f"torch's is {getattr(theirs, name)!r}")
-        sd_mine, sd_theirs = mine.state_dict(), theirs.state_dict()
+            if not hasattr(theirs, name):
+                continue
+            value = observe(f"{label}.{name}", lambda: getattr(mine, name, "<missing>"))
+            if value != getattr(theirs, name):
+                raise CheckFailure(f"{label}: attribute {name} is {value!r}, torch's is {getattr(theirs, name)!r}")
+        sd_mine, sd_theirs = observe(f"{label}.state_dict()", lambda: dict(mine.state_dict())), theirs.state_dict()
         if list(sd_mine) != list(sd_theirs):
             raise CheckFailure(f"{label}: state_dict keys are {list(sd_mine)}, torch's are {list(sd_theirs)}")
         for key in sd_theirs:
             assert_close(sd_mine[key], sd_theirs[key], f"{label}: state_dict[{key!r}]", locate_index(sd_theirs[key]))
-        mine.to(device), theirs.to(device)
+        observe(f"{label}.to({device})", lambda: (mine.to(device), entry.random and mine.eval()) and None)
+        theirs.to(device)
         if entry.random:
-            mine.eval(), theirs.eval()
+            theirs.eval()
         if case.get("inplace"):
             continue  # in-place behaviour has its own check
         x = random_input(entry, torch.float32, device, seed_of(entry.name, "module", case))
@@ -510,7 +550,8 @@ def check_module(impl: Impl, device: str) -> Notes:
         up = upstream_for(entry, yt, seed_of("module-up"))
         if not ys.requires_grad:
             raise CheckFailure(f"{label}: the output does not require grad")
-        params_m, params_t = list(mine.parameters()), list(theirs.parameters())
+        params_m = observe(f"{label}.parameters()", lambda: list(mine.parameters()))
+        params_t = list(theirs.parameters())
         gs = student_call(f"{label} backward", torch.autograd.grad, ys, [xs] + params_m, up, allow_unused=True)
         gt = torch.autograd.grad(yt, [xt] + params_t, up)
         for i, (a, b) in enumerate(zip(gs, gt)):
@@ -532,7 +573,7 @@ def check_function(impl: Impl, device: str) -> Notes:
             x = random_input(entry, dtype, device, seed_of(entry.name, "function", case, dtype))
             args, kwargs = entry.functional_arguments(case, x)
             seed = seed_of("function-up", case)
-            yr, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+            yr, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry, student=False)
             ys, _, gs = forward_backward(what, fn, x, entry.function_arguments(case, x), {}, seed, entry)
             where = locate_elementwise(x) if entry.elementwise else locate_index(x)
             assert_close(ys, yr, what, where)
@@ -544,7 +585,7 @@ def check_function(impl: Impl, device: str) -> Notes:
         what = f"{entry.function_name} {entry.describe(case)} float32"
         args, kwargs = entry.functional_arguments(case, x)
         seed = seed_of("function-edge-up")
-        _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry)
+        _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry, student=False)
         _, _, gs = forward_backward(what, fn, x, entry.function_arguments(case, x), {}, seed, entry)
         notes += compare_grads(gs, gr, x, what, where, entry, case, skip=_edge_skip(entry, x, entry.odd_grads, True))
     return notes
@@ -606,9 +647,8 @@ def check_inplace(impl: Impl, device: str) -> Notes:
         forms.append((f"{entry.describe(case)} with inplace=False",
                       lambda t: impl.functional()(t, *args, **{**kwargs, "inplace": False})))
     for what, call in forms:
-        t = x.clone()
-        student_call(what, call, t)
-        if not torch.equal(t, x) and not (t.isnan() & x.isnan()).any():
+        _, after, _ = student_call(what, _with_input_after, call, x.clone())
+        if not torch.equal(after, x) and not (after.isnan() & x.isnan()).any():
             raise CheckFailure(f"{what}: modified its input; only inplace=True may")
     if not entry.inplace:
         return []
@@ -616,12 +656,18 @@ def check_inplace(impl: Impl, device: str) -> Notes:
     for what, call in [(f"{entry.slug}(..., inplace=True)", lambda t: impl.functional()(t, *args, **kw)),
                        (f"{entry.name}(inplace=True)",
                           lambda t: impl.make_module(case, inplace=True)(t))]:
-        t = x.clone()
-        out = student_call(what, call, t)
-        if not isinstance(out, torch.Tensor) or out.data_ptr() != t.data_ptr():
+        _, after, same = student_call(what, _with_input_after, call, x.clone())
+        if not same:
             raise CheckFailure(f"{what}: must return its input tensor, modified in place")
-        assert_close(t, expected, f"{what}: the input after the call", where)
+        assert_close(after, expected, f"{what}: the input after the call", where)
     return []
+
+
+def _with_input_after(call: Callable, t: torch.Tensor) -> tuple:
+    """Run ``call(t)``; return its output, ``t`` as it is afterwards, and whether the output is ``t``."""
+    out = call(t)
+    same = isinstance(out, torch.Tensor) and out.data_ptr() == t.data_ptr() and out.shape == t.shape
+    return (out if isinstance(out, torch.Tensor) else None), t.detach().clone(), same
 
 
 def check_invalid(impl: Impl, device: str) -> Notes:
@@ -632,15 +678,20 @@ def check_invalid(impl: Impl, device: str) -> Notes:
         args, kwargs = entry.functional_arguments(bad.kwargs, x) if entry.functional else ((), {})
         label = (f"{entry.slug}({', '.join(f'{k}={fmt_arg(v)}' for k, v in bad.kwargs.items())}) "
                  f"on a {tuple(bad.shape)} input")
-        try:
-            impl.functional()(x, *args, **kwargs)
-        except NotImplementedError:
-            raise CheckFailure(f"{label}: not implemented (raises NotImplementedError)") from None
-        except bad.raises:
-            continue
-        except Exception as exc:
-            raise CheckFailure(f"{label}: raised {_one_line(exc)}; torch raises {bad.raises.__name__}") from None
-        raise CheckFailure(f"{label}: returned a result; torch raises {bad.raises.__name__}")
+        def attempt() -> str:
+            try:
+                impl.functional()(x, *args, **kwargs)
+            except NotImplementedError:
+                return "not implemented (raises NotImplementedError)"
+            except bad.raises:
+                return ""
+            except Exception as exc:
+                return f"raised {_one_line(exc)}; torch raises {bad.raises.__name__}"
+            return f"returned a result; torch raises {bad.raises.__name__}"
+
+        outcome = observe(label, attempt)
+        if outcome:
+            raise CheckFailure(f"{label}: {outcome}")
     return []
 
 
@@ -661,7 +712,7 @@ def check_random(impl: Impl, device: str) -> Notes:
                                        (lower, upper, True), {}, 0, entry)
         _check_slopes(y, x, g, lower, upper, f"{entry.function_name} {what}", n)
         module = student_call(entry.name, impl.module_class(), **entry.module_args(case))
-        module.train()
+        observe(f"{entry.name}.train()", lambda: module.train() and None)
         ym = student_call(f"{entry.name} in training mode", module, x)
         slopes = (ym[:n] / x[:n]).detach()
         if float(slopes.std()) < 0.1 * (upper - lower) / math.sqrt(12):
@@ -694,27 +745,38 @@ def _check_slopes(y: torch.Tensor, x: torch.Tensor, g: torch.Tensor, lower: floa
                  locate_elementwise(x[:n]), kind="grad")
 
 
-def _forbidden(entry: Activation) -> tuple[set[str], list]:
-    ops = set(entry.forbidden_ops)
+def _forbidden(entry: Activation) -> tuple[set[str], set[str]]:
+    """ATen op names and names of torch callables that compute the activation itself."""
     funcs = [resolve(f) for f in entry.forbidden_functions]
     if entry.functional:
         funcs.append(entry.torch_functional())
         for mod in (torch, torch.Tensor):
             if hasattr(mod, entry.functional):
                 funcs.append(getattr(mod, entry.functional))
-    return ops, funcs
+    return set(entry.forbidden_ops), {_callable_name(f) for f in funcs}
 
 
-def _record(impl: Impl, case: dict, x: torch.Tensor) -> Recorder:
+def _callable_name(f: object) -> str:
+    module = getattr(f, "__module__", None) or ""
+    name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or repr(f)
+    return f"{module}.{name}".lstrip(".")
+
+
+def _record(impl: Impl, case: dict, x: torch.Tensor) -> tuple[dict[str, int], list[str]]:
+    """Run every form once: the ATen ops dispatched (with counts) and the torch API calls made."""
     entry = impl.entry
-    args, kwargs = entry.functional_arguments(case, x)
-    fargs = entry.function_arguments(case, x)
-    module = impl.make_module(case)
-    with Recorder() as rec:
-        forward_backward(entry.describe(case), impl.functional(), x, args, kwargs, 0, entry)
-        forward_backward(entry.function_name, impl.function(), x, fargs, {}, 0, entry)
-        student_call(f"{entry.name} module", module, x)
-    return rec
+
+    def run() -> tuple[dict[str, int], list[str]]:
+        args, kwargs = entry.functional_arguments(case, x)
+        fargs = entry.function_arguments(case, x)
+        module = impl.make_module(case)
+        with Recorder() as rec:
+            forward_backward(entry.describe(case), impl.functional(), x, args, kwargs, 0, entry)
+            forward_backward(entry.function_name, impl.function(), x, fargs, {}, 0, entry)
+            student_call(f"{entry.name} module", module, x)
+        return dict(rec.ops), [_callable_name(f) for f in rec.calls]
+
+    return impl._interact(f"record {entry.describe(case)} on {tuple(x.shape)}", run)
 
 
 def check_forbidden(impl: Impl, device: str) -> Notes:
@@ -723,14 +785,13 @@ def check_forbidden(impl: Impl, device: str) -> Notes:
     ops, funcs = _forbidden(entry)
     for case in entry.cases:
         x = random_input(entry, torch.float32, device, seed_of("forbidden"))
-        rec = _record(impl, case, x)
-        used = sorted(op for op in rec.ops if op in ops)
+        recorded_ops, calls = _record(impl, case, x)
+        used = sorted(op for op in recorded_ops if op in ops)
         if used:
             raise CheckFailure(f"{entry.describe(case)}: calls torch's own aten.{used[0]}: write it from scratch")
-        called = [f for f in rec.calls if any(f is g for g in funcs)]
+        called = [name for name in calls if name in funcs]
         if called:
-            name = getattr(called[0], "__qualname__", getattr(called[0], "__name__", repr(called[0])))
-            raise CheckFailure(f"{entry.describe(case)}: calls torch's {name}: write it from scratch")
+            raise CheckFailure(f"{entry.describe(case)}: calls torch's {called[0]}: write it from scratch")
     return []
 
 
@@ -741,7 +802,7 @@ def check_vectorised(impl: Impl, device: str) -> Notes:
     counts = []
     for shape in entry.vector_shapes:
         x = random_input(entry, torch.float32, device, seed_of("vector", shape), shape)
-        counts.append(_record(impl, case, x).total)
+        counts.append(sum(_record(impl, case, x)[0].values()))
     small, large = entry.vector_shapes
     n_small, n_large = math.prod(small), math.prod(large)
     if counts[1] > counts[0]:

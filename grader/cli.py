@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__, sandbox
 from .report import SubmissionReport, as_json, build, table, write_json
@@ -28,10 +29,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def grade(path: str, device: str = "all", check_timeout: float = 60.0,
-          memory: int = sandbox.DEFAULT_MEMORY) -> SubmissionReport:
+          memory: int = sandbox.DEFAULT_MEMORY, read_only: tuple[Path, ...] = ()) -> SubmissionReport:
     """Grade one submission in a worker process. A file that cannot be graded is a report with
     ``error`` set; a crash or hang costs the exercise it happened in."""
-    outcome = sandbox.run(path, device, check_timeout, memory)
+    outcome = sandbox.run(path, device, check_timeout, memory, read_only=read_only)
     if outcome.error:
         return SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
     return build(path, outcome.sha256, outcome.results, outcome.notes)
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
                   file=sys.stderr)
             return 2
-    reports = [grade(p, args.device, args.check_timeout, int(args.memory * 2**30)) for p in args.submissions]
+    report_dir = (Path(args.json).resolve().parent,) if args.json and Path(args.json).resolve().parent.is_dir() else ()
+    reports = [grade(p, args.device, args.check_timeout, int(args.memory * 2**30), report_dir)
+               for p in args.submissions]
     for r in reports:
         if r.error:
             print(f"error: {r.path}: {r.error}" if not r.error.startswith(r.path) else f"error: {r.error}",

@@ -10,6 +10,7 @@ import pytest
 from .catalog import Activation
 from .checks import CheckFailure, checks_for
 from .loader import Submission, SubmissionError, load, time_limit
+from .replay import Tape, encode
 
 SUITE = str(Path(__file__).with_name("suite.py"))
 DEVICES = {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"]}
@@ -78,7 +79,8 @@ class GraderPlugin:
                                  message, notes)
             self.results.append(result)
             if self.emit:
-                self.emit(event="result", **asdict(result))
+                tapes = [v for k, v in item.user_properties if k == "tape" and v.mode == "record"]
+                self.emit(event="result", **asdict(result), tape=encode(tapes[0].entries) if tapes else None)
 
 
 _PLUGIN_KEY = pytest.StashKey[GraderPlugin]()
@@ -124,6 +126,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def submission(request: pytest.FixtureRequest) -> Submission:
     return request.config.stash[_PLUGIN_KEY].submission(request.config)
+
+
+@pytest.fixture
+def tape(request: pytest.FixtureRequest) -> Tape:
+    """In the worker, each check's interactions with student code are recorded for the parent."""
+    return Tape("record" if request.config.stash[_PLUGIN_KEY].emit else "direct")
 
 
 @pytest.fixture

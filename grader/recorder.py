@@ -49,10 +49,6 @@ class Recorder:
         for mode in reversed(self._modes):
             mode.__exit__(*exc)
 
-    @property
-    def total(self) -> int:
-        return sum(self.ops.values())
-
 
 def resolve(dotted: str) -> object:
     """``torch.nn.functional.softsign`` -> the function object."""

@@ -1,13 +1,16 @@
-"""Run a submission in a worker process, with limits, and survive whatever it does.
+"""Run a submission in a worker process, with limits, survive whatever it does, and judge it here.
 
 The parent never executes student code. It starts :mod:`grader.worker` in a scratch directory with
-an address-space limit (a huge allocation fails inside the worker), no core dumps and a cap on file
-size, watches the event stream with a per-check deadline, and if the worker dies (segfault,
-``os._exit``, a hang in C code, the memory limit) it fails the check that was running, counts the
-rest of that exercise as lost, and starts a new worker for the exercises that remain.
+an address-space limit (a huge allocation fails inside the worker), no core dumps, a cap on file
+size and, where mount namespaces are allowed, the course and submission folders read-only. It
+watches the event stream with a per-check deadline; if the worker dies (segfault, ``os._exit``, a
+hang in C code, the memory limit) it fails the check that was running, counts the rest of that
+exercise as lost, and starts a new worker for the exercises that remain. Every verdict is the
+parent's own: :func:`judge` reruns the check here against the worker's tape (grader/replay.py).
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -22,8 +25,9 @@ from pathlib import Path
 
 import torch
 
+from . import replay
 from .catalog import BY_NAME
-from .checks import checks_for
+from .checks import CHECKS_BY_NAME, CheckFailure, Impl, checks_for
 from .plugin import DEVICES, CheckResult
 
 DEFAULT_MEMORY = 6 * 2**30  # bytes of address space for a worker (torch itself needs about 1 GiB)
@@ -38,12 +42,32 @@ class Outcome:
     error: str = ""
 
 
-def _limits(memory: int) -> None:
-    """In the child, before exec: its own session, bounded memory and files, no core file."""
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+_CLONE_NEWNS, _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
+
+
+def _read_only(paths: list[bytes]) -> None:
+    """In a private mount namespace, remount ``paths`` read-only for the worker alone. Needs the
+    privilege to create mount namespaces (root in CI); silently does nothing without it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            return
+        for path in paths:
+            if libc.mount(path, path, None, _MS_BIND | _MS_REC, None) == 0:
+                libc.mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
+    except OSError:
+        return
+
+
+def _limits(memory: int, read_only: list[bytes]) -> None:
+    """In the child, before exec: its own session, bounded memory and files, no core file, and the
+    course and the submissions' folders read-only where the system allows it."""
     os.setsid()
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+    _read_only(read_only)
 
 
 def _describe(returncode: int | None, stderr_tail: str) -> str:
@@ -70,7 +94,9 @@ def _tail(path: Path) -> str:
 
 
 def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int = DEFAULT_MEMORY,
-        total_timeout: float = 1800.0) -> Outcome:
+        total_timeout: float = 1800.0, read_only: tuple[Path, ...] = ()) -> Outcome:
+    """Grade one submission in workers. ``read_only``: more folders the worker must not change (the
+    report's); the course and the submission's own folder always are, where the system allows."""
     outcome = Outcome()
     done: dict[tuple[str, str], CheckResult] = {}
     skip: set[str] = set()
@@ -81,7 +107,7 @@ def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
         while True:
             events, returncode, stderr_tail, timed_out = _one_worker(
-                path, device, check_timeout, memory, skip, Path(scratch), deadline_total)
+                path, device, check_timeout, memory, skip, Path(scratch), deadline_total, read_only)
             current = None
             finished = False
             for ev in events:
@@ -98,8 +124,8 @@ def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int
                     current = (ev.get("activation"), ev.get("check"), ev.get("device"))
                 elif kind == "result":
                     r = _result(ev)
-                    if r is not None and r.activation in (graded or []):
-                        done[(r.activation, r.name)] = r
+                    if r is not None and r.activation in (graded or []) and r.check in CHECKS_BY_NAME:
+                        done[(r.activation, r.name)] = judge(r, ev.get("tape"))
                     current = None
                 elif kind == "done":
                     finished = True
@@ -139,6 +165,37 @@ def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int
     return outcome
 
 
+def judge(worker: CheckResult, tape: str | None) -> CheckResult:
+    """The parent's verdict: run the check again here, where torch has never met student code,
+    replaying what the worker recorded of the student's code (grader/replay.py)."""
+    if worker.status == "skipped":
+        return worker
+    try:
+        entries = replay.decode(tape) if tape else None
+    except Exception:
+        entries = None
+    if entries is None:
+        return CheckResult(worker.activation, worker.check, worker.device, "failed",
+                           "grader error: the worker sent no readable record of this check",
+                           [f"the worker reported {worker.status}; the grader's own verdict is failed"])
+    impl = Impl(BY_NAME[worker.activation], None)
+    notes: list[str] = []
+    with replay.using(replay.Tape("replay", entries)):
+        try:
+            notes = CHECKS_BY_NAME[worker.check].run(impl, worker.device)
+            status, message = "passed", ""
+        except replay.TapeEnded:  # the worker's check stopped there: a timeout inside the grader
+            status, message = "failed", worker.message or "the worker's check stopped early"
+        except CheckFailure as exc:
+            status, message = "failed", str(exc)
+        except Exception as exc:  # a tape that does not fit the check: forged or corrupt
+            status, message = "failed", f"grader error while judging: {type(exc).__name__}: {exc}"[:300]
+    if status != worker.status:
+        notes = notes + [f"the worker reported {worker.status}; the grader's own verdict is {status}"]
+    return CheckResult(worker.activation, worker.check, worker.device, status, message.splitlines()[0] if message else "",
+                       [str(n) for n in notes])
+
+
 def _complete(activation: str, done: dict, devices: list[str]) -> bool:
     return all((activation, c.name if d == "cpu" else f"{c.name}@{d}") in done
                for c, d in checks_for(BY_NAME[activation], devices))
@@ -156,18 +213,20 @@ def _result(ev: dict) -> CheckResult | None:
 
 
 def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip: set[str], scratch: Path,
-                deadline_total: float) -> tuple[list[dict], int | None, str, bool]:
+                deadline_total: float, extra_read_only: tuple[Path, ...] = ()) -> tuple[list[dict], int | None, str, bool]:
     """Run one worker to its end; returns its events, exit status, last stderr line, and whether it
     was killed for time."""
     read_fd, write_fd = os.pipe()
     stderr_path = scratch / "stderr.txt"
+    protected = {COURSE_ROOT, Path(path).resolve().parent, *extra_read_only}
+    read_only = [str(p).encode() for p in sorted(protected) if p.is_dir() and p != Path("/")]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "grader.worker", str(Path(path).resolve()), "--device", device,
              "--check-timeout", str(check_timeout), "--result-fd", str(write_fd), "--skip", ",".join(sorted(skip))],
             pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-            cwd=scratch, env=env, preexec_fn=lambda: _limits(memory))
+            cwd=scratch, env=env, preexec_fn=lambda: _limits(memory, read_only))
     os.close(write_fd)
     events: list[dict] = []
     buffer = b""

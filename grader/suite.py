@@ -6,17 +6,19 @@ from __future__ import annotations
 import pytest
 
 from .checks import CheckFailure, Impl
+from .replay import using
 
 
-def test_check(submission, activation, check, device, check_timeout, request) -> None:
+def test_check(submission, activation, check, device, check_timeout, tape, request) -> None:
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             pytest.skip("CUDA is not available on this machine")
     impl = Impl(activation, submission.namespace)
+    request.node.user_properties.append(("tape", tape))
     try:
-        with check_timeout(f"{activation.name} {check.name}"):
+        with check_timeout(f"{activation.name} {check.name}"), using(tape):
             notes = check.run(impl, device)
     except CheckFailure as exc:
         pytest.fail(str(exc), pytrace=False)

@@ -167,3 +167,46 @@ def test_crash_while_loading_is_one_line_exit_2(tmp_path: Path) -> None:
     r, report = run(tmp_path, "import os\nos._exit(7)\n")
     assert r.returncode == 2
     assert "exited with status 7 while its cells were running" in r.stderr
+
+
+def test_forged_results_on_the_worker_pipe_do_not_count(tmp_path: Path) -> None:
+    """The verdict is the parent's: a worker that reports 'passed' without a record of the student's
+    outputs that supports it (here: none, then garbage) gets no marks for it."""
+    forge = '''
+import json, os, sys
+_fd = int(sys.argv[sys.argv.index("--result-fd") + 1])
+def relu(input, inplace=False):
+    from grader.catalog import BY_NAME
+    from grader.checks import checks_for
+    for check, device in checks_for(BY_NAME["ReLU"], ["cpu"]):
+        event = {"event": "result", "activation": "ReLU", "check": check.name, "device": device,
+                 "status": "passed", "message": "", "notes": [], "tape": "bm90IGEgdGFwZQ=="}
+        os.write(_fd, (json.dumps(event) + "\\n").encode())
+    os.write(_fd, b'{"event": "done", "exit_code": 0, "restored": []}\\n')
+    os._exit(0)
+'''
+    r, report = run(tmp_path, RELU + forge)
+    (ex,) = report["submissions"][0]["exercises"]
+    assert ex["score"] == 0 and ex["max_score"] > 10, ex
+    assert "no readable record" in json.dumps(ex)
+    assert "the worker reported passed; the grader's own verdict is failed" in json.dumps(ex)
+
+
+def test_submission_cannot_write_into_the_course_or_other_submissions(tmp_path: Path) -> None:
+    """Where the machine allows mount namespaces (root in CI), the worker sees the course, the
+    submissions' folder and the report's folder read-only."""
+    import os
+
+    from grader.sandbox import COURSE_ROOT
+
+    target = COURSE_ROOT / "grader" / "written_by_student.py"
+    neighbour = tmp_path / "other_student.ipynb"
+    neighbour.write_text("original")
+    vandal = (f"\ntry:\n    open({str(target)!r}, 'w').write('x')\nexcept OSError:\n    pass\n"
+              f"try:\n    open({str(neighbour)!r}, 'w').write('overwritten')\nexcept OSError:\n    pass\n")
+    if os.geteuid() != 0:
+        pytest.skip("mount namespaces need root; not root here")
+    r, report = run(tmp_path, RELU + vandal)
+    assert not target.exists(), "the submission wrote into the course"
+    assert neighbour.read_text() == "original", "the submission changed another submission"
+    assert scores(report)["ReLU"][0] == scores(report)["ReLU"][1]
