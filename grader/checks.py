@@ -78,9 +78,10 @@ class Impl:
             if kind is None and not callable(obj):
                 raise CheckFailure(f"{name} is not callable")
             return obj
-        return self._interact(f"look up {name}", lookup)
+        return self.observe(f"look up {name}", lookup)
 
-    def _interact(self, label: str, thunk: Callable[[], object]) -> object:
+    def observe(self, label: str, thunk: Callable[[], object]) -> object:
+        """A look at student code (taped), or at torch's (direct)."""
         return interact(label, thunk) if self.student else thunk()
 
     def module_class(self) -> type:
@@ -96,7 +97,7 @@ class Impl:
         label = f"{self.entry.name}({', '.join(f'{k}={fmt_arg(v)}' for k, v in kwargs.items())})"
         module = self.call(label, self.module_class(), **kwargs)
         if self.entry.random:
-            self._interact(f"{label}.eval()", lambda: module.eval() and None)
+            self.observe(f"{label}.eval()", lambda: module.eval() and None)
         return module
 
     def call(self, what: str, fn: Callable, *args, **kwargs):
@@ -776,7 +777,7 @@ def _record(impl: Impl, case: dict, x: torch.Tensor) -> tuple[dict[str, int], li
             student_call(f"{entry.name} module", module, x)
         return dict(rec.ops), [_callable_name(f) for f in rec.calls]
 
-    return impl._interact(f"record {entry.describe(case)} on {tuple(x.shape)}", run)
+    return impl.observe(f"record {entry.describe(case)} on {tuple(x.shape)}", run)
 
 
 def check_forbidden(impl: Impl, device: str) -> Notes:
