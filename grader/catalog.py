@@ -88,6 +88,8 @@ class Activation:
     odd_values: tuple[float, ...] = ()
     odd_grads: tuple[float, ...] = ()
     odd_note: str = ""
+    # Beyond this magnitude torch's own float32 result overflows where the true value is finite.
+    odd_above: float | None = None
     # PReLU: the number of channels (dim 1) a case's weight needs; edge inputs are laid out to fit.
     channels: Callable[[dict], int] | None = None
     # Elementwise: edge inputs are tested one element at a time.
@@ -310,7 +312,9 @@ ACTIVATIONS: tuple[Activation, ...] = (
         params=(Param("approximate", "none"),),
         cases=({}, {"approximate": "tanh"}),
         odd_values=(math.inf, -math.inf), odd_grads=(math.inf, -math.inf),
-        odd_note="torch's vectorised CPU kernel gives nan at ±inf (1 for a single element)",
+        odd_note="torch's vectorised CPU kernel gives nan at ±inf (1 for a single element), and inf in "
+                 "float32 above float32's max / 2, where x * (1 + erf) overflows",
+        odd_above=torch.finfo(torch.float32).max / 2,
         forbidden_ops=("gelu", "gelu_"),
         invalid=(Invalid({"approximate": "fast"}, RuntimeError),),
         paper="hendrycks2016gaussian",
@@ -349,7 +353,9 @@ ACTIVATIONS: tuple[Activation, ...] = (
         "Hardswish", "hard", "hardswish", inplace=True,
         kinks=lambda p: [-3.0, 3.0],
         odd_values=(-math.inf,),
-        odd_note="torch gives nan at -inf (-inf times 0), where the limit is 0",
+        odd_note="torch gives nan at -inf (-inf times 0), where the limit is 0; it computes x * 6 / 6 for "
+                 "x >= 3, which overflows to inf in float32 above float32's max / 6",
+        odd_above=torch.finfo(torch.float32).max / 6,
         forbidden_ops=("hardswish", "hardswish_"),
         paper="howard2019searching",
     ),

@@ -72,6 +72,13 @@ def test_odd_values_are_really_odd_in_torch(entry) -> None:
         assert torch_impl(entry).functional()(x, *entry.functional_arguments({}, x)[0]).isnan().any()
 
 
+@pytest.mark.parametrize("entry", [a for a in ACTIVATIONS if a.odd_above], ids=lambda a: a.name)
+def test_torch_really_overflows_above_odd_above(entry) -> None:
+    x = torch.tensor([entry.odd_above * 1.01] * 8)
+    assert torch_impl(entry).functional()(x).isinf().all()
+    assert torch_impl(entry).functional()(x.double()).isfinite().all()
+
+
 @pytest.mark.parametrize("entry", ACTIVATIONS, ids=IDS)
 def test_forbidden_list_catches_torch_itself(entry) -> None:
     """torch's own implementation must fail the forbidden-op check: the list is not vacuous."""

@@ -17,7 +17,8 @@ from conftest import fresh_solution
 
 FLOATS = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
 INPUTS = arrays(np.float32, st.integers(1, 40), elements=FLOATS)
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same examples on every run, so CI cannot turn red by chance
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 # activation -> strategy of parameter sets (within what torch accepts)
 PARAMS = {
@@ -55,6 +56,8 @@ def test_solution_matches_torch(name: str, data) -> None:
     odd = torch.zeros_like(x, dtype=torch.bool)
     for v in entry.odd_values:
         odd |= x == v
+    if entry.odd_above is not None:
+        odd |= x.abs() > entry.odd_above
     assert_close(mine(x.clone(), *args, **kwargs), expected, entry.describe(case), locate_elementwise(x), skip=odd)
     kinks = torch.zeros_like(x, dtype=torch.bool)
     for k in entry.kinks(entry.resolve(case)):
@@ -110,5 +113,6 @@ def test_hypothesis_finds_the_input_that_breaks_a_wrong_implementation(label: st
             return True
         return False
 
-    found = find(INPUTS, breaks, settings=settings(max_examples=2000, deadline=None, database=None))
+    found = find(INPUTS, breaks, settings=settings(max_examples=2000, deadline=None, database=None,
+                                                   derandomize=True))
     assert breaks(found)
