@@ -14,6 +14,7 @@ from .replay import Tape, encode
 
 SUITE = str(Path(__file__).with_name("suite.py"))
 DEVICES = {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"]}
+NO_CUDA = "CUDA is not available on this machine"
 
 
 @dataclass
@@ -35,12 +36,12 @@ class CheckTimeout(CheckFailure):
 
 
 class GraderPlugin:
-    """Registered by ``python -m grader`` (with the submission already loaded) or by conftest."""
+    """Registered by the worker (with the submission loaded and an ``emit`` to its parent) or, for
+    ``pytest --submission``, by ``pytest_configure`` (pytest's own report is then the result)."""
 
     def __init__(self, submission: Submission | None = None, emit: Callable[..., None] | None = None,
                  skip: frozenset[str] = frozenset()) -> None:
         self._submission = submission
-        self.results: list[CheckResult] = []
         self.emit = emit  # the worker streams events to its parent
         self.skip = skip  # activations already graded (or lost) by an earlier worker
 
@@ -64,7 +65,7 @@ class GraderPlugin:
         outcome = yield
         rep = outcome.get_result()
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if not isinstance(params.get("activation"), Activation):
+        if not self.emit or not isinstance(params.get("activation"), Activation):
             return
         if rep.when == "call" or (rep.when == "setup" and not rep.passed):
             message = ""
@@ -77,10 +78,8 @@ class GraderPlugin:
             notes = [v for k, v in item.user_properties if k == "note"]
             result = CheckResult(params["activation"].name, params["check"].name, params["device"], status,
                                  message, notes)
-            self.results.append(result)
-            if self.emit:
-                tapes = [v for k, v in item.user_properties if k == "tape" and v.mode == "record"]
-                self.emit(event="result", **asdict(result), tape=encode(tapes[0].entries) if tapes else None)
+            tapes = [v for k, v in item.user_properties if k == "tape" and v.mode == "record"]
+            self.emit(event="result", **asdict(result), tape=encode(tapes[0].entries) if tapes else None)
 
 
 _PLUGIN_KEY = pytest.StashKey[GraderPlugin]()

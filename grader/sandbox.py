@@ -28,7 +28,7 @@ import torch
 from . import replay
 from .catalog import BY_NAME
 from .checks import CHECKS_BY_NAME, CheckFailure, Impl, checks_for
-from .plugin import DEVICES, CheckResult
+from .plugin import DEVICES, NO_CUDA, CheckResult
 
 DEFAULT_MEMORY = 6 * 2**30  # bytes of address space for a worker (torch itself needs about 1 GiB)
 FILE_SIZE_LIMIT = 256 * 2**20
@@ -149,8 +149,7 @@ def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int
                 if (lost, name) in done:
                     continue
                 if dev == "cuda" and not cuda:
-                    done[(lost, name)] = CheckResult(lost, check.name, dev, "skipped",
-                                                     "CUDA is not available on this machine")
+                    done[(lost, name)] = CheckResult(lost, check.name, dev, "skipped", NO_CUDA)
                 elif current and (check.name, dev) == (current[1], current[2]):
                     done[(lost, name)] = CheckResult(lost, check.name, dev, "failed",
                                                      f"the grader's worker {why} during this check")

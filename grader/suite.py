@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .checks import CheckFailure, Impl
+from .plugin import NO_CUDA
 from .replay import using
 
 
@@ -14,7 +15,7 @@ def test_check(submission, activation, check, device, check_timeout, tape, reque
         import torch
 
         if not torch.cuda.is_available():
-            pytest.skip("CUDA is not available on this machine")
+            pytest.skip(NO_CUDA)
     impl = Impl(activation, submission.namespace)
     request.node.user_properties.append(("tape", tape))
     try:

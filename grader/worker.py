@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     from .loader import SubmissionError, load
     from .plugin import SUITE, GraderPlugin
 
-    holder: dict[str, Guard] = {}
-    checks.after_student_code = lambda: holder["guard"].restore()
-    holder["guard"] = guard = Guard()  # snapshot before any student code runs
+    # the hook is set first so that the snapshot holds it; it calls the guard created next
+    checks.after_student_code = lambda: guard.restore()
+    guard = Guard()  # snapshot before any student code runs
     try:
         submission = load(args.path, after_cell=guard.restore, cell_timeout=args.check_timeout)
     except SubmissionError as exc:

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
-
-import pytest
 
 from grader.catalog import BY_NAME, chapter_stem
 from grader.loader import Submission, load
@@ -15,21 +12,11 @@ def solution_path(activation: str) -> Path:
     return ROOT / "solutions" / f"{chapter_stem(BY_NAME[activation].chapter)}.ipynb"
 
 
-@lru_cache(maxsize=None)
-def _solution_source(activation: str) -> Path:
-    return solution_path(activation)
-
-
 def fresh_solution(activation: str, extra_code: str = "") -> Submission:
     """A freshly executed solution notebook, with ``extra_code`` run after it (a wrong or
     alternative implementation overriding some names). Fresh, so functions see the overrides."""
-    sub = load(_solution_source(activation))
+    sub = load(solution_path(activation))
     assert not sub.notes, sub.notes
     if extra_code:
         exec(compile(extra_code, f"<override {activation}>", "exec"), sub.namespace)
     return sub
-
-
-@pytest.fixture
-def root() -> Path:
-    return ROOT
