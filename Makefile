@@ -37,6 +37,7 @@ test: setup mathjax
 
 exercises: setup
 	$(BIN)/python -m grader.exercises
+	$(BIN)/python -m grader.launch
 
 grade: setup
 	$(BIN)/python -m grader $(or $(SUBMISSIONS),exercises/*.ipynb)

@@ -14,7 +14,13 @@ from typing import Callable
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown
+from IPython.display import Markdown, display
+
+try:
+    from myst_nb import glue
+except ImportError:  # Colab and plain Jupyter: show the value where the book would glue it into prose
+    def glue(name: str, variable: object, display: bool = True) -> None:  # noqa: D103
+        _show(name, variable)
 
 from grader.catalog import BY_NAME, Activation, chapter_stem, format_params
 from grader.exercises import BEGIN, END
@@ -36,6 +42,10 @@ MLX = {
     "Softmax": "nn.softmax / nn.Softmax (axis)", "LogSoftmax": "nn.log_softmax / nn.LogSoftmax (axis)",
     "Softmin": "nn.softmin / nn.Softmin (axis)", "Softmax2d": None,
 }
+
+
+def _show(name: str, value: object) -> None:
+    display(Markdown(f"`{name}` = {value}") if isinstance(value, (int, float, str)) else value)
 
 
 def solution_path(chapter: str) -> Path:

@@ -3,7 +3,9 @@
 ``python -m grader.exercises [--check]``: every ``### BEGIN SOLUTION`` ... ``### END SOLUTION``
 region of ``solutions/NN_*.ipynb`` becomes ``raise NotImplementedError`` (nbgrader's convention) in
 ``exercises/NN_*.ipynb``. Cells tagged ``check`` call the stubs, so they get ``raises-exception``
-(nbval then expects the error). ``--check`` writes nothing and fails if an exercise is out of date.
+(nbval then expects the error). Each exercise also gets a Colab set-up cell first (the grader's
+address comes from ``_config.yml``, see :mod:`grader.launch`) and a cell that grades it last.
+``--check`` writes nothing and fails if an exercise is out of date.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import json
 import re
 import sys
 from pathlib import Path
+
+from .launch import code_cell, exercise_cell, repository, with_setup
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError"
@@ -57,7 +61,18 @@ def clean(nb: dict) -> dict:
     return nb
 
 
-def make_exercise(solution: dict, name: str = "") -> dict:
+def grade_cells(filename: str) -> list[dict]:
+    """The closing cells: how to grade, and a cell that does it (nbval skips it: it runs the grader)."""
+    text = ("## Grade yourself\n\nSave the notebook, then run the cell below (in Colab it grades what you "
+            "see). It runs every check of the course's grader on this notebook; add `\"-v\"` to list them "
+            f"all. From a terminal: `python -m grader {filename}`.")
+    code = f'from grader.notebook import grade\n\ngrade("{filename}")'
+    return [{"cell_type": "markdown", "metadata": {}, "source": text}, code_cell(code, ["grade", "nbval-skip"])]
+
+
+def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | None = None) -> dict:
+    """The exercise for ``solution`` (named ``name``): stubs for the solutions and, given the
+    repository's (url, branch), a Colab set-up cell and the grading cells."""
     nb = clean(copy.deepcopy(solution))
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] != "code":
@@ -68,6 +83,9 @@ def make_exercise(solution: dict, name: str = "") -> dict:
         tags = cell.setdefault("metadata", {}).get("tags", [])
         if "check" in tags and "raises-exception" not in tags:
             cell["metadata"]["tags"] = tags + ["raises-exception"]
+    if repository:
+        with_setup(nb, exercise_cell(*repository))
+        nb["cells"] += grade_cells(name)
     return nb
 
 
@@ -84,27 +102,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="fail if an exercise differs from its generated form")
     p.add_argument("--root", type=Path, default=ROOT, help="the course repository (default: this checkout)")
     args = p.parse_args(argv)
-    stale = []
+    repo, generated = repository(args.root), []
     for sol in solutions(args.root):
         try:
-            text = dumps(make_exercise(json.loads(sol.read_text(encoding="utf-8")), sol.name))
+            text = dumps(make_exercise(json.loads(sol.read_text(encoding="utf-8")), sol.name, repo))
         except (MarkerError, json.JSONDecodeError) as exc:
             print(f"error: {sol}: {exc}", file=sys.stderr)
             return 2
-        target = exercise_path(sol, args.root)
-        if target.exists() and target.read_text(encoding="utf-8") == text:
-            continue
-        stale.append(target)
-        if not args.check:
-            target.parent.mkdir(exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-            print(f"wrote {target.relative_to(args.root)}")
-    if args.check and stale:
-        print("out of date (run `python -m grader.exercises`): " + ", ".join(str(s.relative_to(args.root)) for s in stale),
-              file=sys.stderr)
-        return 1
-    return 0
+        generated.append((exercise_path(sol, args.root), text))
+    return write_or_check(generated, args.check, args.root, "python -m grader.exercises")
 
+
+def write_or_check(generated: list[tuple[Path, str]], check: bool, root: Path, command: str) -> int:
+    """Write each generated file that differs on disk; with ``check``, write nothing and return 1
+    (naming the files and the command that fixes them) if any differs."""
+    stale = [path for path, text in generated
+             if not path.exists() or path.read_text(encoding="utf-8") != text]
+    if check:
+        if stale:
+            print(f"out of date (run `{command}`): " + ", ".join(str(s.relative_to(root)) for s in stale),
+                  file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in generated:
+        if path in stale:
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(root)}")
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

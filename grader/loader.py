@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import signal
 import threading
 import traceback
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from .catalog import ACTIVATIONS, Activation
+from .notebook import RUNNING
 
 
 MAX_BYTES = 50 * 2**20  # a notebook with huge outputs is refused before it is parsed
@@ -126,27 +128,47 @@ def load(path: str | Path, after_cell: Callable[[], None] = lambda: None,
     cells = read_cells(path)
     sub = Submission(str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
                      {"__name__": "__submission__", "__file__": str(path)})
-    for number, source in enumerate(cells, start=1):
-        where = f"code cell {number}" if path.suffix == ".ipynb" else "file"
-        source, dropped = _strip_ipython(source)
-        for magic in dropped:
-            sub.notes.append(f"{where}: skipped '{magic[:60]}' (magics and shell commands do not run when graded)")
-        try:
-            code = compile(source, f"<{path.name} {where}>", "exec")
-        except SyntaxError as exc:
-            sub.notes.append(f"{where}: SyntaxError: {exc.msg} (line {exc.lineno}); the cell was skipped")
-            continue
-        out = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), time_limit(
-                    cell_timeout, lambda: CellTimeout(f"took longer than {cell_timeout:g} s")):
-                exec(code, sub.namespace)
-        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a failing cell must not stop the others
-            line = _failing_line(exc, code.co_filename)
-            sub.notes.append(f"{where}: {_one_line(exc)}{line}")
-        finally:
-            after_cell()
+    with _grading():
+        for number, source in enumerate(cells, start=1):
+            _run_cell(sub, path, number, source, after_cell, cell_timeout)
     return sub
+
+
+@contextlib.contextmanager
+def _grading():
+    """Tell a ``grade()`` cell in the submission that it is being graded (so it does not recurse)."""
+    old = os.environ.get(RUNNING)
+    os.environ[RUNNING] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(RUNNING, None)
+        else:
+            os.environ[RUNNING] = old
+
+
+def _run_cell(sub: Submission, path: Path, number: int, source: str, after_cell: Callable[[], None],
+              cell_timeout: float | None) -> None:
+    where = f"code cell {number}" if path.suffix == ".ipynb" else "file"
+    source, dropped = _strip_ipython(source)
+    for magic in dropped:
+        sub.notes.append(f"{where}: skipped '{magic[:60]}' (magics and shell commands do not run when graded)")
+    try:
+        code = compile(source, f"<{path.name} {where}>", "exec")
+    except SyntaxError as exc:
+        sub.notes.append(f"{where}: SyntaxError: {exc.msg} (line {exc.lineno}); the cell was skipped")
+        return
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), time_limit(
+                cell_timeout, lambda: CellTimeout(f"took longer than {cell_timeout:g} s")):
+            exec(code, sub.namespace)
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a failing cell must not stop the others
+        line = _failing_line(exc, code.co_filename)
+        sub.notes.append(f"{where}: {_one_line(exc)}{line}")
+    finally:
+        after_cell()
 
 
 def _failing_line(exc: BaseException, filename: str) -> str:

@@ -56,6 +56,25 @@ def test_book_builds_every_page(html: Path) -> None:
     assert (html / "mathjax" / "tex-mml-chtml.js").exists(), "MathJax is served with the book"
 
 
+def notebook_pages() -> list[str]:
+    return [page for page in toc_pages() if (ROOT / f"{page}.ipynb").exists()]
+
+
+@pytest.mark.parametrize("page", notebook_pages())
+def test_launch_and_download_buttons(page: str, html: Path) -> None:
+    """Colab and Binder open this page's notebook from the repository of `_config.yml`, at a path
+    that exists in the repository; the download button serves the notebook itself."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    url, branch = config["repository"]["url"].rstrip("/"), config["repository"]["branch"]
+    owner_repo = url.removeprefix("https://github.com/")
+    text = (html / f"{page}.html").read_text()
+    assert f'href="https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{page}.ipynb"' in text
+    assert f'href="https://mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=lab/tree/{page}.ipynb"' in text
+    depth = "../" * page.count("/")
+    assert f'href="{depth}_sources/{page}.ipynb"' in text
+    assert (html / "_sources" / f"{page}.ipynb").read_bytes() == (ROOT / f"{page}.ipynb").read_bytes()
+
+
 @pytest.fixture(scope="module")
 def server(html: Path):
     class Quiet(http.server.SimpleHTTPRequestHandler):
