@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Where each activation lives in mlx.nn (the MLX chapter maps them in detail); None: not in mlx.nn.
 MLX = {
     "ReLU": "nn.relu / nn.ReLU", "Sigmoid": "nn.sigmoid / nn.Sigmoid", "Tanh": "nn.tanh / nn.Tanh",
-    "LeakyReLU": "nn.leaky_relu / nn.LeakyReLU", "PReLU": "nn.prelu / nn.PReLU", "ReLU6": "nn.relu6 / nn.ReLU6",
+    "LeakyReLU": "nn.leaky_relu / nn.LeakyReLU", "PReLU": "nn.prelu / nn.PReLU (slopes on the last axis)",
+    "ReLU6": "nn.relu6 / nn.ReLU6",
     "ELU": "nn.elu / nn.ELU", "CELU": "nn.celu / nn.CELU", "SELU": "nn.selu / nn.SELU", "RReLU": None,
     "Threshold": None, "GELU": "nn.gelu, nn.gelu_approx / nn.GELU", "SiLU": "nn.silu / nn.SiLU",
     "Mish": "nn.mish / nn.Mish", "Hardtanh": "nn.hard_tanh / nn.HardTanh", "Hardsigmoid": None,
@@ -39,8 +40,9 @@ MLX = {
     "Hardshrink": "nn.hard_shrink / nn.HardShrink", "Tanhshrink": None,
     "Softplus": "nn.softplus / nn.Softplus", "Softsign": "nn.softsign / nn.Softsign",
     "LogSigmoid": "nn.log_sigmoid / nn.LogSigmoid", "GLU": "nn.glu / nn.GLU (axis, not dim)",
-    "Softmax": "nn.softmax / nn.Softmax (axis)", "LogSoftmax": "nn.log_softmax / nn.LogSoftmax (axis)",
-    "Softmin": "nn.softmin / nn.Softmin (axis)", "Softmax2d": None,
+    "Softmax": "nn.softmax (axis) / nn.Softmax (last axis only)",
+    "LogSoftmax": "nn.log_softmax (axis) / nn.LogSoftmax (last axis only)",
+    "Softmin": "nn.softmin (axis) / nn.Softmin (last axis only)", "Softmax2d": None,
 }
 
 
@@ -92,7 +94,7 @@ def tabs(name: str) -> Markdown:
     items.append(("Module", f"```python\n{module}\n```"))
     items.append(("From scratch", f"```python\n{source}\n```"))
     items.append(("MLX", f"`mlx.{mlx}`" if mlx else
-                  "Not in `mlx.nn`: write it from MLX primitives, as in the from-scratch tab."))
+                  "Not in `mlx.nn`: the MLX chapter writes it from MLX primitives."))
     body = "\n".join(f":::{{tab-item}} {title}\n{content}\n:::" for title, content in items)
     return Markdown(f"::::{{tab-set}}\n{body}\n::::")
 

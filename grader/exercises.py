@@ -62,12 +62,12 @@ def clean(nb: dict) -> dict:
 
 
 def grade_cells(filename: str) -> list[dict]:
-    """The closing cells: how to grade, and a cell that does it (nbval skips it: it runs the grader)."""
+    """The closing cells: how to grade, and a cell that does it."""
     text = ("## Grade yourself\n\nSave the notebook, then run the cell below (in Colab it grades what you "
             "see). It runs every check of the course's grader on this notebook; add `\"-v\"` to list them "
             f"all. From a terminal: `python -m grader {filename}`.")
     code = f'from grader.notebook import grade\n\ngrade("{filename}")'
-    return [{"cell_type": "markdown", "metadata": {}, "source": text}, code_cell(code, ["grade", "nbval-skip"])]
+    return [{"cell_type": "markdown", "metadata": {}, "source": text}, code_cell(code, ["grade"])]
 
 
 def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | None = None) -> dict:

@@ -56,7 +56,7 @@ def test_setup_cells_follow_the_config() -> None:
         cells = json.loads(path.read_text())["cells"]
         assert f"git+{url}@{branch}" in next(c for c in cells if c["cell_type"] == "code")["source"], path.name
         assert cells[-1]["source"] == f'from grader.notebook import grade\n\ngrade("{path.name}")', path.name
-        assert "nbval-skip" in cells[-1]["metadata"]["tags"]
+        assert cells[-1]["metadata"]["tags"] == ["grade"]
 
 
 def test_a_moved_repository_makes_the_check_fail(tmp_path: Path) -> None:
