@@ -72,22 +72,25 @@ def test_a_moved_repository_makes_the_check_fail(tmp_path: Path) -> None:
     assert "https://github.com/someone/fork" in (tmp_path / "book" / "01_standard.ipynb").read_text()
 
 
-def _branch() -> str:
-    branch = subprocess.run(["git", "-C", str(ROOT), "branch", "--show-current"],
-                            capture_output=True, text=True).stdout.strip()
-    if not branch:
-        pytest.fail("the checkout has no current branch to clone (detached HEAD)")
-    return branch
+@pytest.fixture(scope="module")
+def public_repo(tmp_path_factory) -> str:
+    """A stand-in for the public repository: a bare copy of this checkout whose configured branch
+    (`_config.yml`) is this checkout's HEAD, whatever branch (or detached HEAD) CI checked out."""
+    mirror = tmp_path_factory.mktemp("public") / "course.git"
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    subprocess.run(["git", "clone", "-q", "--bare", str(ROOT), str(mirror)], check=True)
+    subprocess.run(["git", "-C", str(mirror), "update-ref", f"refs/heads/{launch.repository()[1]}", head], check=True)
+    return str(mirror)
 
 
-def test_chapter_cell_fetches_the_course_in_colab(tmp_path: Path) -> None:
-    """The real cell, with this checkout standing in for the public repository and a scratch
-    folder for /content: after it, the chapter's own imports work."""
+def test_chapter_cell_fetches_the_course_in_colab(tmp_path: Path, public_repo: str) -> None:
+    """The real cell, with a copy of this checkout standing in for the public repository and a
+    scratch folder for /content: after it, the chapter's own imports work."""
     url, branch = launch.repository()
     content = tmp_path / "content"
     content.mkdir()
-    cell = launch.chapter_cell(url, branch).replace(url, str(ROOT)).replace(f'"{branch}"', f'"{_branch()}"')
-    cell = cell.replace("/content", str(content))
+    cell = launch.chapter_cell(url, branch).replace(url, public_repo).replace("/content", str(content))
     after = textwrap.dedent("""
         from bookutils import solutions
         import torch
@@ -97,18 +100,25 @@ def test_chapter_cell_fetches_the_course_in_colab(tmp_path: Path) -> None:
     r = run_as_colab(tmp_path, cell + "\n" + after)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"relu [0.0, 2.0] {content}/course/book" in r.stdout
-    # outside Colab it does nothing
-    plain = subprocess.run([sys.executable, "-c", cell], cwd=tmp_path, capture_output=True, text=True)
-    assert plain.returncode == 0 and not (tmp_path / "course").exists()
+    # outside Colab the same cell does nothing
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    plain = subprocess.run([sys.executable, "-c", cell.replace(str(content), str(elsewhere))], cwd=elsewhere,
+                           capture_output=True, text=True)
+    assert plain.returncode == 0 and list(elsewhere.iterdir()) == [], plain.stderr
 
 
-def test_grader_installs_from_git(tmp_path: Path) -> None:
+def test_grader_installs_from_git(tmp_path: Path, public_repo: str) -> None:
     """What the exercises' Colab cell runs (`pip install git+URL@branch`, with pip's build
-    isolation), from this checkout's committed branch, into a scratch environment (without the
+    isolation), from the committed state of this checkout, into a scratch environment (without the
     dependencies: Colab has torch)."""
+    url, branch = launch.repository()
+    cell = launch.exercise_cell(url, branch)
+    spec = re.search(r'"git\+([^"@]+)@([^"]+)"', cell)
+    assert spec and spec.groups() == (url, branch), cell
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "env")], check=True)
     py = tmp_path / "env" / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", f"git+file://{ROOT}@{_branch()}"],
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", f"git+file://{public_repo}@{branch}"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     r = subprocess.run([str(py), "-c", "import grader, grader.notebook; print(grader.__file__)"],
