@@ -10,7 +10,7 @@ import inspect
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import matplotlib.pyplot as plt
 import torch
@@ -71,6 +71,24 @@ def solution_source(chapter: str, name: str) -> str:
         if cell["cell_type"] == "code" and (f"\ndef {name}(" in f"\n{src}" or f"\nclass {name}(" in f"\n{src}"):
             return "\n".join(line for line in src.split("\n") if line.strip() not in (BEGIN, END))
     raise KeyError(f"{name} is not defined in {solution_path(chapter).name}")
+
+
+def torch_form(entry: Activation, case: dict | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """torch's functional form of ``entry`` with the parameters of ``case`` (default: its first)."""
+    fn, case = entry.torch_functional(), entry.cases[0] if case is None else case
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        args, kwargs = entry.functional_arguments(case, x)
+        return fn(x, *args, **kwargs)
+    return f
+
+
+def md_table(header: Iterable[str], rows: Iterable[Iterable]) -> Markdown:
+    """A Markdown table (rendered as MyST) from a header and rows of already formatted cells."""
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return Markdown("\n".join(lines))
 
 
 def torch_signatures(entry: Activation) -> tuple[str, str]:
