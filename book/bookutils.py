@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
@@ -48,6 +49,13 @@ MLX = {
 
 def _show(name: str, value: object) -> None:
     display(Markdown(f"`{name}` = {value}") if isinstance(value, (int, float, str)) else value)
+
+
+def glue_roles(notebook: str | Path) -> dict[str, str]:
+    """Every key the prose of ``notebook`` pastes, and how: ``text`` for {glue:text}, ``md`` for {glue:md}."""
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    return {key: role for cell in nb["cells"] if cell["cell_type"] == "markdown"
+            for role, key in re.findall(r"\{glue:(text|md)\}`([^`:]+)", "".join(cell["source"]))}
 
 
 def solution_path(chapter: str) -> Path:
