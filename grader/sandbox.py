@@ -129,6 +129,9 @@ def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int
                     current = None
                 elif kind == "done":
                     finished = True
+                    if ev.get("exit_code") not in (0, 1, 5) and not done:  # pytest itself could not run
+                        outcome.error = f"grader error: the checks could not run (pytest exit status {ev.get('exit_code')})"
+                        return outcome
                     restored = ev.get("restored") or []
                     if restored:
                         outcome.notes.append("the submission replaced " + ", ".join(map(str, restored[:8]))
@@ -219,7 +222,9 @@ def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip:
     stderr_path = scratch / "stderr.txt"
     protected = {COURSE_ROOT, Path(path).resolve().parent, *extra_read_only}
     read_only = [str(p).encode() for p in sorted(protected) if p.is_dir() and p != Path("/")]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    # the worker imports the grader this parent runs, installed or not (it starts in a scratch folder)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(COURSE_ROOT), os.environ.get("PYTHONPATH")])))
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "grader.worker", str(Path(path).resolve()), "--device", device,

@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     plugin = GraderPlugin(submission, emit=emit, skip=skip)
     pytest_args = [SUITE, "--submission", args.path, "--device", args.device,
                    "--check-timeout", str(args.check_timeout), "-p", "no:cacheprovider", "-p", "no:randomly",
-                   "-q", "--no-header", "-W", "ignore", "-s"]
+                   "-q", "--no-header", "-W", "ignore", "-s",
+                   # the course's own pytest options (nbval) are not the grader's and may not be installed
+                   "-o", "addopts=", "--rootdir", os.path.dirname(SUITE)]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         code = pytest.main(pytest_args, plugins=[plugin, "grader.plugin"])
