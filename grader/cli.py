@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, sandbox
+from . import __version__, limits, sandbox
 from .report import SubmissionReport, as_json, build, table, write_json
 
 
@@ -19,20 +19,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="REPORT", help="also write a JSON report to this path")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                    help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
-    p.add_argument("--check-timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="seconds one check may take (default 60)")
-    p.add_argument("--memory", type=float, default=sandbox.DEFAULT_MEMORY / 2**30, metavar="GIB",
+    p.add_argument("--check-timeout", type=float, default=limits.CHECK_TIMEOUT, metavar="SECONDS",
+                   help=f"seconds one check or cell may take (default {limits.CHECK_TIMEOUT:g}); a function "
+                        "that used them up fails every later check at once")
+    p.add_argument("--hide", action="append", default=[], metavar="DIR",
+                   help="a folder the submission's code must not read (repeatable; the course's solutions/ "
+                        "always is), where the system allows mount namespaces")
+    p.add_argument("--memory", type=float, default=limits.MEMORY / 2**30, metavar="GIB",
                    help="address-space limit of the worker that runs a submission (default 6)")
     p.add_argument("-v", "--verbose", action="store_true", help="list every check")
     p.add_argument("--version", action="version", version=f"grader {__version__}")
     return p
 
 
-def grade(path: str, device: str = "all", check_timeout: float = 60.0,
-          memory: int = sandbox.DEFAULT_MEMORY, read_only: tuple[Path, ...] = ()) -> SubmissionReport:
+def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
+          memory: int = limits.MEMORY, read_only: tuple[Path, ...] = (),
+          hide: tuple[Path, ...] = ()) -> SubmissionReport:
     """Grade one submission in a worker process. A file that cannot be graded is a report with
     ``error`` set; a crash or hang costs the exercise it happened in."""
-    outcome = sandbox.run(path, device, check_timeout, memory, read_only=read_only)
+    outcome = sandbox.run(path, device, check_timeout, memory, read_only=read_only, hide=hide)
     if outcome.error:
         return SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
     return build(path, outcome.sha256, outcome.results, outcome.notes)
@@ -48,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
     report_dir = (Path(args.json).resolve().parent,) if args.json and Path(args.json).resolve().parent.is_dir() else ()
-    reports = [grade(p, args.device, args.check_timeout, int(args.memory * 2**30), report_dir)
+    for folder in args.hide:
+        if not Path(folder).is_dir():
+            print(f"error: --hide {folder}: not a folder", file=sys.stderr)
+            return 2
+    reports = [grade(p, args.device, args.check_timeout, int(args.memory * 2**30), report_dir,
+                     tuple(Path(h) for h in args.hide))
                for p in args.submissions]
     for r in reports:
         if r.error:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import hangs, limits
 from .catalog import ACTIVATIONS, Activation
 from .notebook import RUNNING
 
@@ -99,16 +100,44 @@ class CellTimeout(Exception):
     pass
 
 
+class BoundedOutput(io.TextIOBase):
+    """Where printed output goes while student code runs: the first ``limit`` characters are kept and
+    the rest only counted, so printing 10 GB costs time, not memory."""
+
+    def __init__(self, limit: int = limits.OUTPUT) -> None:
+        self.limit, self.kept, self.dropped = limit, io.StringIO(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.kept.tell()
+        if room > 0:
+            self.kept.write(text[:room])
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        return self.kept.getvalue()
+
+
 @contextlib.contextmanager
-def time_limit(seconds: float | None, error: Callable[[], BaseException]):
-    """SIGALRM interrupts Python code that runs longer than ``seconds`` by raising ``error()``
-    (main thread only; C code that holds the GIL runs on until it returns)."""
+def time_limit(seconds: float | None, error: Callable[[str], BaseException]):
+    """SIGALRM interrupts Python code that runs longer than ``seconds`` by raising ``error(what)``,
+    ``what`` naming the submission's function that was running, if any (main thread only; C code
+    that holds the GIL runs on until it returns). The exception carries ``student_code`` and
+    ``seconds`` for :func:`grader.hangs.remember`."""
     if not seconds or seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expire(signum, frame):
-        raise error()
+        running = hangs.student_code_on_stack(frame)
+        what = (f"`{hangs.name_of(running[-1])}` did not return within {seconds:g} s" if running
+                else f"took longer than {seconds:g} s")
+        exc = error(what)
+        exc.student_code, exc.seconds = running, seconds
+        raise exc
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -154,17 +183,20 @@ def _run_cell(sub: Submission, path: Path, number: int, source: str, after_cell:
     source, dropped = _strip_ipython(source)
     for magic in dropped:
         sub.notes.append(f"{where}: skipped '{magic[:60]}' (magics and shell commands do not run when graded)")
+    filename = f"<{path.name} {where}>"
+    hangs.STUDENT_FILES.add(filename)
     try:
-        code = compile(source, f"<{path.name} {where}>", "exec")
+        code = compile(source, filename, "exec")
     except SyntaxError as exc:
         sub.notes.append(f"{where}: SyntaxError: {exc.msg} (line {exc.lineno}); the cell was skipped")
         return
-    out = io.StringIO()
+    out = BoundedOutput()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), time_limit(
-                cell_timeout, lambda: CellTimeout(f"took longer than {cell_timeout:g} s")):
+                cell_timeout, CellTimeout), hangs.refusing():
             exec(code, sub.namespace)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a failing cell must not stop the others
+        hangs.remember(exc)
         line = _failing_line(exc, code.co_filename)
         sub.notes.append(f"{where}: {_one_line(exc)}{line}")
     finally:

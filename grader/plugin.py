@@ -7,6 +7,7 @@ from typing import Callable
 
 import pytest
 
+from . import limits
 from .catalog import Activation
 from .checks import CheckFailure, checks_for
 from .loader import Submission, SubmissionError, load, time_limit
@@ -90,8 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--submission", default=None, help="grade this .ipynb or .py submission")
     group.addoption("--device", default="all", choices=sorted(DEVICES),
                     help="cpu, cuda, or all (CUDA checks are skipped when CUDA is absent)")
-    group.addoption("--check-timeout", type=float, default=60.0,
-                    help="seconds one check may take before it fails (default 60)")
+    group.addoption("--check-timeout", type=float, default=limits.CHECK_TIMEOUT,
+                    help=f"seconds one check may take before it fails (default {limits.CHECK_TIMEOUT:g})")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -137,5 +138,4 @@ def tape(request: pytest.FixtureRequest) -> Tape:
 def check_timeout(request: pytest.FixtureRequest):
     """A wall-clock limit per check, so an infinite loop costs one check, not the run."""
     seconds = request.config.getoption("check_timeout")
-    return lambda label: time_limit(
-        seconds, lambda: CheckTimeout(f"{label}: took longer than {seconds:g} s (an infinite loop?)"))
+    return lambda label: time_limit(seconds, lambda what: CheckTimeout(f"{label}: {what} (an infinite loop?)"))

@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,13 +26,11 @@ from pathlib import Path
 
 import torch
 
-from . import replay
+from . import containment, limits, replay
 from .catalog import BY_NAME
 from .checks import CHECKS_BY_NAME, CheckFailure, Impl, checks_for
 from .plugin import DEVICES, NO_CUDA, CheckResult
 
-DEFAULT_MEMORY = 6 * 2**30  # bytes of address space for a worker (torch itself needs about 1 GiB)
-FILE_SIZE_LIMIT = 256 * 2**20
 
 
 @dataclass
@@ -46,28 +45,39 @@ COURSE_ROOT = Path(__file__).resolve().parent.parent
 _CLONE_NEWNS, _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
 
 
-def _read_only(paths: list[bytes]) -> None:
-    """In a private mount namespace, remount ``paths`` read-only for the worker alone. Needs the
-    privilege to create mount namespaces (root in CI); silently does nothing without it."""
+def _mount_namespace(read_only: list[bytes], hidden: list[bytes]) -> None:
+    """In a private mount namespace, remount ``read_only`` read-only for the worker alone and cover
+    each of ``hidden`` with an empty read-only tmpfs. Needs the privilege to create mount namespaces
+    (root in CI); does nothing without it."""
+    if not containment.privileged():
+        return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
             return
-        for path in paths:
+        for path in read_only:
             if libc.mount(path, path, None, _MS_BIND | _MS_REC, None) == 0:
                 libc.mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
+        for path in hidden:
+            libc.mount(b"tmpfs", path, b"tmpfs", _MS_RDONLY, b"size=4k")
     except OSError:
         return
 
 
-def _limits(memory: int, read_only: list[bytes]) -> None:
-    """In the child, before exec: its own session, bounded memory and files, no core file, and the
-    course and the submissions' folders read-only where the system allows it."""
+def _limits(memory: int, read_only: list[bytes], hidden: list[bytes], cap: containment.ProcessCap | None) -> None:
+    """In the child, before exec: its own session, bounded memory, files and processes, no core
+    file, and the course and the submissions' folders read-only where the system allows it."""
     os.setsid()
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
-    _read_only(read_only)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.FILE_SIZE, limits.FILE_SIZE))
+    # a write past the file-size limit then fails with EFBIG in student code instead of killing the worker
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if cap is not None:
+        cap.enter()
+    else:
+        containment.cap_processes_unprivileged()
+    _mount_namespace(read_only, hidden)
 
 
 def _describe(returncode: int | None, stderr_tail: str) -> str:
@@ -93,10 +103,19 @@ def _tail(path: Path) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int = DEFAULT_MEMORY,
-        total_timeout: float = 1800.0, read_only: tuple[Path, ...] = ()) -> Outcome:
+def hidden_folders(hide: tuple[Path, ...] = ()) -> list[Path]:
+    """Folders the worker sees empty, where mount namespaces are allowed: the course's solutions and
+    ``hide``."""
+    folders = {COURSE_ROOT / "solutions", *(Path(h).resolve() for h in hide)}
+    return sorted(f for f in folders if f.is_dir())
+
+
+def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT, memory: int = limits.MEMORY,
+        total_timeout: float = limits.TOTAL_TIMEOUT, read_only: tuple[Path, ...] = (),
+        hide: tuple[Path, ...] = ()) -> Outcome:
     """Grade one submission in workers. ``read_only``: more folders the worker must not change (the
-    report's); the course and the submission's own folder always are, where the system allows."""
+    report's); the course and the submission's own folder always are, where the system allows.
+    ``hide``: more folders the worker must not read (the course's solutions always are)."""
     outcome = Outcome()
     done: dict[tuple[str, str], CheckResult] = {}
     skip: set[str] = set()
@@ -104,10 +123,17 @@ def run(path: str, device: str = "all", check_timeout: float = 60.0, memory: int
     deadline_total = time.monotonic() + total_timeout
     devices = DEVICES[device]
     cuda = torch.cuda.is_available()
+    hidden = hidden_folders(hide)
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
+        source = Path(path).resolve()
+        if any(source.is_relative_to(h) for h in hidden):  # e.g. grading the solutions themselves
+            copy = Path(scratch) / "submission" / source.name
+            copy.parent.mkdir()
+            shutil.copyfile(source, copy)
+            source = copy
         while True:
             events, returncode, stderr_tail, timed_out = _one_worker(
-                path, device, check_timeout, memory, skip, Path(scratch), deadline_total, read_only)
+                str(source), device, check_timeout, memory, skip, Path(scratch), deadline_total, read_only, hidden)
             current = None
             finished = False
             for ev in events:
@@ -215,23 +241,43 @@ def _result(ev: dict) -> CheckResult | None:
 
 
 def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip: set[str], scratch: Path,
-                deadline_total: float, extra_read_only: tuple[Path, ...] = ()) -> tuple[list[dict], int | None, str, bool]:
-    """Run one worker to its end; returns its events, exit status, last stderr line, and whether it
-    was killed for time."""
+                deadline_total: float, extra_read_only: tuple[Path, ...] = (),
+                hidden: list[Path] = ()) -> tuple[list[dict], int | None, str, bool]:
+    """Run one worker (in its keeper, grader/keeper.py) to its end; returns its events, exit status,
+    last stderr line, and whether it was stopped for time. Nothing it started is left running."""
     read_fd, write_fd = os.pipe()
     stderr_path = scratch / "stderr.txt"
     protected = {COURSE_ROOT, Path(path).resolve().parent, *extra_read_only}
     read_only = [str(p).encode() for p in sorted(protected) if p.is_dir() and p != Path("/")]
+    hidden_paths = [str(h).encode() for h in hidden]
     # the worker imports the grader this parent runs, installed or not (it starts in a scratch folder)
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
                PYTHONPATH=os.pathsep.join(filter(None, [str(COURSE_ROOT), os.environ.get("PYTHONPATH")])))
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.worker", str(Path(path).resolve()), "--device", device,
-             "--check-timeout", str(check_timeout), "--result-fd", str(write_fd), "--skip", ",".join(sorted(skip))],
-            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-            cwd=scratch, env=env, preexec_fn=lambda: _limits(memory, read_only))
-    os.close(write_fd)
+    worker = [sys.executable, "-m", "grader.worker", str(Path(path).resolve()), "--device", device,
+              "--check-timeout", str(check_timeout), "--result-fd", str(write_fd), "--skip", ",".join(sorted(skip))]
+    cap = containment.ProcessCap.create()
+    try:
+        with open(stderr_path, "wb") as stderr:
+            proc = subprocess.Popen(
+                containment.command(worker, write_fd), pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=stderr, cwd=scratch, env=env,
+                preexec_fn=lambda: _limits(memory, read_only, hidden_paths, cap))
+        os.close(write_fd)
+        events, timed_out = _read_events(read_fd, check_timeout, deadline_total, proc)
+        returncode = _end(proc)
+    finally:
+        if cap is not None:
+            cap.close()
+    exits = [ev for ev in events if ev.get("event") == "worker-exit"]
+    if exits and isinstance(exits[-1].get("returncode"), int):
+        returncode = exits[-1]["returncode"]  # the worker's own status, as its keeper saw it
+    return events, returncode, _tail(stderr_path), timed_out
+
+
+def _read_events(read_fd: int, check_timeout: float, deadline_total: float,
+                 proc: subprocess.Popen) -> tuple[list[dict], bool]:
+    """The worker's events until the pipe closes (the keeper closes it last, once nothing the worker
+    started is left) or time runs out; then the worker is stopped."""
     events: list[dict] = []
     buffer = b""
     # a check may take check_timeout inside the worker (which then fails it itself); allow slack for
@@ -253,6 +299,8 @@ def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip:
                 break
             last = time.monotonic()
             buffer += chunk
+            if len(buffer) > limits.EVENT_BYTES:  # one line that never ends: not an event
+                buffer = b""
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 try:
@@ -261,14 +309,39 @@ def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip:
                     continue
                 if isinstance(ev, dict):
                     events.append(ev)
-    if timed_out:
+        if timed_out:
+            _stop(proc)
+            # the keeper reports the worker's end and what it killed: read it if it comes at once
+            rest = b""
+            while select.select([pipe], [], [], 2.0)[0]:
+                chunk = pipe.read(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            for line in rest.split(b"\n"):
+                try:
+                    ev = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+                if isinstance(ev, dict) and ev.get("event") == "worker-exit":
+                    events.append(ev)
+    return events, timed_out
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Ask the keeper to end the worker (it then kills every process left below it)."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _end(proc: subprocess.Popen) -> int | None:
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    try:
-        returncode = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        returncode = proc.wait()
-    return events, returncode, _tail(stderr_path), timed_out
+        return proc.wait()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m grader.worker")
     p.add_argument("path")
     p.add_argument("--device", default="all")
-    p.add_argument("--check-timeout", type=float, default=60.0)
+    p.add_argument("--check-timeout", type=float, required=True)
     p.add_argument("--result-fd", type=int, required=True)
     p.add_argument("--skip", default="", help="comma-separated activations not to grade")
     args = p.parse_args(argv)
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import checks
     from .guard import Guard
-    from .loader import SubmissionError, load
+    from .loader import BoundedOutput, SubmissionError, load
     from .plugin import SUITE, GraderPlugin
 
     # the hook is set first so that the snapshot holds it; it calls the guard created next
@@ -53,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
                    "-q", "--no-header", "-W", "ignore", "-s",
                    # the course's own pytest options (nbval) are not the grader's and may not be installed
                    "-o", "addopts=", "--rootdir", os.path.dirname(SUITE)]
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    # what student code prints during the checks is nobody's business, and must not fill the memory
+    sink = BoundedOutput()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         warnings.simplefilter("ignore")
         code = pytest.main(pytest_args, plugins=[plugin, "grader.plugin"])
     guard.restore()

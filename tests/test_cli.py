@@ -10,6 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grader import limits
+
 ROOT = Path(__file__).resolve().parent.parent
 
 RELU = '''
@@ -149,9 +151,9 @@ def test_infinite_loop_costs_the_check_not_the_run(tmp_path: Path) -> None:
     sub = tmp_path / "relu.py"
     sub.write_text(RELU.replace("    out = torch.where(input <= 0, 0, input)",
                                 "    while input.numel() == 1000:\n        pass\n    out = torch.where(input <= 0, 0, input)"))
-    r = grader(str(sub), "--device", "cpu", "--check-timeout", "2", "-v")
+    r = grader(str(sub), "--device", "cpu", "-v")  # the default time limit
     assert r.returncode == 1
-    assert "vectorised: ReLU vectorised: took longer than 2 s" in r.stdout
+    assert f"vectorised: ReLU vectorised: `relu` did not return within {limits.CHECK_TIMEOUT:g} s" in r.stdout
     assert "ok   values[float32]" in r.stdout
 
 
