@@ -5,7 +5,9 @@ Exit status: 0 full marks for every submission, 1 anything less, 2 nothing could
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import __version__, limits, sandbox
@@ -27,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                         "always is), where the system allows mount namespaces")
     p.add_argument("--memory", type=float, default=limits.MEMORY / 2**30, metavar="GIB",
                    help="address-space limit of the worker that runs a submission (default 6)")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="submissions graded at once (default: the number of CPUs)")
     p.add_argument("-v", "--verbose", action="store_true", help="list every check")
     p.add_argument("--version", action="version", version=f"grader {__version__}")
     return p
@@ -57,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(folder).is_dir():
             print(f"error: --hide {folder}: not a folder", file=sys.stderr)
             return 2
-    reports = [grade(p, args.device, args.check_timeout, int(args.memory * 2**30), report_dir,
-                     tuple(Path(h) for h in args.hide))
-               for p in args.submissions]
+    # submissions are graded side by side: each in its own worker process, judged here in a thread
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        reports = list(pool.map(lambda p: grade(p, args.device, args.check_timeout, int(args.memory * 2**30),
+                                                report_dir, tuple(Path(h) for h in args.hide)),
+                                args.submissions))
     for r in reports:
         if r.error:
             print(f"error: {r.path}: {r.error}" if not r.error.startswith(r.path) else f"error: {r.error}",

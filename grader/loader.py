@@ -132,7 +132,7 @@ def time_limit(seconds: float | None, error: Callable[[str], BaseException]):
         return
 
     def expire(signum, frame):
-        running = hangs.student_code_on_stack(frame)
+        running = hangs.stuck(frame, seconds)
         what = (f"`{hangs.name_of(running[-1])}` did not return within {seconds:g} s" if running
                 else f"took longer than {seconds:g} s")
         exc = error(what)
@@ -193,7 +193,7 @@ def _run_cell(sub: Submission, path: Path, number: int, source: str, after_cell:
     out = BoundedOutput()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), time_limit(
-                cell_timeout, CellTimeout), hangs.refusing():
+                cell_timeout, CellTimeout), hangs.calling(timed=False):
             exec(code, sub.namespace)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a failing cell must not stop the others
         hangs.remember(exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import io
 from typing import Any, Callable, Iterator
 
@@ -54,21 +55,21 @@ class Tape:
         self.depth = 0  # interactions inside a recorded one run directly: only the outer one is taped
 
 
-_tape = Tape()
+# per thread (and task): the parent judges several submissions at once (grader/cli.py --jobs)
+_tape: contextvars.ContextVar[Tape] = contextvars.ContextVar("tape", default=Tape())
 
 
 @contextlib.contextmanager
 def using(tape: Tape) -> Iterator[Tape]:
-    global _tape
-    previous, _tape = _tape, tape
+    token = _tape.set(tape)
     try:
         yield tape
     finally:
-        _tape = previous
+        _tape.reset(token)
 
 
 def interact(label: str, thunk: Callable[[], Any]) -> Any:
-    tape = _tape
+    tape = _tape.get()
     if tape.mode == "direct" or (tape.mode == "record" and tape.depth):
         return thunk()
     if tape.mode == "record":

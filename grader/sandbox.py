@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -131,9 +132,18 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
             copy.parent.mkdir()
             shutil.copyfile(source, copy)
             source = copy
+        verdicts: dict[int, CheckResult] = {}
+
+        def judge_now(ev: dict) -> None:
+            """Judge each result as it arrives, while the worker runs the next checks."""
+            r = _result(ev) if ev.get("event") == "result" else None
+            if r is not None and r.activation in BY_NAME and r.check in CHECKS_BY_NAME:
+                verdicts[id(ev)] = judge(r, ev.get("tape"))
+
         while True:
             events, returncode, stderr_tail, timed_out = _one_worker(
-                str(source), device, check_timeout, memory, skip, Path(scratch), deadline_total, read_only, hidden)
+                str(source), device, check_timeout, memory, skip, Path(scratch), deadline_total, read_only, hidden,
+                judge_now)
             current = None
             finished = False
             for ev in events:
@@ -151,7 +161,7 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
                 elif kind == "result":
                     r = _result(ev)
                     if r is not None and r.activation in (graded or []) and r.check in CHECKS_BY_NAME:
-                        done[(r.activation, r.name)] = judge(r, ev.get("tape"))
+                        done[(r.activation, r.name)] = verdicts[id(ev)]
                     current = None
                 elif kind == "done":
                     finished = True
@@ -242,7 +252,8 @@ def _result(ev: dict) -> CheckResult | None:
 
 def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip: set[str], scratch: Path,
                 deadline_total: float, extra_read_only: tuple[Path, ...] = (),
-                hidden: list[Path] = ()) -> tuple[list[dict], int | None, str, bool]:
+                hidden: list[Path] = (), on_event: Callable[[dict], None] = lambda ev: None,
+                ) -> tuple[list[dict], int | None, str, bool]:
     """Run one worker (in its keeper, grader/keeper.py) to its end; returns its events, exit status,
     last stderr line, and whether it was stopped for time. Nothing it started is left running."""
     read_fd, write_fd = os.pipe()
@@ -263,7 +274,7 @@ def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip:
                 stdout=subprocess.DEVNULL, stderr=stderr, cwd=scratch, env=env,
                 preexec_fn=lambda: _limits(memory, read_only, hidden_paths, cap))
         os.close(write_fd)
-        events, timed_out = _read_events(read_fd, check_timeout, deadline_total, proc)
+        events, timed_out = _read_events(read_fd, check_timeout, deadline_total, proc, on_event)
         returncode = _end(proc)
     finally:
         if cap is not None:
@@ -274,8 +285,8 @@ def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip:
     return events, returncode, _tail(stderr_path), timed_out
 
 
-def _read_events(read_fd: int, check_timeout: float, deadline_total: float,
-                 proc: subprocess.Popen) -> tuple[list[dict], bool]:
+def _read_events(read_fd: int, check_timeout: float, deadline_total: float, proc: subprocess.Popen,
+                 on_event: Callable[[dict], None]) -> tuple[list[dict], bool]:
     """The worker's events until the pipe closes (the keeper closes it last, once nothing the worker
     started is left) or time runs out; then the worker is stopped."""
     events: list[dict] = []
@@ -309,6 +320,8 @@ def _read_events(read_fd: int, check_timeout: float, deadline_total: float,
                     continue
                 if isinstance(ev, dict):
                     events.append(ev)
+                    on_event(ev)
+            last = time.monotonic()  # time spent judging is not the worker's
         if timed_out:
             _stop(proc)
             # the keeper reports the worker's end and what it killed: read it if it comes at once

@@ -263,4 +263,8 @@ def test_output_floods_cost_nothing_but_time(tmp_path: Path) -> None:
     text = notes(report)
     grew = int(text.split("grew ")[1].split()[0])
     assert grew < 400, text  # one 100 MB chunk and its copy, not 10 GB
-    assert scores(report)["ReLU"][0] == scores(report)["ReLU"][1], report
+    # printing 100 MB a call may make a check of many calls (gradcheck) slow: it costs that check alone
+    checks = report["submissions"][0]["exercises"][0]["checks"]
+    failed = [c["message"] for c in checks if c["status"] == "failed"]
+    assert all("took longer than" in m for m in failed), failed
+    assert len(failed) <= 2, failed
