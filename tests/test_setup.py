@@ -4,6 +4,7 @@ dependencies resolve on every declared version."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -49,11 +50,28 @@ def fake_python(tmp_path: Path, version: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("python", ["3.10.13", "3.14.0", "missing"])
+def real_undeclared() -> list[str]:
+    """Undeclared interpreters pyenv installed on this machine, if any: the probe must read them too."""
+    found = {str(p) for p in (Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions").glob("*/bin/python")}
+    version = lambda path: subprocess.run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                          capture_output=True, text=True).stdout.strip()
+    return sorted(p for p in found if version(p) not in declared())
+
+
+@pytest.mark.parametrize("python", ["3.10.13", "3.14.0", "missing", *real_undeclared()])
 def test_make_setup_refuses_an_undeclared_python_before_creating_anything(tmp_path: Path, python: str) -> None:
-    interpreter = tmp_path / "no-such-python" if python == "missing" else fake_python(tmp_path, python)
+    if python == "missing":
+        interpreter = tmp_path / "no-such-python"
+    elif python.startswith("/"):
+        interpreter = Path(python)
+        python = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                                capture_output=True, text=True).stdout.strip()
+    else:
+        interpreter = fake_python(tmp_path, python)
     venv = tmp_path / "venv"
-    before = sorted(p.name for p in ROOT.iterdir())
+    # what make creates in the course itself (other tests may create other things meanwhile)
+    made = lambda: {name: (ROOT / name).exists() for name in (".venv", "_mathjax", "_build")}
+    before = made()
     r = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "book", f"PYTHON={interpreter}",
                         f"VENV={venv}"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
@@ -65,7 +83,7 @@ def test_make_setup_refuses_an_undeclared_python_before_creating_anything(tmp_pa
     assert f"needs Python {', '.join(declared())}" in lines[0]
     assert "make book PYTHON=python3.12" in lines[0]
     assert not venv.exists()
-    assert sorted(p.name for p in ROOT.iterdir()) == before
+    assert made() == before
 
 
 def test_make_setup_accepts_every_declared_python(tmp_path: Path) -> None:
