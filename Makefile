@@ -1,6 +1,8 @@
 # Everything a fresh machine needs: `make book` (set up + build the book), `make test` (set up + every test).
 PYTHON ?= python3
 VENV ?= .venv
+# The Pythons whose set-up was verified (README, Quick start); requirements.txt's pins need 3.11+.
+PYTHONS := 3.11 3.12 3.13
 BIN := $(VENV)/bin
 TORCH := $(shell grep -E '^torch==' requirements.txt)
 JOBS ?= 2
@@ -10,6 +12,7 @@ JOBS ?= 2
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
+	$(check_python)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned: anything unpinned would pull a multi-GB CUDA build
@@ -19,13 +22,23 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
+# Expanded before the recipe's first line runs, so an unsupported Python stops make (one line,
+# exit 2) before anything is created.
+python_found = $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)
+define check_python
+$(eval found := $(python_found))
+$(if $(filter $(PYTHONS),$(basename $(found))),,$(error found $(if $(found),Python $(found) ($(PYTHON)),no Python at '$(PYTHON)'); the course needs Python $(subst $(space),$(comma) ,$(PYTHONS)): choose one with e.g. `make book PYTHON=python3.12`))
+endef
+comma := ,
+space := $(subst ,, )
+
 book: setup mathjax
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
 # MathJax served with the book (html_extra_path), so formulas render offline; from the npm registry
 mathjax: _mathjax/mathjax/tex-mml-chtml.js
 
-_mathjax/mathjax/tex-mml-chtml.js:
+_mathjax/mathjax/tex-mml-chtml.js: | $(VENV)/.installed
 	rm -rf _mathjax && mkdir -p _mathjax/tmp
 	cd _mathjax/tmp && npm pack --silent mathjax@3.2.2 >/dev/null && tar xzf mathjax-3.2.2.tgz
 	mkdir -p _mathjax/mathjax && cd _mathjax/tmp/package/es5 && \

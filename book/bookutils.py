@@ -23,7 +23,7 @@ except ImportError:  # Colab and plain Jupyter: show the value where the book wo
     def glue(name: str, variable: object, display: bool = True) -> None:  # noqa: D103
         _show(name, variable)
 
-from grader.catalog import BY_NAME, Activation, chapter_stem, format_params
+from grader.catalog import BY_NAME, Activation, chapter_stem, format_params, quiet_implicit_dim
 from grader.exercises import BEGIN, END
 from grader.loader import load
 
@@ -82,12 +82,14 @@ def solution_source(chapter: str, name: str) -> str:
 
 
 def torch_form(entry: Activation, case: dict | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """torch's functional form of ``entry`` with the parameters of ``case`` (default: its first)."""
+    """torch's functional form of ``entry`` with the parameters of ``case`` (default: its first, the
+    defaults; the softmax family's dim=None is torch's implicit dim, without its warning in the page)."""
     fn, case = entry.torch_functional(), entry.cases[0] if case is None else case
 
     def f(x: torch.Tensor) -> torch.Tensor:
         args, kwargs = entry.functional_arguments(case, x)
-        return fn(x, *args, **kwargs)
+        with quiet_implicit_dim():
+            return fn(x, *args, **kwargs)
     return f
 
 

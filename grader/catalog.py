@@ -10,10 +10,13 @@ call); the checks say *how* to test it.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import math
+import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -74,12 +77,19 @@ class Activation:
     functional: str | None  # the torch.nn.functional name; Softmax2d has none
     params: tuple[Param, ...] = ()
     inplace: bool = False  # functional and module take ``inplace``
-    # Parameter sets to test, each overriding the defaults; the first should be the defaults.
+    # Parameter sets to test, each overriding the defaults. The first is the defaults (only the
+    # parameters without one are set): the path a call that leaves them out takes.
     cases: tuple[dict, ...] = ({},)
     # Shape of the random inputs for values and gradients.
     shape: tuple[int, ...] = (8, 16)
     # Shapes for the shape check (the last one is made non-contiguous).
     shapes: tuple[tuple[int, ...], ...] = ((), (0,), (7,), (1, 7), (2, 3, 4, 5))
+    # Cases the shape check runs (None: the first).
+    shape_cases: tuple[dict, ...] | None = None
+    # The softmax family: with dim=None torch picks the dim from the input's number of dimensions,
+    # so a case that leaves dim to torch is graded on inputs of each of these shapes (values,
+    # gradients, module), and a message names the dim torch used.
+    implicit_dim_shapes: tuple[tuple[int, ...], ...] = ()
     # Shapes of 10 and of 1,000 elements for the vectorisation check.
     vector_shapes: tuple[tuple[int, ...], tuple[int, ...]] = ((10,), (1000,))
     # Kinks: points where f is not differentiable, given the case's parameters.
@@ -125,9 +135,23 @@ class Activation:
 
     @property
     def function_cases(self) -> tuple[dict, ...]:
-        """The cases ``<Module>Function`` can express: functional-only params (dtype) at their default."""
+        """The cases ``<Module>Function`` can express: functional-only params (dtype) at their default,
+        and an explicit dim (its ``dim`` is never None)."""
         only = {p.name: p.default for p in self.params if not p.function}
-        return tuple(c for c in self.cases if all(c.get(k, v) == v for k, v in only.items()))
+        return tuple(c for c in self.cases if all(c.get(k, v) == v for k, v in only.items())
+                     and not self.leaves_dim(c))
+
+    def leaves_dim(self, case: dict) -> bool:
+        """Whether ``case`` leaves the dim to torch's implicit choice (dim=None)."""
+        return bool(self.implicit_dim_shapes) and self.resolve(case).get("dim") is None
+
+    def implicit_dim(self, case: dict, ndim: int) -> int | None:
+        """The dim torch uses for ``case`` on an ``ndim``-D input when the case leaves it to torch."""
+        return measured_implicit_dim(self.functional or "softmax", ndim) if self.leaves_dim(case) else None
+
+    def case_shapes(self, case: dict) -> tuple[tuple[int, ...], ...]:
+        """The shapes of the random inputs ``case`` is graded on."""
+        return self.implicit_dim_shapes if self.leaves_dim(case) else (self.shape,)
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}
@@ -204,6 +228,32 @@ def _short(v: Any) -> str:
     return repr(v)
 
 
+IMPLICIT_DIM_WARNING = "Implicit dimension choice for"
+
+
+@contextlib.contextmanager
+def quiet_implicit_dim() -> Iterator[None]:
+    """Silence torch's deprecation warning for dim=None: computing a reference is not a call to warn about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=IMPLICIT_DIM_WARNING, category=UserWarning)
+        yield
+
+
+@functools.cache
+def measured_implicit_dim(functional: str, ndim: int) -> int:
+    """The dim ``F.<functional>(x)`` normalises over for an ``ndim``-D ``x`` when dim is None, measured
+    on torch itself: the one explicit dim that gives the same result (sizes differ, values are distinct)."""
+    shape = (2, 3, 4, 5, 6, 7)[:ndim]
+    x = torch.arange(1, math.prod(shape) + 1, dtype=torch.float64).reshape(shape).sin()
+    fn = getattr(F, functional)
+    with quiet_implicit_dim():
+        implicit = fn(x)
+    dims = [d for d in range(max(ndim, 1)) if torch.equal(fn(x, d), implicit)]
+    if len(dims) != 1:
+        raise RuntimeError(f"F.{functional} without dim on a {ndim}-D input matches dims {dims}")
+    return dims[0]
+
+
 def _prelu_weight(p: dict, x: torch.Tensor) -> torch.Tensor:
     return torch.full((p["num_parameters"],), float(p["init"]), dtype=x.dtype, device=x.device)
 
@@ -211,9 +261,25 @@ def _prelu_weight(p: dict, x: torch.Tensor) -> torch.Tensor:
 # Softmax-like: a dimension instead of elementwise; shapes chosen so every dim is valid.
 _DIM = (Param("dim", None), Param("_stacklevel", 3, module=False, function=False),
         Param("dtype", None, module=False, function=False))
-_DIM_CASES = ({"dim": -1}, {"dim": 0}, {"dim": 1}, {"dim": 1, "dtype": torch.float64})
 _SOFTMAX_FORBIDDEN = ("_softmax", "softmax", "_log_softmax", "log_softmax", "special_softmax",
                       "special_log_softmax")
+# First the default, dim=None: torch's implicit choice, graded on 0-D to 4-D inputs.
+_DIM_CASES = ({}, {"dim": -1}, {"dim": 0}, {"dim": 1}, {"dim": 1, "dtype": torch.float64})
+
+
+def _dim_entry(functional: str) -> dict:
+    """What the softmax family's entries share besides their names."""
+    def explicit_dim(p: dict, x: torch.Tensor) -> tuple:
+        # <Module>Function takes an explicit dim: for dim=None, the one torch would use
+        return (measured_implicit_dim(functional, x.dim()) if p["dim"] is None else p["dim"],)
+
+    return dict(
+        params=_DIM, cases=_DIM_CASES, function_args=explicit_dim,
+        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (1, 5), (3, 4, 5), (2, 3, 4, 5)), shape_cases=({}, {"dim": -1}),
+        implicit_dim_shapes=((), (5,), (4, 5), (4, 6, 5), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
+        elementwise=False, scale=10.0, forbidden_ops=_SOFTMAX_FORBIDDEN,
+    )
+
 
 ACTIVATIONS: tuple[Activation, ...] = (
     # ------------------------------------------------------------------ standard
@@ -254,6 +320,9 @@ ACTIVATIONS: tuple[Activation, ...] = (
         function_args=lambda p, x: (_prelu_weight(p, x),),
         channels=lambda p: p["num_parameters"],
         forbidden_ops=("prelu", "_prelu_kernel", "leaky_relu", "rrelu_with_noise"),
+        # the channels are dim 1; a 0-D or 1-D input has none, so it takes one shared slope only
+        invalid=(Invalid({"num_parameters": 3}, RuntimeError, shape=(3,)),
+                 Invalid({"num_parameters": 3}, RuntimeError, shape=())),
         paper="he2015delving",
         notes="weight is one slope per channel (dim 1), or one slope shared by all.",
     ),
@@ -421,27 +490,15 @@ ACTIVATIONS: tuple[Activation, ...] = (
     ),
     # ------------------------------------------------------------------ normalization
     Activation(
-        "Softmax", "normalization", "softmax",
-        params=_DIM, cases=_DIM_CASES,
-        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (1, 5), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
-        elementwise=False, scale=10.0,
-        forbidden_ops=_SOFTMAX_FORBIDDEN,
+        "Softmax", "normalization", "softmax", **_dim_entry("softmax"),
         paper="bridle1990probabilistic",
     ),
     Activation(
-        "LogSoftmax", "normalization", "log_softmax",
-        params=_DIM, cases=_DIM_CASES,
-        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (1, 5), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
-        elementwise=False, scale=10.0,
-        forbidden_ops=_SOFTMAX_FORBIDDEN,
+        "LogSoftmax", "normalization", "log_softmax", **_dim_entry("log_softmax"),
         paper="bridle1990probabilistic",
     ),
     Activation(
-        "Softmin", "normalization", "softmin",
-        params=_DIM, cases=_DIM_CASES,
-        shape=(4, 6, 5), shapes=((), (0, 5), (7,), (1, 5), (2, 3, 4, 5)), vector_shapes=((2, 5), (10, 100)),
-        elementwise=False, scale=10.0,
-        forbidden_ops=_SOFTMAX_FORBIDDEN,
+        "Softmin", "normalization", "softmin", **_dim_entry("softmin"),
         forbidden_functions=("torch.nn.functional.softmin",),
     ),
     Activation(

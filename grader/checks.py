@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from . import hangs
-from .catalog import REQUIRED, Activation, format_params
+from .catalog import REQUIRED, Activation, format_params, quiet_implicit_dim
 from .compare import (HALF, CheckFailure, Locate, assert_close, assert_half_close, check_tensor,
                       dtype_name, fmt, locate_elementwise, locate_index)
 from .recorder import Recorder, resolve
@@ -120,8 +120,28 @@ def torch_impl(entry: Activation) -> Impl:
     """torch itself, seen through the same interface: the reference of every check."""
     ns = {entry.name: entry.torch_module()}
     if entry.functional:
-        ns[entry.functional] = entry.torch_functional()
+        ns[entry.functional] = _quiet(entry.torch_functional())
     return Impl(entry, ns, student=False)
+
+
+def _quiet(fn: Callable) -> Callable:
+    """torch's reference without its dim=None deprecation warning, which is not part of the grade."""
+    def reference(*args, **kwargs):
+        with quiet_implicit_dim():
+            return fn(*args, **kwargs)
+    return reference
+
+
+def _reference_call(what: str, fn: Callable, *args, **kwargs):
+    with quiet_implicit_dim():
+        return _run_student_direct(what, fn, *args, **kwargs)
+
+
+def on_input(entry: Activation, case: dict, shape: tuple[int, ...]) -> str:
+    """`` on a (4, 6, 5) input, where torch's dim=None is dim=0``, for a case that leaves the dim to
+    torch; empty otherwise (the messages' locations name the shape)."""
+    dim = entry.implicit_dim(case, len(shape))
+    return "" if dim is None else f" on a {tuple(shape)} input, where torch's dim=None is dim={dim}"
 
 
 def fmt_arg(v: object) -> str:
@@ -213,7 +233,7 @@ def forward_backward(what: str, fn: Callable, x: torch.Tensor, args: tuple, kwar
                      upstream_seed: int, entry: Activation, *, grads: bool = True, student: bool = True):
     """Run ``fn(x, *args, **kwargs)`` with gradients w.r.t. x and tensor args; returns (y, grads).
     ``student=False``: torch's reference, computed here and never taped."""
-    call = student_call if student else _run_student_direct
+    call = student_call if student else _reference_call
     x = x.detach().clone().requires_grad_(grads and x.is_floating_point())
     args = tuple(a.detach().clone().requires_grad_(grads) if isinstance(a, torch.Tensor) else a for a in args)
     y = call(what, fn, x, *args, **kwargs)
@@ -388,9 +408,8 @@ def _init_str(params) -> str:
 def _values(dtype: torch.dtype) -> Callable[[Impl, str], Notes]:
     def check(impl: Impl, device: str) -> Notes:
         entry, ref = impl.entry, torch_impl(impl.entry)
-        for case in entry.cases:
-            what = f"{entry.describe(case)} {dtype_name(dtype)}"
-            x = random_input(entry, dtype, device, seed_of(entry.name, "values", case, dtype))
+        for case, x in _random_inputs(entry, dtype, device, "values"):
+            what = f"{entry.describe(case)} {dtype_name(dtype)}{on_input(entry, case, tuple(x.shape))}"
             args, kwargs = entry.functional_arguments(case, x)
             expected = ref.functional()(x, *args, **kwargs)
             got = student_call(what, impl.functional(), x.clone(), *args, **kwargs)
@@ -404,6 +423,15 @@ def _values(dtype: torch.dtype) -> Callable[[Impl, str], Notes]:
     return check
 
 
+def _random_inputs(entry: Activation, dtype: torch.dtype, device: str, check: str):
+    """(case, input) for every case, on each shape the case is graded on."""
+    for case in entry.cases:
+        for shape in entry.case_shapes(case):
+            seed = seed_of(entry.name, check, case, dtype) if shape == entry.shape else \
+                seed_of(entry.name, check, case, dtype, shape)
+            yield case, random_input(entry, dtype, device, seed, shape)
+
+
 def _cast(args: tuple, dtype: torch.dtype) -> tuple:
     return tuple(a.to(dtype) if isinstance(a, torch.Tensor) else a for a in args)
 
@@ -412,9 +440,8 @@ def _grads(dtype: torch.dtype) -> Callable[[Impl, str], Notes]:
     def check(impl: Impl, device: str) -> Notes:
         entry, ref = impl.entry, torch_impl(impl.entry)
         notes: Notes = []
-        for case in entry.cases:
-            what = f"{entry.describe(case)} {dtype_name(dtype)}"
-            x = random_input(entry, dtype, device, seed_of(entry.name, "grads", case, dtype))
+        for case, x in _random_inputs(entry, dtype, device, "grads"):
+            what = f"{entry.describe(case)} {dtype_name(dtype)}{on_input(entry, case, tuple(x.shape))}"
             args, kwargs = entry.functional_arguments(case, x)
             seed = seed_of(entry.name, "up", case)
             _, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry, student=False)
@@ -490,22 +517,24 @@ def check_kinks(impl: Impl, device: str) -> Notes:
 def check_shapes(impl: Impl, device: str) -> Notes:
     """0-d, empty, 1-D and non-contiguous inputs: same shape, values and gradients as torch."""
     entry, ref = impl.entry, torch_impl(impl.entry)
-    case = entry.cases[0]
-    for n, shape in enumerate(entry.shapes):
-        x = random_input(entry, torch.float32, device, seed_of(entry.name, "shape", shape), shape)
-        label = "0-d" if not shape else ("empty" if 0 in shape else f"{len(shape)}-D")
-        if n == len(entry.shapes) - 1 and len(shape) >= 2:
-            x, label = noncontiguous(x), f"non-contiguous {len(shape)}-D"
-        what = f"{entry.describe(case)} on a {label} input {tuple(shape)}"
-        args, kwargs = entry.functional_arguments(case, x)
-        seed = seed_of("shape-up", shape)
-        yr, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry, student=False)
-        ys, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
-        assert_close(ys, yr, what, locate_index(x))
-        compare_grads(gs, gr, x, what, locate_index(x), entry, case)
-        module = impl.make_module(case)
-        ym = student_call(f"{entry.name} module {what}", module, x.clone())
-        assert_close(ym, yr, f"{entry.name} module {what}", locate_index(x))
+    for case in entry.shape_cases or entry.cases[:1]:
+        for n, shape in enumerate(entry.shapes):
+            x = random_input(entry, torch.float32, device, seed_of(entry.name, "shape", shape), shape)
+            label = "0-d" if not shape else ("empty" if 0 in shape else f"{len(shape)}-D")
+            if n == len(entry.shapes) - 1 and len(shape) >= 2:
+                x, label = noncontiguous(x), f"non-contiguous {len(shape)}-D"
+            dim = entry.implicit_dim(case, x.dim())
+            what = f"{entry.describe(case)} on a {label} input {tuple(shape)}" + \
+                ("" if dim is None else f", where torch's dim=None is dim={dim}")
+            args, kwargs = entry.functional_arguments(case, x)
+            seed = seed_of("shape-up", shape)
+            yr, _, gr = forward_backward("torch", ref.functional(), x, args, kwargs, seed, entry, student=False)
+            ys, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
+            assert_close(ys, yr, what, locate_index(x))
+            compare_grads(gs, gr, x, what, locate_index(x), entry, case)
+            module = impl.make_module(case)
+            ym = student_call(f"{entry.name} module {what}", module, x.clone())
+            assert_close(ym, yr, f"{entry.name} module {what}", locate_index(x))
     return []
 
 
@@ -546,24 +575,35 @@ def check_module(impl: Impl, device: str) -> Notes:
             theirs.eval()
         if case.get("inplace"):
             continue  # in-place behaviour has its own check
-        x = random_input(entry, torch.float32, device, seed_of(entry.name, "module", case))
-        xs, xt = x.clone().requires_grad_(), x.clone().requires_grad_()
-        ys = student_call(f"{label} forward", mine, xs)
-        yt = theirs(xt)
-        assert_close(ys, yt, f"{label} forward", locate_elementwise(x) if entry.elementwise else locate_index(x))
-        up = upstream_for(entry, yt, seed_of("module-up"))
-        if not ys.requires_grad:
-            raise CheckFailure(f"{label}: the output does not require grad")
-        params_m = observe(f"{label}.parameters()", lambda: list(mine.parameters()))
-        params_t = list(theirs.parameters())
-        gs = student_call(f"{label} backward", torch.autograd.grad, ys, [xs] + params_m, up, allow_unused=True)
-        gt = torch.autograd.grad(yt, [xt] + params_t, up)
-        for i, (a, b) in enumerate(zip(gs, gt)):
-            name = "input" if i == 0 else f"parameter {list(dict(theirs.named_parameters()))[i - 1]}"
-            if a is None:
-                raise CheckFailure(f"{label}: no gradient w.r.t. {name}")
-            assert_close(a, b, f"{label} grad w.r.t. {name}", locate_index(b), kind="grad")
+        for shape in entry.case_shapes(case):
+            seed = seed_of(entry.name, "module", case) if shape == entry.shape else \
+                seed_of(entry.name, "module", case, shape)
+            _module_forward_backward(mine, theirs, random_input(entry, torch.float32, device, seed, shape),
+                                     label, on_input(entry, case, shape), entry)
     return []
+
+
+def _module_forward_backward(mine: torch.nn.Module, theirs: torch.nn.Module, x: torch.Tensor, label: str,
+                             on: str, entry: Activation) -> None:
+    """The student's module and torch's on the same input: output, and gradients w.r.t. the input and
+    the parameters (PReLU's weight). ``on`` names the input where torch picks the dim from it."""
+    xs, xt = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ys = student_call(f"{label} forward{on}", mine, xs)
+    with quiet_implicit_dim():
+        yt = theirs(xt)
+    assert_close(ys, yt, f"{label} forward{on}", locate_elementwise(x) if entry.elementwise else locate_index(x))
+    up = upstream_for(entry, yt, seed_of("module-up"))
+    if not ys.requires_grad:
+        raise CheckFailure(f"{label}{on}: the output does not require grad")
+    params_m = observe(f"{label}.parameters()", lambda: list(mine.parameters()))
+    params_t = list(theirs.parameters())
+    gs = student_call(f"{label} backward{on}", torch.autograd.grad, ys, [xs] + params_m, up, allow_unused=True)
+    gt = torch.autograd.grad(yt, [xt] + params_t, up)
+    for i, (a, b) in enumerate(zip(gs, gt)):
+        name = "input" if i == 0 else f"parameter {list(dict(theirs.named_parameters()))[i - 1]}"
+        if a is None:
+            raise CheckFailure(f"{label}{on}: no gradient w.r.t. {name}")
+        assert_close(a, b, f"{label}{on} grad w.r.t. {name}", locate_index(b), kind="grad")
 
 
 def check_function(impl: Impl, device: str) -> Notes:
@@ -716,12 +756,16 @@ def check_random(impl: Impl, device: str) -> Notes:
         y, xs, (g,) = forward_backward(f"{entry.function_name} {what}", impl.function(), x,
                                        (lower, upper, True), {}, 0, entry)
         _check_slopes(y, x, g, lower, upper, f"{entry.function_name} {what}", n)
-        module = student_call(entry.name, impl.module_class(), **entry.module_args(case))
-        observe(f"{entry.name}.train()", lambda: module.train() and None)
-        ym = student_call(f"{entry.name} in training mode", module, x)
+        # no .train(): a module is constructed in training mode (torch's RReLU() draws random
+        # slopes), unlike the functional form, whose training defaults to False
+        label = f"{entry.name}({', '.join(f'{k}={fmt_arg(v)}' for k, v in entry.module_args(case).items())})"
+        module = student_call(label, impl.module_class(), **entry.module_args(case))
+        if observe(f"{label}.training", lambda: getattr(module, "training", None)) is not True:
+            raise CheckFailure(f"{label}: a new module is not in training mode; torch's is (module.training is True)")
+        ym = student_call(f"{label} in training mode", module, x)
         slopes = (ym[:n] / x[:n]).detach()
         if float(slopes.std()) < 0.1 * (upper - lower) / math.sqrt(12):
-            raise CheckFailure(f"{entry.name} in training mode: slopes do not vary between elements: "
+            raise CheckFailure(f"{label} in training mode: slopes do not vary between elements: "
                                f"does forward use self.training?")
     return []
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.catalog import ACTIVATIONS, BY_NAME, CHAPTERS, REQUIRED
+from grader.catalog import (ACTIVATIONS, BY_NAME, CHAPTERS, REQUIRED, measured_implicit_dim,
+                           quiet_implicit_dim)
 from grader.checks import CheckFailure, check_forbidden, torch_impl
 
 IDS = [a.name for a in ACTIVATIONS]
@@ -35,6 +36,35 @@ def test_parameters_and_defaults_are_torch_s(entry) -> None:
         args, kwargs = entry.functional_arguments(case, x)
         torch_impl(entry).functional()(x, *args, **kwargs)
         entry.torch_module()(**entry.module_args(case))
+
+
+@pytest.mark.parametrize("entry", ACTIVATIONS, ids=IDS)
+def test_first_case_is_the_defaults(entry) -> None:
+    """The first case sets only the parameters without a default (Threshold's), so the path of a call
+    that leaves every default out is graded; and the catalogue's defaults are torch's functional ones."""
+    assert set(entry.cases[0]) == {p.name for p in entry.params if p.default is REQUIRED}, entry.cases[0]
+    try:
+        functional = inspect.signature(entry.torch_functional()).parameters if entry.functional else {}
+    except (TypeError, ValueError):  # builtins (gelu, softplus, ...): the module's defaults are checked above
+        functional = {}
+    for p in entry.params:
+        if p.name in functional and p.default is not REQUIRED:
+            assert functional[p.name].default == p.default, p.name
+
+
+def test_implicit_dim_is_torch_s_legacy_rule() -> None:
+    """What torch's documentation of ``_get_softmax_dim`` says: dim 0 for 0-, 1- and 3-D inputs, else 1."""
+    for name in ("softmax", "log_softmax", "softmin"):
+        assert [measured_implicit_dim(name, n) for n in range(6)] == [0, 0, 1, 0, 1, 1], name
+
+
+@pytest.mark.parametrize("entry", [a for a in ACTIVATIONS if a.implicit_dim_shapes], ids=lambda a: a.name)
+def test_dim_none_is_graded_on_0d_to_4d_inputs(entry) -> None:
+    assert entry.params[0].name == "dim" and entry.params[0].default is None and entry.leaves_dim(entry.cases[0])
+    assert sorted(len(s) for s in entry.implicit_dim_shapes) == [0, 1, 2, 3, 4]
+    # on some input torch's choice is not the last dim, so treating None as -1 is wrong there
+    assert any(entry.implicit_dim({}, len(s)) != len(s) - 1 for s in entry.implicit_dim_shapes if s)
+    assert all(not entry.leaves_dim(c) for c in entry.function_cases), "a Function's dim is explicit"
 
 
 @pytest.mark.parametrize("entry", [a for a in ACTIVATIONS if a.invalid], ids=lambda a: a.name)
@@ -82,7 +112,7 @@ def test_torch_really_overflows_above_odd_above(entry) -> None:
 @pytest.mark.parametrize("entry", ACTIVATIONS, ids=IDS)
 def test_forbidden_list_catches_torch_itself(entry) -> None:
     """torch's own implementation must fail the forbidden-op check: the list is not vacuous."""
-    with pytest.raises(CheckFailure, match="calls torch's"):
+    with pytest.raises(CheckFailure, match="calls torch's"), quiet_implicit_dim():  # torch plays the student
         check_forbidden(_torch_with_function(entry), "cpu")
 
 

@@ -7,14 +7,18 @@ notebook would define them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
 
-from grader.catalog import BY_NAME
+from grader.catalog import BY_NAME, IMPLICIT_DIM_WARNING
 from grader.checks import CHECKS, CHECKS_BY_NAME, CheckFailure, Impl, checks_for
 
 from conftest import fresh_solution
+
+# the solutions warn for dim=None as torch does; the grade ignores it
+pytestmark = pytest.mark.filterwarnings(f"ignore:{IMPLICIT_DIM_WARNING}:UserWarning")
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class Wrong:
     code: str
     why: str
 
+
+# dim=None read as the last dim, the softmax family's most likely wrong default
+NONE_AS_LAST = ("_orig_{name} = {name}\n"
+                "def {name}(input, dim=None, _stacklevel=3, dtype=None):\n"
+                "    return _orig_{name}(input, -1 if dim is None else dim, _stacklevel, dtype)")
 
 WRONG = [
     # ---- api
@@ -90,6 +99,7 @@ WRONG = [
           "nan mapped to 0"),
     Wrong("LogSoftmax", "edges", "value is -inf",
           "def log_softmax(input, dim=None, _stacklevel=3, dtype=None):\n"
+          "    if dim is None: dim = _get_softmax_dim('log_softmax', input.dim(), _stacklevel)\n"
           "    e = torch.exp(input - input.amax(dim, keepdim=True))\n"
           "    return torch.log(e / e.sum(dim, keepdim=True))",
           "log(softmax) underflows to -inf with a spread of 1e4"),
@@ -121,6 +131,7 @@ WRONG = [
           "view() on a non-contiguous input"),
     Wrong("Softmax", "shapes", "shape is (5,), torch gives (1, 5)",
           "def softmax(input, dim=None, _stacklevel=3, dtype=None):\n"
+          "    if dim is None: dim = _get_softmax_dim('softmax', input.dim(), _stacklevel)\n"
           "    if dtype is not None: input = input.to(dtype)\n"
           "    x = input.float() if input.dtype in (torch.float16, torch.bfloat16) else input\n"
           "    e = torch.exp(x - x.max(dim, keepdim=True).values)\n"
@@ -261,6 +272,53 @@ WRONG = [
           "    rows = [_orig_softmax(r, dim - 1 if dim not in (None, -1) and dim > 0 else -1, dtype=dtype) for r in input]\n"
           "    return torch.stack(rows)",
           "a loop over rows"),
+    # ---- defaults whose meaning depends on the input (the first case of every entry is its defaults)
+    Wrong("Softmax", "values[float64]", "softmax(dim=None) float64 on a (4, 6, 5) input, where torch's dim=None is dim=0",
+          NONE_AS_LAST.format(name="softmax"), "dim=None read as the last dim: right for 1-D and 2-D inputs only"),
+    Wrong("LogSoftmax", "grad[float32]", "on a (4, 6, 5) input, where torch's dim=None is dim=0",
+          NONE_AS_LAST.format(name="log_softmax"), "dim=None read as the last dim"),
+    Wrong("Softmin", "shapes", "softmin(dim=None) on a 3-D input (3, 4, 5), where torch's dim=None is dim=0",
+          NONE_AS_LAST.format(name="softmin"), "dim=None read as the last dim"),
+    Wrong("Softmax", "module", "Softmax(dim=None) forward on a (4, 6, 5) input, where torch's dim=None is dim=0",
+          "class Softmax(nn.Module):\n"
+          "    def __init__(self, dim=None):\n        super().__init__(); self.dim = dim\n"
+          "    def forward(self, x): return softmax(x, -1 if self.dim is None else self.dim)\n"
+          "    def extra_repr(self): return f'dim={self.dim}'",
+          "the module alone reads dim=None as the last dim"),
+    Wrong("Softmax", "values[float64]", "softmax(dim=None) float64 on a (2, 3, 4, 5) input, where torch's dim=None is dim=1",
+          "_orig_softmax = softmax\n"
+          "def softmax(input, dim=None, _stacklevel=3, dtype=None):\n"
+          "    if dim is None: dim = 0 if input.dim() <= 1 or input.dim() == 3 else -1\n"
+          "    return _orig_softmax(input, dim, _stacklevel, dtype)",
+          "the legacy rule right up to 3-D, the last dim for 4-D"),
+    Wrong("Softmin", "values[float32]", "dtype is float32, torch gives float64",
+          "_orig_softmin = softmin\n"
+          "def softmin(input, dim=None, _stacklevel=3, dtype=None):\n    return _orig_softmin(input, dim, _stacklevel)",
+          "dtype ignored"),
+    Wrong("PReLU", "invalid", "prelu(num_parameters=3) on a (3,) input: returned a result; torch raises RuntimeError",
+          "_orig_prelu = prelu\n"
+          "def prelu(input, weight):\n"
+          "    if input.dim() == 1 and weight.numel() == input.numel():\n"
+          "        return torch.where(input >= 0, input, weight * input)\n"
+          "    return _orig_prelu(input, weight)",
+          "a 1-D input read as channels: torch has no channel dim below 2-D (one shared slope only)"),
+    Wrong("RReLU", "random", "a new module is not in training mode",
+          "class RReLU(nn.Module):\n"
+          "    def __init__(self, lower=1/8, upper=1/3, inplace=False):\n"
+          "        super().__init__(); self.lower, self.upper, self.inplace = lower, upper, inplace\n"
+          "        self.eval()\n"
+          "    def forward(self, x): return rrelu(x, self.lower, self.upper, self.training, self.inplace)\n"
+          "    def extra_repr(self):\n"
+          "        return f'lower={self.lower}, upper={self.upper}' + (', inplace=True' if self.inplace else '')",
+          "a module that starts in eval mode, like the functional's training=False"),
+    Wrong("GLU", "values[float64]", "shape is (4, 3, 8), torch gives (4, 6, 4)",
+          "_orig_glu = glu\n"
+          "def glu(input, dim=-1):\n    return _orig_glu(input, 1 if dim == -1 and input.dim() > 1 else dim)",
+          "the default dim=-1 read as the channel dim 1"),
+    Wrong("Softmax2d", "shapes", "on a 3-D input (3, 1, 5)",
+          "class Softmax2d(nn.Module):\n"
+          "    def forward(self, input):\n        _check_2d(input)\n        return softmax(input, 1)",
+          "the channels as dim 1: right for a 4-D input only"),
 ]
 
 
@@ -272,6 +330,26 @@ def test_check_catches_wrong_implementation(wrong: Wrong) -> None:
         CHECKS_BY_NAME[wrong.check].run(impl, "cpu")
     assert wrong.message in str(failure.value), str(failure.value)
     assert "\n" not in str(failure.value)
+
+
+@pytest.mark.parametrize("name", ["Softmax", "LogSoftmax", "Softmin"])
+def test_dim_none_as_last_dim_loses_every_check_that_calls_the_default(name: str) -> None:
+    """Values and gradients in every dtype, shapes and module: each one fails, naming the input's shape
+    and the dim torch used for it; the checks that never leave dim to torch still pass."""
+    entry = BY_NAME[name]
+    impl = Impl(entry, fresh_solution(name, NONE_AS_LAST.format(name=entry.functional)).namespace)
+    failed, passed = {}, []
+    for check, device in checks_for(entry, ["cpu"]):
+        try:
+            check.run(impl, device)
+            passed.append(check.name)
+        except CheckFailure as exc:
+            failed[check.name] = str(exc)
+    assert sorted(failed) == sorted(c.name for c in CHECKS if c.name.startswith(("values[", "grad["))
+                                    or c.name in ("shapes", "module")), failed
+    for message in failed.values():
+        assert re.search(r"on a (3-D input )?\(\d+(, \d+)+\)( input)?, where torch's dim=None is dim=\d", message), message
+    assert {"api", "function", "gradcheck", "forbidden"} <= set(passed)
 
 
 def test_every_kind_of_check_is_proven() -> None:
