@@ -239,3 +239,21 @@ def test_merging_files_keeps_the_better_exercise_and_one_line_errors() -> None:
     assert "a/x.py: cell 2: NameError" in record["notes"]
     nothing = gradebook.student_record("b", [], [{"path": "b/e.py", "notes": [], "exercises": []}], maxima)
     assert nothing["error"].startswith("graded 0 activations")
+
+
+def test_progress_bar_on_a_terminal_plain_lines_elsewhere(monkeypatch) -> None:
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    record = {"student": "alice", "score": 3, "max_score": 9, "error": None}
+    for stream, expected in [(Terminal(), "2/2"), (io.StringIO(), "[2/2] alice: 3/9\n")]:
+        monkeypatch.setattr(sys, "stderr", stream)
+        progress = batch.Progress(2)
+        progress.update(record)
+        progress.update(record)
+        progress.close()
+        assert expected in stream.getvalue()
+        assert ("[1/2]" in stream.getvalue()) == (not isinstance(stream, Terminal))  # a bar, not lines
