@@ -163,6 +163,7 @@ def _problem(student: Student) -> str:
 
 _running: set[subprocess.Popen] = set()
 _running_lock = threading.Lock()
+_stopping = threading.Event()  # set on Ctrl-C: no new grading process starts
 
 
 def grade_student(student: Student, root: Path, files: list[dict], options: Options,
@@ -179,9 +180,11 @@ def grade_student(student: Student, root: Path, files: list[dict], options: Opti
         # the grading process imports the grader this batch runs, installed or not
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(sandbox.COURSE_ROOT),
                                                                           os.environ.get("PYTHONPATH")])))
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, cwd=scratch, env=env)
         with _running_lock:
+            if _stopping.is_set():
+                return gradebook.student_record(student.name, files, [], maxima, "grader error: interrupted")
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, cwd=scratch, env=env)
             _running.add(proc)
         try:
             _, stderr = proc.communicate(timeout=PER_FILE_LIMIT * len(student.files))
@@ -341,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
         with _running_lock:
+            _stopping.set()
             for proc in _running:
                 proc.kill()
         pool.shutdown(wait=True)

@@ -133,12 +133,18 @@ def batch_json(records: list[dict], device: str, maxima: dict[str, int]) -> dict
     }
 
 
+def _text(value: str) -> str:
+    """A text cell that a spreadsheet will not run: names and errors quote files the students named,
+    and a cell starting with = + - @ would be a formula (OWASP's CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def csv_rows(records: list[dict], maxima: dict[str, int]) -> list[list[str | int]]:
     rows: list[list[str | int]] = [COLUMNS]
     for r in sorted(records, key=sort_key):
         scores = {e["name"]: score(e, maxima) for e in r["exercises"]}
-        rows.append([r["student"], *(scores.get(name, 0) for name in ACTIVATION_NAMES), r["score"],
-                     r["max_score"], r["error"] or ""])
+        rows.append([_text(r["student"]), *(scores.get(name, 0) for name in ACTIVATION_NAMES), r["score"],
+                     r["max_score"], _text(r["error"] or "")])
     return rows
 
 

@@ -239,6 +239,10 @@ def test_merging_files_keeps_the_better_exercise_and_one_line_errors() -> None:
     assert "a/x.py: cell 2: NameError" in record["notes"]
     nothing = gradebook.student_record("b", [], [{"path": "b/e.py", "notes": [], "exercises": []}], maxima)
     assert nothing["error"].startswith("graded 0 activations")
+    # a file name chosen by a student must not become a spreadsheet formula
+    evil = gradebook.student_record("=HYPERLINK(\"x\")", [], [], maxima, "-1+1 cannot be graded")
+    row = gradebook.csv_rows([evil], maxima)[1]
+    assert row[0] == "'=HYPERLINK(\"x\")" and row[-1] == "'-1+1 cannot be graded"
 
 
 def test_progress_bar_on_a_terminal_plain_lines_elsewhere(monkeypatch) -> None:
