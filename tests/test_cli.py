@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,27 @@ def test_device_cuda_without_cuda_is_a_one_line_error(tmp_path: Path) -> None:
     else:
         assert r.returncode == 2 and "CUDA is not available" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_grades_without_the_package_installed(tmp_path: Path) -> None:
+    """After only `pip install -r requirements.txt` (no `make setup`, so no editable install),
+    `python -m grader` from the repository root imports the grader from the current folder; its
+    worker, which starts in a scratch folder, must find that same grader. Reproduced with the base
+    interpreter and the venv's site-packages on PYTHONPATH: PYTHONPATH does not process the editable
+    install's .pth file, so `grader` is importable only from the copy in the working folder."""
+    import shutil
+    import sysconfig
+
+    base_python = Path(sys._base_executable)
+    site_packages = sysconfig.get_paths()["purelib"]
+    shutil.copytree(ROOT / "grader", tmp_path / "grader", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "relu.py").write_text(RELU)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["PYTHONPATH"] = site_packages
+    probe = subprocess.run([str(base_python), "-c", "import grader"], capture_output=True, text=True,
+                           cwd=tmp_path.parent, env=env)
+    assert probe.returncode != 0, "the grader must not be importable outside the working folder for this test"
+    r = subprocess.run([str(base_python), "-m", "grader", "relu.py", "--device", "cpu"], capture_output=True,
+                       text=True, cwd=tmp_path, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ReLU" in r.stdout and "all checks passed" in r.stdout
