@@ -1,14 +1,15 @@
-"""``python -m grader SUBMISSION... [--json REPORT] [--device cpu|cuda|all]``.
+"""``python -m grader SUBMISSION... [--json REPORT] [--html PAGE] [--device cpu|cuda|all]``.
 
 Exit status: 0 full marks for every submission, 1 anything less, 2 nothing could be graded.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
-from . import __version__, sandbox
+from . import __version__, html_report, sandbox
 from .report import SubmissionReport, as_json, build, table, write_json
 
 
@@ -17,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Grade activation-function submissions (.ipynb or .py) against torch.")
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or .py files to grade")
     p.add_argument("--json", metavar="REPORT", help="also write a JSON report to this path")
+    p.add_argument("--html", metavar="PAGE", help="also write a self-contained HTML feedback page (every "
+                   "failure with its hint and a plot) to this path")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                    help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
     p.add_argument("--check-timeout", type=float, default=60.0, metavar="SECONDS",
@@ -47,9 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
                   file=sys.stderr)
             return 2
-    report_dir = (Path(args.json).resolve().parent,) if args.json and Path(args.json).resolve().parent.is_dir() else ()
-    reports = [grade(p, args.device, args.check_timeout, int(args.memory * 2**30), report_dir)
-               for p in args.submissions]
+    report_dir = tuple({Path(f).resolve().parent for f in (args.json, args.html) if f and Path(f).resolve().parent.is_dir()})
+    feedback = html_report.Collector() if args.html else None
+    reports = []
+    for p in args.submissions:
+        with feedback.watch() if feedback else contextlib.nullcontext():
+            reports.append(grade(p, args.device, args.check_timeout, int(args.memory * 2**30), report_dir))
     for r in reports:
         if r.error:
             print(f"error: {r.path}: {r.error}" if not r.error.startswith(r.path) else f"error: {r.error}",
@@ -58,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             print(table(r, verbose=args.verbose))
     if args.json:
         write_json(as_json(reports, args.device), args.json)
+    if args.html and not html_report.write(reports, args.html, feedback, args.device):
+        return 2
     if all(r.error for r in reports):
         return 2
     return 0 if all(r.full_marks for r in reports) else 1
