@@ -1,4 +1,4 @@
-"""``python -m grader SUBMISSION... [--json REPORT] [--device cpu|cuda|all]``.
+"""``python -m grader SUBMISSION... [--json REPORT] [--html PAGE] [--device cpu|cuda|all]``.
 
 Exit status: 0 full marks for every submission, 1 anything less, 2 nothing could be graded.
 Instructors' commands have modules of their own: ``python -m grader batch|classroom|gradescope ...``.
@@ -6,13 +6,14 @@ Instructors' commands have modules of their own: ``python -m grader batch|classr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import __version__, limits, sandbox
+from . import __version__, html_report, limits, sandbox
 from .report import SubmissionReport, as_json, build, table, write_json
 
 
@@ -22,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog="Instructors: python -m grader batch|classroom|gradescope --help")
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or .py files to grade")
     p.add_argument("--json", metavar="REPORT", help="also write a JSON report to this path")
+    p.add_argument("--html", metavar="PAGE", help="also write a self-contained HTML feedback page (every "
+                   "failure with its hint and a plot) to this path")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                    help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
     p.add_argument("--check-timeout", type=float, default=limits.CHECK_TIMEOUT, metavar="SECONDS",
@@ -65,16 +68,21 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
                   file=sys.stderr)
             return 2
-    report_dir = (Path(args.json).resolve().parent,) if args.json and Path(args.json).resolve().parent.is_dir() else ()
+    report_dir = tuple({Path(f).resolve().parent for f in (args.json, args.html) if f and Path(f).resolve().parent.is_dir()})
     for folder in args.hide:
         if not Path(folder).is_dir():
             print(f"error: --hide {folder}: not a folder", file=sys.stderr)
             return 2
+    feedback = html_report.Collector() if args.html else None
+
+    def one(index: int, path: str) -> SubmissionReport:
+        with feedback.watch(index) if feedback else contextlib.nullcontext():
+            return grade(path, args.device, args.check_timeout, int(args.memory * 2**30), report_dir,
+                         tuple(Path(h) for h in args.hide))
+
     # submissions are graded side by side: each in its own worker process, judged here in a thread
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        reports = list(pool.map(lambda p: grade(p, args.device, args.check_timeout, int(args.memory * 2**30),
-                                                report_dir, tuple(Path(h) for h in args.hide)),
-                                args.submissions))
+        reports = list(pool.map(one, range(len(args.submissions)), args.submissions))
     for r in reports:
         if r.error:
             print(f"error: {r.path}: {r.error}" if not r.error.startswith(r.path) else f"error: {r.error}",
@@ -83,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             print(table(r, verbose=args.verbose))
     if args.json:
         write_json(as_json(reports, args.device), args.json)
+    if args.html and not html_report.write(reports, args.html, feedback, args.device):
+        return 2
     if all(r.error for r in reports):
         return 2
     return 0 if all(r.full_marks for r in reports) else 1
