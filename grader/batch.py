@@ -30,7 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, gradebook, sandbox
+from . import __version__, gradebook, limits, sandbox
 
 SUFFIXES = (".ipynb", ".py")
 SKIPPED_DIRS = {"__pycache__", "__MACOSX", "node_modules", "site-packages"}
@@ -140,7 +140,7 @@ def sha256(path: Path) -> str:
 class Options:
     device: str = "all"
     check_timeout: float = 60.0
-    memory: int = sandbox.DEFAULT_MEMORY
+    memory: int = limits.MEMORY
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -281,7 +281,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
     p.add_argument("--check-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="seconds one check may take (default 60)")
-    p.add_argument("--memory", type=float, default=sandbox.DEFAULT_MEMORY / 2**30, metavar="GIB",
+    p.add_argument("--memory", type=float, default=limits.MEMORY / 2**30, metavar="GIB",
                    help="address-space limit of each worker (default 6)")
     return p
 
