@@ -1,7 +1,7 @@
 """``python -m grader SUBMISSION... [--json REPORT] [--html PAGE] [--device cpu|cuda|all]``.
 
 Exit status: 0 full marks for every submission, 1 anything less, 2 nothing could be graded.
-Instructors' commands have modules of their own: ``python -m grader batch|classroom|gradescope ...``.
+Instructors' commands have modules of their own: ``python -m grader batch|classroom|gradescope|class-report ...``.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .report import SubmissionReport, as_json, build, table, write_json
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m grader",
                                 description="Grade activation-function submissions (.ipynb or .py) against torch.",
-                                epilog="Instructors: python -m grader batch|classroom|gradescope --help")
+                                epilog="Instructors: python -m grader batch|classroom|gradescope|class-report --help")
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or .py files to grade")
     p.add_argument("--json", metavar="REPORT", help="also write a JSON report to this path")
     p.add_argument("--html", metavar="PAGE", help="also write a self-contained HTML feedback page (every "
@@ -53,13 +53,13 @@ def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TI
     return build(path, outcome.sha256, outcome.results, outcome.notes)
 
 
-COMMANDS = ("batch", "classroom", "gradescope")  # a submission is a file name with a suffix, never one of these
+COMMANDS = ("batch", "classroom", "gradescope", "class-report")  # a submission is a file name with a suffix, never one of these
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
-        return importlib.import_module(f".{argv[0]}", __package__).main(argv[1:])
+        return importlib.import_module(f".{argv[0].replace('-', '_')}", __package__).main(argv[1:])
     args = _parser().parse_args(argv)
     if args.device == "cuda":
         import torch
