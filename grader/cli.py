@@ -1,27 +1,30 @@
-"""``python -m grader SUBMISSION... [--json REPORT] [--device cpu|cuda|all]``.
+"""``python -m grader SUBMISSION... [--json REPORT] [--html PAGE] [--device cpu|cuda|all]``.
 
 Exit status: 0 full marks for every submission, 1 anything less, 2 nothing could be graded.
-Instructors' commands have modules of their own: ``python -m grader batch|classroom|gradescope ...``.
+Instructors' commands have modules of their own: ``python -m grader batch|classroom|gradescope|class-report ...``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import __version__, limits, sandbox
+from . import __version__, html_report, limits, sandbox
 from .report import SubmissionReport, as_json, build, table, write_json
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m grader",
                                 description="Grade activation-function submissions (.ipynb or .py) against torch.",
-                                epilog="Instructors: python -m grader batch|classroom|gradescope --help")
+                                epilog="Instructors: python -m grader batch|classroom|gradescope|class-report --help")
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or .py files to grade")
     p.add_argument("--json", metavar="REPORT", help="also write a JSON report to this path")
+    p.add_argument("--html", metavar="PAGE", help="also write a self-contained HTML feedback page (every "
+                   "failure with its hint and a plot) to this path")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                    help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
     p.add_argument("--check-timeout", type=float, default=limits.CHECK_TIMEOUT, metavar="SECONDS",
@@ -50,13 +53,13 @@ def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TI
     return build(path, outcome.sha256, outcome.results, outcome.notes)
 
 
-COMMANDS = ("batch", "classroom", "gradescope")  # a submission is a file name with a suffix, never one of these
+COMMANDS = ("batch", "classroom", "gradescope", "class-report")  # a submission is a file name with a suffix, never one of these
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
-        return importlib.import_module(f".{argv[0]}", __package__).main(argv[1:])
+        return importlib.import_module(f".{argv[0].replace('-', '_')}", __package__).main(argv[1:])
     args = _parser().parse_args(argv)
     if args.device == "cuda":
         import torch
@@ -65,16 +68,21 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
                   file=sys.stderr)
             return 2
-    report_dir = (Path(args.json).resolve().parent,) if args.json and Path(args.json).resolve().parent.is_dir() else ()
+    report_dir = tuple({Path(f).resolve().parent for f in (args.json, args.html) if f and Path(f).resolve().parent.is_dir()})
     for folder in args.hide:
         if not Path(folder).is_dir():
             print(f"error: --hide {folder}: not a folder", file=sys.stderr)
             return 2
+    feedback = html_report.Collector() if args.html else None
+
+    def one(index: int, path: str) -> SubmissionReport:
+        with feedback.watch(index) if feedback else contextlib.nullcontext():
+            return grade(path, args.device, args.check_timeout, int(args.memory * 2**30), report_dir,
+                         tuple(Path(h) for h in args.hide))
+
     # submissions are graded side by side: each in its own worker process, judged here in a thread
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        reports = list(pool.map(lambda p: grade(p, args.device, args.check_timeout, int(args.memory * 2**30),
-                                                report_dir, tuple(Path(h) for h in args.hide)),
-                                args.submissions))
+        reports = list(pool.map(one, range(len(args.submissions)), args.submissions))
     for r in reports:
         if r.error:
             print(f"error: {r.path}: {r.error}" if not r.error.startswith(r.path) else f"error: {r.error}",
@@ -83,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             print(table(r, verbose=args.verbose))
     if args.json:
         write_json(as_json(reports, args.device), args.json)
+    if args.html and not html_report.write(reports, args.html, feedback, args.device):
+        return 2
     if all(r.error for r in reports):
         return 2
     return 0 if all(r.full_marks for r in reports) else 1

@@ -12,7 +12,20 @@ HALF = (torch.float16, torch.bfloat16)
 
 
 class CheckFailure(AssertionError):
-    """A check failed; the message is one line that names the input."""
+    """A check failed; the message is one line that names the input.
+
+    A failed numerical comparison also says, as data, which inputs failed (``inputs``: the input
+    values, the one the message names first) and what differed (``kind``: value or grad); the
+    checks add the parameter set, dtype and form they were testing. Feedback draws its plots from
+    these, never from the message."""
+
+    def __init__(self, message: str = "", inputs: tuple[float, ...] = (), kind: str = "") -> None:
+        super().__init__(message)
+        self.inputs = tuple(inputs)
+        self.kind = kind
+        self.case: dict | None = None
+        self.dtype: torch.dtype | None = None
+        self.form = "functional"
 
 
 def fmt(v: float) -> str:
@@ -37,18 +50,37 @@ Locate = Callable[[tuple], str]
 
 
 def locate_elementwise(x: torch.Tensor) -> Locate:
-    """Messages name the input value: ``at x=100.0``."""
+    """Messages name the input value: ``at x=100.0``; ``where.value(index)`` is that value."""
     flat = x.detach().reshape(-1) if x.dim() else x.detach().reshape(1)
 
-    def where(index: tuple) -> str:
-        if x.dim() == 0:
-            return f"at x={fmt(x.item())}"
+    def value(index: tuple) -> float:
         i = 0
-        for d, k in enumerate(index):
+        for d, k in enumerate(index if x.dim() else ()):
             i = i * x.shape[d] + k
-        return f"at x={fmt(flat[i].item())}"
+        return float(flat[i].item())
 
+    def where(index: tuple) -> str:
+        return f"at x={fmt(value(index))}"
+
+    where.value = value
     return where
+
+
+MAX_INPUTS = 16  # failing inputs a failure carries for plots
+
+
+def failing_inputs(where: Locate, bad: torch.Tensor) -> tuple[float, ...]:
+    """The input values where ``bad`` holds, first failure first, when ``where`` can name them."""
+    value = getattr(where, "value", None)
+    if value is None or not bool(bad.any()):
+        return ()
+    indices = [tuple(int(i) for i in idx) for idx in bad.nonzero()[:4 * MAX_INPUTS]] if bad.dim() else [()]
+    out: list[float] = []
+    for index in indices:
+        v = value(index)
+        if not any(v == u or (v != v and u != u) for u in out):
+            out.append(v)
+    return tuple(out[:MAX_INPUTS])
 
 
 def locate_index(x: torch.Tensor) -> Locate:
@@ -89,7 +121,8 @@ def assert_close(actual: object, expected: torch.Tensor, what: str, where: Locat
         ok |= skip.cpu()
     if not bool(ok.all()):
         i = _first(~ok) if a.dim() else ()
-        raise CheckFailure(f"{what}: {kind} is {fmt(a[i].item())} {where(i)}, torch gives {fmt(e[i].item())}")
+        raise CheckFailure(f"{what}: {kind} is {fmt(a[i].item())} {where(i)}, torch gives {fmt(e[i].item())}",
+                           failing_inputs(where, ~ok), kind)
 
 
 def ulp(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -127,4 +160,4 @@ def assert_half_close(actual: object, torch_half: torch.Tensor, truth: torch.Ten
         raise CheckFailure(
             f"{what}: {kind} is {fmt(a[i].item())} {where(i)}, the exact value is {fmt(t[i].item())} "
             f"and torch gives {fmt(h[i].item())} (error {fmt(err[i].item())} > allowed "
-            f"{fmt(allowed[i].item())}){hint}")
+            f"{fmt(allowed[i].item())}){hint}", failing_inputs(where, ~ok), kind)

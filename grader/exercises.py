@@ -2,10 +2,12 @@
 
 ``python -m grader.exercises [--check]``: every ``### BEGIN SOLUTION`` ... ``### END SOLUTION``
 region of ``solutions/NN_*.ipynb`` becomes ``raise NotImplementedError`` (nbgrader's convention) in
-``exercises/NN_*.ipynb``. Cells tagged ``check`` call the stubs, so they get ``raises-exception``
-(nbval then expects the error). Each exercise also gets a Colab set-up cell first (the grader's
-address comes from ``_config.yml``, see :mod:`grader.launch`) and a cell that grades it last.
-``--check`` writes nothing and fails if an exercise is out of date.
+``exercises/NN_*.ipynb``. A cell tagged ``check`` (the solution's quick test of the activation its
+preceding cells define) becomes ``check("<Activation>")``, the grader's checks of that activation on
+the live kernel; it reports and does not raise, so nbval runs it as any cell. Each exercise also
+gets a Colab set-up cell first (the grader's address comes from ``_config.yml``, see
+:mod:`grader.launch`) and a cell that grades it last. ``--check`` writes nothing and fails if an
+exercise is out of date.
 """
 from __future__ import annotations
 
@@ -64,25 +66,47 @@ def clean(nb: dict) -> dict:
 def grade_cells(filename: str) -> list[dict]:
     """The closing cells: how to grade, and a cell that does it."""
     text = ("## Grade yourself\n\nSave the notebook, then run the cell below (in Colab it grades what you "
-            "see). It runs every check of the course's grader on this notebook; add `\"-v\"` to list them "
-            f"all. From a terminal: `python -m grader {filename}`.")
-    code = f'from grader.notebook import grade\n\ngrade("{filename}")'
+            "see). It runs every check of the course's grader on this notebook, in a sandbox, as your "
+            "instructor would; `grade(\"-v\")` lists them all. It finds this notebook's file itself in "
+            "Jupyter, VS Code and Colab; if it cannot, it says so: then pass the file name, "
+            f"`grade(\"{filename}\")`. From a terminal: `python -m grader {filename}`.")
+    code = "from grader.notebook import grade\n\ngrade()"
     return [{"cell_type": "markdown", "metadata": {}, "source": text}, code_cell(code, ["grade"])]
+
+
+def check_source(activation: str) -> str:
+    """The check cell of one activation."""
+    return (f"# The grader's checks of {activation}, on what this kernel defines now (no need to save)\n"
+            f"from grader.notebook import check\n\ncheck(\"{activation}\")")
+
+
+def defined_activation(sources: list[str], where: str = "") -> str:
+    """The catalogue activation whose module class these cells define (the cells above a check cell)."""
+    from .catalog import BY_NAME
+
+    names = {m for src in sources for m in re.findall(r"^class (\w+)\b", src, re.M) if m in BY_NAME}
+    if len(names) != 1:
+        raise MarkerError(f"{where}: a check cell must follow the cells of exactly one activation's module "
+                          f"class, found {sorted(names) or 'none'}")
+    return names.pop()
 
 
 def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | None = None) -> dict:
     """The exercise for ``solution`` (named ``name``): stubs for the solutions and, given the
     repository's (url, branch), a Colab set-up cell and the grading cells."""
     nb = clean(copy.deepcopy(solution))
+    since_check: list[str] = []  # the code above the next check cell
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if "check" in cell.setdefault("metadata", {}).get("tags", []):
+            cell["source"] = check_source(defined_activation(since_check, f"{name} cell {i + 1}"))
+            since_check = []
+            continue
+        since_check.append(source)
         stub = strip_solutions(source, f"{name} cell {i + 1}")
         cell["source"] = stub if isinstance(cell["source"], str) else stub.splitlines(keepends=True)
-        tags = cell.setdefault("metadata", {}).get("tags", [])
-        if "check" in tags and "raises-exception" not in tags:
-            cell["metadata"]["tags"] = tags + ["raises-exception"]
     if repository:
         with_setup(nb, exercise_cell(*repository))
         nb["cells"] += grade_cells(name)

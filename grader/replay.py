@@ -57,15 +57,37 @@ class Tape:
 
 # per thread (and task): the parent judges several submissions at once (grader/cli.py --jobs)
 _tape: contextvars.ContextVar[Tape] = contextvars.ContextVar("tape", default=Tape())
+_watchers: contextvars.ContextVar[tuple[list[Tape], ...]] = contextvars.ContextVar("watchers", default=())
 
 
 @contextlib.contextmanager
 def using(tape: Tape) -> Iterator[Tape]:
+    if tape.mode == "replay":
+        for seen in _watchers.get():
+            seen.append(tape)
     token = _tape.set(tape)
     try:
         yield tape
     finally:
         _tape.reset(token)
+
+
+@contextlib.contextmanager
+def watching() -> Iterator[list[Tape]]:
+    """Every tape replayed while inside, in order. The parent's HTML feedback reads what the worker
+    recorded after a failed check from them (grader/curves.py); verdicts never depend on it."""
+    seen: list[Tape] = []
+    token = _watchers.set(_watchers.get() + (seen,))
+    try:
+        yield seen
+    finally:
+        _watchers.reset(token)
+
+
+def recorded(entries: list, label: str) -> list[Any]:
+    """What the successful interactions labelled ``label`` returned, wherever they are on the tape."""
+    return [_restore(item[2]) for item in entries
+            if isinstance(item, (list, tuple)) and len(item) == 3 and item[0] == label and item[1] is True]
 
 
 def interact(label: str, thunk: Callable[[], Any]) -> Any:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from . import checks, curves
 from .checks import CheckFailure, Impl
+from .loader import time_limit
 from .plugin import NO_CUDA
-from .replay import using
+from .replay import interact, using
+
+FEEDBACK_SECONDS = 10.0  # for evaluating a failed check's curves; a timeout just leaves them out
 
 
 def test_check(submission, activation, check, device, check_timeout, tape, request) -> None:
@@ -22,6 +26,11 @@ def test_check(submission, activation, check, device, check_timeout, tape, reque
         with check_timeout(f"{activation.name} {check.name}"), using(tape):
             notes = check.run(impl, device)
     except CheckFailure as exc:
+        if tape.mode == "record":  # the worker: the parent will draw this failure from the tape
+            name = check.name if device == "cpu" else f"{check.name}@{device}"
+            form = impl.function if exc.form == "function" else impl.functional
+            with using(tape), time_limit(FEEDBACK_SECONDS, lambda: TimeoutError("feedback curves")):
+                curves.record(form, activation, name, device, exc, interact, lambda: checks.after_student_code())
         pytest.fail(str(exc), pytrace=False)
     for note in notes:
         request.node.user_properties.append(("note", note))

@@ -1,0 +1,272 @@
+"""Hints for the usual mistakes: what a failure message most likely means, and the idea that fixes it.
+
+Keyed by the catalogue's activation names (``"*"``: any activation) and matched on a failed check's
+name and message, the same message whether it comes from ``python -m grader``, from ``check()`` in a
+notebook or from a JSON report. A hint names the idea; it never gives the solution's code. Only a
+failed check gets a hint: a correct implementation never sees one.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+_POS = r"(?:[0-9.]+(?:e[+-]?[0-9]+)?|inf|nan)"
+_NUM = "-?" + _POS
+
+
+@dataclass(frozen=True)
+class Hint:
+    id: str
+    checks: tuple[str, ...]  # check kinds (the name before "[" and "@"); empty: any check
+    pattern: str  # searched in the message; named groups feed ``when``
+    text: str
+    when: Callable[[dict[str, str]], bool] | None = None
+
+    def matches(self, kind: str, message: str) -> bool:
+        if self.checks and kind not in self.checks:
+            return False
+        found = re.search(self.pattern, message)
+        if found is None:
+            return False
+        try:
+            return self.when is None or bool(self.when(found.groupdict()))
+        except (ValueError, TypeError, ZeroDivisionError):
+            return False
+
+
+def _f(text: str) -> float:
+    return float(text)
+
+
+def _close_but_not_equal(g: dict[str, str], low: float = 1e-7, high: float = 2e-3) -> bool:
+    """A small difference from torch: a constant or an approximation, not a wrong formula."""
+    a, b = _f(g["got"]), _f(g["torch"])
+    return math.isfinite(a) and math.isfinite(b) and low < abs(a - b) / max(1.0, abs(b)) < high
+
+
+# "value is 0.88 at x=1.04, torch gives 0.89" (or "grad is ...")
+_DIFF = rf"(?:value|grad) is (?P<got>{_NUM}) at x=(?P<x>{_NUM}), torch gives (?P<torch>{_NUM})"
+_LARGE = r"(?:100\.0|10000\.0|88\.8|20\.0|inf)"
+
+HINTS: dict[str, tuple[Hint, ...]] = {
+    "ReLU": (
+        Hint("relu-leak", ("values", "edges"), rf"value is -{_POS} at x=-{_POS}, torch gives 0\.0",
+             "ReLU is exactly 0 for every x ≤ 0: there is no slope on the negative side (that is LeakyReLU)."),
+    ),
+    "Sigmoid": (
+        Hint("sigmoid-overflow", ("values", "grad", "edges", "function"), rf"is nan at x=-{_LARGE}",
+             "1/(1+exp(-x)) overflows in the backward: exp(-x) is inf for large negative x and the "
+             "gradient becomes inf/inf = nan. Compute from exp(-|x|), which is never above 1, and choose "
+             "the form by the sign of x."),
+        Hint("sigmoid-derivative", ("function", "gradcheck"), r"grad is|gradcheck failed",
+             "σ'(x) = σ(x)·(1 − σ(x)): both factors, from the output your forward saved."),
+    ),
+    "Tanh": (
+        Hint("tanh-exp-ratio", ("values", "edges"), rf"is nan at x=-?{_LARGE}",
+             "(eˣ − e⁻ˣ)/(eˣ + e⁻ˣ) is inf/inf for large |x|: rewrite it so the only exponential is of "
+             "−2|x| (between 0 and 1) and restore the sign afterwards."),
+        Hint("tanh-derivative", ("function", "gradcheck"), r"grad is|gradcheck failed",
+             "tanh'(x) = 1 − tanh(x)²: square the output your forward saved."),
+    ),
+    "LeakyReLU": (
+        Hint("leaky-max", ("values", "grad", "edges", "kinks", "module"), r"negative_slope=(?P<slope>[0-9.e+-]+)",
+             "max(slope·x, x) is only right for slope ≤ 1: torch's negative_slope may be larger, so choose "
+             "the branch by the sign of x, not by the larger of the two values.",
+             lambda g: _f(g["slope"]) > 1),
+    ),
+    "ELU": (
+        Hint("where-overflow", ("edges", "grad", "function"), rf"grad is nan at x={_LARGE}",
+             "torch.where evaluates both branches everywhere: the exponential branch overflows to inf at "
+             "large positive x, and its gradient there (inf × 0) is nan although the branch is not "
+             "selected. Give the exponential only the inputs where it is used (clamp its argument)."),
+    ),
+    "CELU": (
+        Hint("where-overflow", ("edges", "grad", "function"), rf"grad is nan at x={_LARGE}",
+             "torch.where evaluates both branches everywhere: exp(x/α) overflows to inf at large positive "
+             "x, and its gradient (inf × 0) is nan although the branch is not selected. Give the "
+             "exponential only the inputs where it is used (clamp its argument)."),
+    ),
+    "SELU": (
+        Hint("where-overflow", ("edges", "grad", "function"), rf"grad is nan at x={_LARGE}",
+             "torch.where evaluates both branches everywhere: the exponential branch overflows to inf at "
+             "large positive x, and its gradient (inf × 0) is nan although the branch is not selected. "
+             "Give the exponential only the inputs where it is used (clamp its argument)."),
+        Hint("selu-constants", ("values", "grad", "module", "function"), _DIFF,
+             "Close, but not torch's: SELU's scale and alpha are fixed constants known to many digits "
+             "(torch.nn.SELU's documentation gives them); rounded constants are off by about 1e-4.",
+             _close_but_not_equal),
+    ),
+    "RReLU": (
+        Hint("rrelu-range", ("random",), r"outside \[",
+             "Every slope must lie in [lower, upper]: map each uniform sample from [0, 1) onto that "
+             "interval (shift and scale), not onto [0, upper]."),
+        Hint("rrelu-uniform", ("random",), r"slopes are not uniform|mean slope",
+             "In training each element draws its own slope, uniformly from [lower, upper]: one uniform "
+             "sample per element, mapped onto the interval, not the mean slope, a sum or an average of "
+             "samples."),
+        Hint("rrelu-training", ("random",), r"slopes do not vary",
+             "forward must follow self.training: random slopes in training, the fixed mean slope "
+             "(lower + upper)/2 in evaluation."),
+    ),
+    "GELU": (
+        Hint("gelu-tanh-approx", ("values", "grad", "module", "function"), r"gelu\(approximate='none'\).*" + _DIFF,
+             "You wrote the tanh approximation: approximate='none' is the exact form x·Φ(x), with Φ the "
+             "standard normal CDF (through erf); the tanh formula is for approximate='tanh' only and is "
+             "off by up to about 5e-4.",
+             lambda g: _close_but_not_equal(g, 1e-8, 2e-3)),
+    ),
+    "Softplus": (
+        Hint("softplus-overflow", ("values", "grad", "edges", "function"), rf"is (?:-?inf|nan) at x={_LARGE}",
+             "log1p(exp(x)) overflows: exp(x) is inf from x ≈ 89 in float32. Use the threshold form: above "
+             "threshold/β softplus is x itself, so exp never sees a large argument."),
+        Hint("softplus-threshold", ("values", "grad", "edges", "function"),
+             r"softplus\(beta=(?P<beta>[0-9.e+-]+), threshold=(?P<th>[0-9.e+-]+)\).*at x=(?P<x>" + _NUM + ")",
+             "torch switches to the linear branch where β·x > threshold: softplus is then x itself (a small "
+             "jump that your formula must make too).",
+             lambda g: _f(g["beta"]) * _f(g["x"]) > _f(g["th"])),
+    ),
+    "LogSigmoid": (
+        Hint("logsigmoid-overflow", ("values", "grad", "edges", "function"), rf"is (?:-?inf|nan) at x=-?{_LARGE}",
+             "log(σ(x)) underflows (σ rounds to 0, log 0 = −inf) and 1 + exp(−x) overflows for large "
+             "negative x: write logsigmoid as −softplus(−x) in a form where exp only sees −|x|."),
+    ),
+    "Softmax": (
+        Hint("softmax-jacobian", ("function",), r"grad is",
+             "The softmax Jacobian is not diagonal: each output depends on every input of its slice, so "
+             "the backward needs a sum over the slice (of grad_output times the output), not only y·(1 − y)."),
+    ),
+    "Softmin": (
+        Hint("softmax-jacobian", ("function",), r"grad is",
+             "The softmin Jacobian is not diagonal: each output depends on every input of its slice, so "
+             "the backward needs a sum over the slice (of grad_output times the output); mind the sign of "
+             "the input."),
+    ),
+    "Softmax2d": (
+        Hint("softmax-jacobian", ("function",), r"grad is",
+             "The softmax Jacobian is not diagonal: each output depends on every channel at its position, "
+             "so the backward needs a sum over the channels (of grad_output times the output)."),
+    ),
+    "LogSoftmax": (
+        Hint("log-of-softmax", ("values", "edges"), r"value is -inf",
+             "log(softmax(x)) underflows: softmax rounds tiny probabilities to 0 and log(0) = −inf. Stay in "
+             "log space: subtract the maximum and the log of the sum of exponentials (log-sum-exp)."),
+        Hint("log-softmax-jacobian", ("function",), r"grad is",
+             "The backward of log_softmax is grad_output minus softmax times the sum of grad_output over "
+             "the slice: every output depends on every input of its slice."),
+    ),
+    # ------------------------------------------------------------------ any activation
+    "*": (
+        Hint("not-implemented", (), r"not implemented \(raises NotImplementedError\)",
+             "This form is still the stub: replace `raise NotImplementedError` with your implementation, run "
+             "its cell, then check again."),
+        Hint("not-defined", ("api",), r"is not defined",
+             "Define all three forms with torch's names (the functional, <Module>Function and the module), "
+             "and run the cell that defines them before checking."),
+        Hint("not-subclass", ("api",), r"is not a subclass of",
+             "The module subclasses torch.nn.Module and <Module>Function subclasses torch.autograd.Function."),
+        Hint("signature", ("api",), r"torch's signature is",
+             "Use torch's parameter names, order and defaults exactly (compare with help() of torch's "
+             "function): code that calls an activation passes them by keyword."),
+        Hint("init-params", ("api",), r"__init__(?: has no parameter|: default)",
+             "The module's constructor takes torch's parameter names and defaults (compare with "
+             "inspect.signature of the torch.nn module)."),
+        Hint("timeout", (), r"took longer than",
+             "A check ran out of time: look for an infinite loop, or a Python loop over the elements of a "
+             "large tensor."),
+        Hint("half-precision", (), r"compute (?:the derivative )?in float32 and round once",
+             "In float16 and bfloat16, convert the input to float32, do every step there, and convert the "
+             "result back once at the end: each intermediate rounding to half precision adds error."),
+        Hint("dtype", (), r"dtype is \w+, torch gives",
+             "Return the input's dtype: Python-number tensors and .double() make float64 intermediates; "
+             "create constants with the input's dtype and device."),
+        Hint("device", (), r"device is \S+, torch gives",
+             "Create every tensor on the input's device (the *_like constructors, or device=input.device)."),
+        Hint("detached", (), r"does not require grad|gradient w\.r\.t\. \w+ is None",
+             "The output is cut off from the input: no torch.no_grad(), .detach(), .data, .item() or "
+             "re-wrapping with torch.tensor() between the input and the output."),
+        Hint("nan-propagation", (), r"at x=nan, torch gives nan",
+             "nan must stay nan: every comparison with nan is False, so a mask such as x > 0 sends nan to "
+             "the other branch; arrange the condition so that nan reaches a branch that returns x."),
+        Hint("kink-nan", ("kinks", "function", "edges"), r"grad is nan at x=\S+, a kink",
+             "At the kink your derivative is 0/0 (such as x/|x|, or a division by x): select the "
+             "derivative with a comparison instead, which is defined at the kink."),
+        Hint("kink-range", ("kinks", "function", "edges"), r"a kink: any value in",
+             "At a kink use the derivative of one side (or a value between the two): masks that both "
+             "include the kink add up to a value outside that range."),
+        Hint("nan-overflow", (), rf"is nan at x=-?{_LARGE}",
+             "An intermediate overflows at this input (exp of a large number, then inf/inf, inf − inf or "
+             "0 × inf) and the result is nan. Find the step that overflows and rewrite it so that every "
+             "intermediate stays finite (exp of a number ≤ 0 is at most 1)."),
+        Hint("infinite-input", (), rf"is (?:-?inf|nan) at x=-?inf, torch gives",
+             "At ±inf take the limit torch gives: inf − inf and inf/inf are nan, so give infinite inputs a "
+             "branch (or a form) whose result is the limit."),
+        Hint("view", ("shapes",), r"view size is not compatible",
+             "view() needs contiguous memory: use reshape(), or do not reshape at all (elementwise ops work "
+             "on any shape and layout)."),
+        Hint("shape", (), r"shape is \(.*\), torch gives",
+             "Return torch's shape: no squeeze() or flatten() of the result; reductions keep their dim "
+             "(keepdim=True) so they broadcast back."),
+        Hint("repr", ("module",), r"repr is",
+             "A module's repr shows its extra_repr(): return the constructor arguments formatted as torch "
+             "shows them (compare with repr of torch's module)."),
+        Hint("state-dict", ("module",), r"state_dict keys",
+             "Learnable tensors are nn.Parameter attributes with torch's names: state_dict keys are the "
+             "attribute names."),
+        Hint("attribute", ("module",), r"attribute \w+ is",
+             "Store each constructor argument as an attribute with torch's name and value."),
+        Hint("param-grad", ("module",), r"grad w\.r\.t\. parameter",
+             "Use the parameter itself in forward (not .detach(), .data or a copy), so that its gradient "
+             "flows back to it."),
+        Hint("function-backward", ("function",), r"grad is",
+             "Your backward is not the derivative: differentiate f by hand again, multiply by grad_output, "
+             "and compare it with autograd of your functional form on a few inputs."),
+        Hint("gradgradcheck", ("gradcheck",), r"gradgradcheck failed",
+             "Your backward is not itself differentiable (computed under no_grad, on detached tensors or "
+             "with .data): build it from ordinary torch ops so autograd can take second derivatives."),
+        Hint("gradcheck", ("gradcheck",), r"gradcheck failed",
+             "Your backward does not match finite differences of your forward in float64: re-derive f' "
+             "(gradcheck compares the two away from kinks)."),
+        Hint("grad-mismatch", ("grad", "edges", "kinks", "shapes"), r"grad is",
+             "Autograd differentiates exactly what you computed: if the values are right, part of the "
+             "formula is cut off from the graph (.detach(), .data, no_grad) or goes through an op without a "
+             "useful derivative; otherwise fix the values first."),
+        Hint("inplace-return", ("inplace",), r"must return its input tensor",
+             "With inplace=True write the result into the input itself (an in-place op) and return that "
+             "same tensor object."),
+        Hint("inplace-modified", ("inplace",), r"modified its input",
+             "Without inplace=True never write into the input: in-place ops on it change the caller's "
+             "tensor."),
+        Hint("invalid", ("invalid",), r"torch raises \w+",
+             "torch validates this argument before computing: reject it the same way, raising the same "
+             "exception type."),
+        Hint("forbidden", ("forbidden",), r"write it from scratch",
+             "Compose the function from primitives (exp, log1p, where, clamp, ...): calling torch's own op, "
+             "or another op that computes the same function, is what the exercise rules out."),
+        Hint("loop", ("vectorised",), r"a Python loop over elements",
+             "A Python loop runs torch ops once per element or row: express the computation on whole "
+             "tensors (masks with where, reductions along dim)."),
+    ),
+}
+
+
+def check_kind(check: str) -> str:
+    """``grad[float32]@cuda`` -> ``grad``."""
+    return check.split("@", 1)[0].split("[", 1)[0]
+
+
+def find_hint(activation: str, check: str, message: str) -> Hint | None:
+    """The first hint of the activation's own, then of the general ones, that matches this failure."""
+    kind = check_kind(check)
+    for hint in HINTS.get(activation, ()) + HINTS["*"]:
+        if hint.matches(kind, message):
+            return hint
+    return None
+
+
+def hint_for(activation: str, check: str, message: str) -> str | None:
+    """The hint for a failed check (by its name as in reports, e.g. ``grad[float32]``, ``edges``,
+    ``values[bfloat16]@cuda``) and its message, or None when no known mistake fits."""
+    hint = find_hint(activation, check, message) if message else None
+    return hint.text if hint else None
