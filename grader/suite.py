@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .checks import CheckFailure, Impl
+from .mlx_catalog import NO_MLX, available
 from .plugin import NO_CUDA
 from .replay import using
 
@@ -16,6 +17,8 @@ def test_check(submission, activation, check, device, check_timeout, tape, reque
 
         if not torch.cuda.is_available():
             pytest.skip(NO_CUDA)
+    if check.name.startswith("mlx ") and not available():
+        pytest.skip(NO_MLX)
     impl = Impl(activation, submission.namespace)
     request.node.user_properties.append(("tape", tape))
     try:
