@@ -17,7 +17,7 @@ from typing import Iterator
 
 import torch
 
-from . import curves
+from . import curves, limits
 from .catalog import ACTIVATIONS, BY_NAME, Activation
 from .checks import CheckFailure, Impl, checks_for
 from .hints import hint_for
@@ -122,7 +122,7 @@ def find(name: str) -> Activation:
     raise ValueError(f"unknown activation {name!r}; one of: {', '.join(a.name for a in ACTIVATIONS)}")
 
 
-def run(name: str, namespace: dict, device: str = "all", timeout: float = 10.0, plot: bool = True) -> CheckReport:
+def run(name: str, namespace: dict, device: str = "all", timeout: float = limits.CHECK_TIMEOUT, plot: bool = True) -> CheckReport:
     """Every check of ``name`` on the definitions in ``namespace``. An interrupt (Jupyter's stop
     button) stops the checks, although student code turns exceptions into check failures."""
     entry = find(name)
@@ -151,9 +151,8 @@ def _one(entry: Activation, check, device: str, namespace: dict, timeout: float)
     label = check.name if device == "cpu" else f"{check.name}@{device}"
     impl = Impl(entry, namespace)
     try:
-        seconds = timeout
-        with using(Tape("direct")), time_limit(seconds, lambda: CheckTimeout(
-                f"{entry.name} {check.name}: took longer than {seconds:g} s (an infinite loop?)")):
+        with using(Tape("direct")), time_limit(timeout, lambda what: CheckTimeout(
+                f"{entry.name} {check.name}: {what} (an infinite loop?)")):
             notes = check.run(impl, device)
     except CheckFailure as exc:
         message = str(exc).splitlines()[0] if str(exc) else ""
@@ -170,7 +169,7 @@ def _draw(report: CheckReport, entry: Activation, namespace: dict, label: str, f
     impl = Impl(entry, namespace)
     device = label.split("@", 1)[1] if "@" in label else "cpu"
     try:
-        with using(Tape("direct")), time_limit(10.0, lambda: TimeoutError("drawing took too long")):
+        with using(Tape("direct")), time_limit(10.0, lambda what: TimeoutError(f"drawing: {what}")):
             form = impl.function() if failure.form == "function" else impl.functional()
             shown = curves.build(entry, label, failure, device, None, curves.student_side(form, entry, failure, device))
             report.figure = plots.png(shown)

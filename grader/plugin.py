@@ -9,7 +9,8 @@ import pytest
 
 from . import limits
 from .catalog import Activation
-from .checks import CheckFailure, checks_for
+from .checks import CheckFailure
+from .frameworks import checks_for, framework_of, graded
 from .loader import Submission, SubmissionError, load, time_limit
 from .replay import Tape, encode
 
@@ -114,10 +115,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     sub = plugin.submission(config)
     devices = DEVICES[config.getoption("device")]
     params, ids = [], []
-    for entry in sub.graded:
+    framework = framework_of(sub.path)
+    for entry in graded(sub.path, sub.namespace):
         if entry.name in plugin.skip:
             continue
-        for check, device in checks_for(entry, devices):
+        for check, device in checks_for(entry, devices, framework):
             params.append((entry, check, device))
             ids.append(f"{entry.name}-{check.name}-{device}")
     metafunc.parametrize("activation,check,device", params, ids=ids)

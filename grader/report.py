@@ -12,10 +12,10 @@ import torch
 
 from . import __version__
 from .catalog import ACTIVATIONS
-from .checks import CHECKS
+from .frameworks import ALL_CHECKS
 from .plugin import CheckResult
 
-_ORDER = {c.name: i for i, c in enumerate(CHECKS)}
+_ORDER = {c.name: i for i, c in enumerate(ALL_CHECKS)}
 _ACT_ORDER = {a.name: i for i, a in enumerate(ACTIVATIONS)}
 
 

@@ -29,7 +29,8 @@ import torch
 
 from . import containment, limits, replay
 from .catalog import BY_NAME
-from .checks import CHECKS_BY_NAME, CheckFailure, Impl, checks_for
+from .checks import CheckFailure, Impl
+from .frameworks import CHECKS_BY_NAME, checks_for, framework_of
 from .plugin import DEVICES, NO_CUDA, CheckResult
 
 
@@ -123,6 +124,7 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
     graded: list[str] | None = None
     deadline_total = time.monotonic() + total_timeout
     devices = DEVICES[device]
+    framework = framework_of(path)  # read, not run: an MLX submission gets the MLX checks
     cuda = torch.cuda.is_available()
     hidden = hidden_folders(hide)
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
@@ -180,10 +182,10 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
                 break
             why = ("took longer than the time limit" if timed_out else _describe(returncode, stderr_tail))
             lost = current[0] if current and current[0] in BY_NAME else next(
-                (g for g in graded if g not in skip and not _complete(g, done, devices)), None)
+                (g for g in graded if g not in skip and not _complete(g, done, devices, framework)), None)
             if lost is None:
                 break
-            for check, dev in checks_for(BY_NAME[lost], devices):
+            for check, dev in checks_for(BY_NAME[lost], devices, framework):
                 name = check.name if dev == "cpu" else f"{check.name}@{dev}"
                 if (lost, name) in done:
                     continue
@@ -234,9 +236,9 @@ def judge(worker: CheckResult, tape: str | None) -> CheckResult:
                        [str(n) for n in notes])
 
 
-def _complete(activation: str, done: dict, devices: list[str]) -> bool:
+def _complete(activation: str, done: dict, devices: list[str], framework: str = "torch") -> bool:
     return all((activation, c.name if d == "cpu" else f"{c.name}@{d}") in done
-               for c, d in checks_for(BY_NAME[activation], devices))
+               for c, d in checks_for(BY_NAME[activation], devices, framework))
 
 
 def _result(ev: dict) -> CheckResult | None:

@@ -8,6 +8,7 @@ import pytest
 from . import checks, curves
 from .checks import CheckFailure, Impl
 from .loader import time_limit
+from .mlx_catalog import NO_MLX, available
 from .plugin import NO_CUDA
 from .replay import interact, using
 
@@ -20,6 +21,8 @@ def test_check(submission, activation, check, device, check_timeout, tape, reque
 
         if not torch.cuda.is_available():
             pytest.skip(NO_CUDA)
+    if check.name.startswith("mlx ") and not available():
+        pytest.skip(NO_MLX)
     impl = Impl(activation, submission.namespace)
     request.node.user_properties.append(("tape", tape))
     try:
@@ -29,7 +32,7 @@ def test_check(submission, activation, check, device, check_timeout, tape, reque
         if tape.mode == "record":  # the worker: the parent will draw this failure from the tape
             name = check.name if device == "cpu" else f"{check.name}@{device}"
             form = impl.function if exc.form == "function" else impl.functional
-            with using(tape), time_limit(FEEDBACK_SECONDS, lambda: TimeoutError("feedback curves")):
+            with using(tape), time_limit(FEEDBACK_SECONDS, lambda what: TimeoutError(f"feedback curves: {what}")):
                 curves.record(form, activation, name, device, exc, interact, lambda: checks.after_student_code())
         pytest.fail(str(exc), pytrace=False)
     for note in notes:

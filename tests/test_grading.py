@@ -18,8 +18,9 @@ STEMS = [chapter_stem(c) for c in CHAPTERS]
 
 
 def test_one_solution_and_one_exercise_per_chapter() -> None:
-    assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == STEMS
-    assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == STEMS
+    # and the MLX exercises (tests/test_mlx.py), after the torch chapters
+    assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == STEMS + ["10_mlx"]
+    assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == STEMS + ["10_mlx"]
 
 
 @pytest.mark.parametrize("stem", STEMS)
