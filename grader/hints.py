@@ -209,7 +209,7 @@ HINTS: dict[str, tuple[Hint, ...]] = {
              "Return torch's shape: no squeeze() or flatten() of the result; reductions keep their dim "
              "(keepdim=True) so they broadcast back."),
         Hint("repr", ("module",), r"repr is",
-             "A module's repr shows its extra_repr(): return the constructor arguments formatted as torch "
+             "A module's repr shows what its extra_repr() gives: the constructor arguments formatted as torch "
              "shows them (compare with repr of torch's module)."),
         Hint("state-dict", ("module",), r"state_dict keys",
              "Learnable tensors are nn.Parameter attributes with torch's names: state_dict keys are the "

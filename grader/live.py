@@ -92,7 +92,9 @@ class CheckReport:
         from .html_report import checks_table
 
         parts = [f"<div><strong>{html.escape(self.activation)}</strong></div>",
-                 checks_table([(c.name, c.passed, c.message, c.notes) for c in self.checks])]
+                 checks_table([(c.name, c.passed, c.message, c.notes) for c in self.checks if c.passed is not None])]
+        if self._skipped():
+            parts.append(f"<p>({html.escape(self._skipped())})</p>")
         failure = self.first_failure
         if failure is not None:
             parts.append(f"<p><strong>First failure</strong> ({html.escape(failure.name)}): "

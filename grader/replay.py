@@ -55,15 +55,16 @@ class Tape:
 
 
 _tape = Tape()
-_watchers: list[list[Tape]] = []
+_watchers: list[tuple[list[Tape], Callable[[Tape], bool]]] = []
 
 
 @contextlib.contextmanager
 def using(tape: Tape) -> Iterator[Tape]:
     global _tape
     if tape.mode == "replay":
-        for seen in _watchers:
-            seen.append(tape)
+        for seen, keep in _watchers:
+            if keep(tape):
+                seen.append(tape)
     previous, _tape = _tape, tape
     try:
         yield tape
@@ -72,15 +73,17 @@ def using(tape: Tape) -> Iterator[Tape]:
 
 
 @contextlib.contextmanager
-def watching() -> Iterator[list[Tape]]:
-    """Every tape replayed while inside, in order. The parent's HTML feedback reads what the worker
-    recorded after a failed check from them (grader/curves.py); verdicts never depend on it."""
+def watching(keep: Callable[[Tape], bool] = lambda tape: True) -> Iterator[list[Tape]]:
+    """The tapes replayed while inside (those ``keep`` accepts), in order. The parent's HTML feedback
+    reads what the worker recorded after a failed check from them (grader/curves.py); verdicts never
+    depend on it."""
     seen: list[Tape] = []
-    _watchers.append(seen)
+    watcher = (seen, keep)
+    _watchers.append(watcher)
     try:
         yield seen
     finally:
-        _watchers.remove(seen)
+        _watchers.remove(watcher)
 
 
 def recorded(entries: list, label: str) -> list[Any]:
