@@ -84,7 +84,7 @@ def page(reports: list[SubmissionReport], collector: Collector | None = None, de
     from . import plots
 
     drawing = plots.available()
-    body = [f"<h1>Feedback from the activation-functions grader</h1>",
+    body = ["<h1>Feedback from the activation-functions grader</h1>",
             f"<p>grader {html.escape(__version__)}, torch {html.escape(torch.__version__)}, "
             f"checks on {html.escape(device)}. ✓ passed, ✗ failed, – skipped; one point per check.</p>"]
     if not drawing:

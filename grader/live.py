@@ -152,10 +152,9 @@ def run(name: str, namespace: dict, device: str = "all", timeout: float = 10.0, 
 def _one(entry: Activation, check, device: str, namespace: dict, timeout: float) -> tuple[CheckLine, CheckFailure | None]:
     label = check.name if device == "cpu" else f"{check.name}@{device}"
     impl = Impl(entry, namespace)
-    try:
-        seconds = timeout
-        with using(Tape("direct")), time_limit(seconds, lambda: CheckTimeout(
-                f"{entry.name} {check.name}: took longer than {seconds:g} s (an infinite loop?)")):
+    try:  # the limit and its message as the grader's (plugin.check_timeout)
+        with using(Tape("direct")), time_limit(timeout, lambda: CheckTimeout(
+                f"{entry.name} {check.name}: took longer than {timeout:g} s (an infinite loop?)")):
             notes = check.run(impl, device)
     except CheckFailure as exc:
         message = str(exc).splitlines()[0] if str(exc) else ""

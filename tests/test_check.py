@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from grader import curves, replay
-from grader.catalog import BY_NAME
 from grader.compare import CheckFailure, assert_close, locate_elementwise, locate_index
 from grader.live import CheckReport, run
 from grader.loader import load

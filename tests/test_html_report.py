@@ -11,9 +11,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_book import ARTIFACTS, browser  # noqa: F401  (the book's headless Chromium)
+import test_book
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = test_book.ARTIFACTS
+browser = test_book.browser  # the book's headless Chromium (a fixture)
 
 WRONG = [
     "def sigmoid(input):\n    return 1 / (1 + torch.exp(-input))\n",
@@ -58,7 +60,7 @@ def test_page_has_every_failure_with_its_hint_and_picture(page: Path) -> None:
     assert not re.search(r'(?:src|href)="(?!data:)', text)
 
 
-def test_page_renders_in_chromium(page: Path, browser) -> None:  # noqa: F811
+def test_page_renders_in_chromium(page: Path, browser) -> None:
     ctx = browser.new_context(viewport={"width": 1200, "height": 900})
     tab = ctx.new_page()
     errors: list[str] = []
