@@ -56,9 +56,9 @@ def plottable(entry: Activation, check: str, failure: CheckFailure) -> bool:
             and any(math.isfinite(v) for v in failure.inputs))
 
 
-def grid(inputs: list[float], scale: float) -> tuple[list[float], bool]:
-    """Points around the finite failing inputs (which are included); symmetric-log spacing when
-    one is large, so that ±1e4 and the shape near 0 both show."""
+def grid(inputs: list[float]) -> tuple[list[float], bool]:
+    """Points around the finite failing inputs (which are included): a linear range around them, or
+    symmetric-log spacing when one is large, so that ±1e4 and the shape near 0 both show."""
     finite = [v for v in inputs if math.isfinite(v)]
     top = max(abs(v) for v in finite)
     if top >= LOG_FROM:
@@ -69,7 +69,8 @@ def grid(inputs: list[float], scale: float) -> tuple[list[float], bool]:
         points = [-v for v in outer] + inner + outer
         log_x = True
     else:
-        lo, hi = min(-scale, min(finite) - 1), max(scale, max(finite) + 1)
+        pad = max(2.0, 0.3 * (max(finite) - min(finite)))
+        lo, hi = min(finite) - pad, max(finite) + pad
         points = [lo + (hi - lo) * i / 400 for i in range(401)]
         log_x = False
     return sorted(set(points) | set(finite)), log_x
@@ -123,7 +124,7 @@ def build(entry: Activation, check: str, failure: CheckFailure, device: str,
           student_of: Callable[[list[float]], tuple] | None = None) -> Curves:
     """The curves of a plottable failure: torch's computed here; the student's given (from the
     worker) or computed by ``student_of(xs)`` (in the notebook's kernel)."""
-    xs, log_x = grid(list(failure.inputs), entry.scale)
+    xs, log_x = grid(list(failure.inputs))
     case, dtype = failure.case or {}, failure.dtype
     form = f" ({entry.function_name})" if failure.form == "function" else ""
     title = f"{entry.describe(case)} {dtype_name(dtype)}{form}"
@@ -160,7 +161,7 @@ def record(form_fn: Callable[[], Callable], entry: Activation, check: str, devic
     worker's guard). Any trouble just leaves the curves out."""
     if not plottable(entry, check, failure):
         return
-    xs, _ = grid(list(failure.inputs), entry.scale)
+    xs, _ = grid(list(failure.inputs))
 
     def probe() -> dict:
         try:
@@ -178,6 +179,10 @@ def record(form_fn: Callable[[], Callable], entry: Activation, check: str, devic
         interact(LABEL, probe)
     except (Exception, SystemExit, KeyboardInterrupt):
         pass
+
+
+def has_curves(entries: list) -> bool:
+    return any(isinstance(item, (list, tuple)) and item and item[0] == LABEL for item in entries)
 
 
 def from_tape(entries: list) -> list[tuple[str, str, CheckFailure, tuple]]:

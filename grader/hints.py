@@ -199,7 +199,7 @@ HINTS: dict[str, tuple[Hint, ...]] = {
              "An intermediate overflows at this input (exp of a large number, then inf/inf, inf − inf or "
              "0 × inf) and the result is nan. Find the step that overflows and rewrite it so that every "
              "intermediate stays finite (exp of a number ≤ 0 is at most 1)."),
-        Hint("infinite-input", (), rf"is (?:-?inf|nan) at x=-?inf, torch gives",
+        Hint("infinite-input", (), r"is (?:-?inf|nan) at x=-?inf, torch gives",
              "At ±inf take the limit torch gives: inf − inf and inf/inf are nan, so give infinite inputs a "
              "branch (or a form) whose result is the limit."),
         Hint("view", ("shapes",), r"view size is not compatible",
@@ -209,7 +209,7 @@ HINTS: dict[str, tuple[Hint, ...]] = {
              "Return torch's shape: no squeeze() or flatten() of the result; reductions keep their dim "
              "(keepdim=True) so they broadcast back."),
         Hint("repr", ("module",), r"repr is",
-             "A module's repr shows its extra_repr(): return the constructor arguments formatted as torch "
+             "A module's repr shows what its extra_repr() gives: the constructor arguments formatted as torch "
              "shows them (compare with repr of torch's module)."),
         Hint("state-dict", ("module",), r"state_dict keys",
              "Learnable tensors are nn.Parameter attributes with torch's names: state_dict keys are the "

@@ -71,7 +71,7 @@ class Collector:
     @contextlib.contextmanager
     def watch(self, index: int) -> Iterator[None]:
         """Around the grading of submission number ``index`` (submissions are graded in threads)."""
-        with replay.watching() as tapes:
+        with replay.watching(lambda tape: curves.has_curves(tape.entries)) as tapes:
             yield
         found: dict[tuple[str, str], tuple] = {}
         for tape in tapes:
@@ -84,7 +84,7 @@ def page(reports: list[SubmissionReport], collector: Collector | None = None, de
     from . import plots
 
     drawing = plots.available()
-    body = [f"<h1>Feedback from the activation-functions grader</h1>",
+    body = ["<h1>Feedback from the activation-functions grader</h1>",
             f"<p>grader {html.escape(__version__)}, torch {html.escape(torch.__version__)}, "
             f"checks on {html.escape(device)}. ✓ passed, ✗ failed, – skipped; one point per check.</p>"]
     if not drawing:

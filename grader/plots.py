@@ -3,6 +3,7 @@ inputs marked. matplotlib's object API with the Agg canvas, so a notebook's own 
 state are left alone; without matplotlib there is simply no picture."""
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 
@@ -13,11 +14,7 @@ TORCH, STUDENT, FAIL = "#333333", "#d55e00", "#c00000"
 
 
 def available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def png(c: Curves) -> bytes | None:

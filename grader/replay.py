@@ -57,14 +57,16 @@ class Tape:
 
 # per thread (and task): the parent judges several submissions at once (grader/cli.py --jobs)
 _tape: contextvars.ContextVar[Tape] = contextvars.ContextVar("tape", default=Tape())
-_watchers: contextvars.ContextVar[tuple[list[Tape], ...]] = contextvars.ContextVar("watchers", default=())
+_watchers: contextvars.ContextVar[tuple[tuple[list[Tape], Callable[[Tape], bool]], ...]] = \
+    contextvars.ContextVar("watchers", default=())
 
 
 @contextlib.contextmanager
 def using(tape: Tape) -> Iterator[Tape]:
     if tape.mode == "replay":
-        for seen in _watchers.get():
-            seen.append(tape)
+        for seen, keep in _watchers.get():
+            if keep(tape):
+                seen.append(tape)
     token = _tape.set(tape)
     try:
         yield tape
@@ -73,11 +75,12 @@ def using(tape: Tape) -> Iterator[Tape]:
 
 
 @contextlib.contextmanager
-def watching() -> Iterator[list[Tape]]:
-    """Every tape replayed while inside, in order. The parent's HTML feedback reads what the worker
-    recorded after a failed check from them (grader/curves.py); verdicts never depend on it."""
+def watching(keep: Callable[[Tape], bool] = lambda tape: True) -> Iterator[list[Tape]]:
+    """The tapes replayed while inside (those ``keep`` accepts), in order. The parent's HTML feedback
+    reads what the worker recorded after a failed check from them (grader/curves.py); verdicts never
+    depend on it."""
     seen: list[Tape] = []
-    token = _watchers.set(_watchers.get() + (seen,))
+    token = _watchers.set(_watchers.get() + ((seen, keep),))
     try:
         yield seen
     finally:
