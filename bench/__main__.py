@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     base = statistics.median(baseline)
     print(f'baseline: python -c "import torch": {base:.2f} s (median of {len(baseline)}, '
           f"{min(baseline):.2f}-{max(baseline):.2f} s)")
-    print(f"  {'task':12} {'seconds':>8} {'ratio':>7}   {'goal':10} what")
+    print(f"  {'task':12} {'seconds':>8} {'ratio':>8}   {'goal':8} what")
     failed = False
     for t in chosen:
         seconds, note = t.run()
@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             verdict = ("met" if ratio <= t.goal else "NOT met") + (f"; {note}" if note else "")
             failed |= bool(note)
-        shown = f"{seconds:8.1f} {ratio:6.1f}x" if seconds == seconds else f"{'-':>8} {'-':>7}"
-        print(f"  {t.name:12} {shown}   <= {t.goal:<4g}x  {t.what}: {verdict} ({t.source})", flush=True)
+        shown = f"{seconds:8.1f} {ratio:7.2f}x" if seconds == seconds else f"{'-':>8} {'-':>8}"
+        print(f"  {t.name:12} {shown}   {f'<= {t.goal:g}x':8} {t.what}: {verdict} ({t.source})", flush=True)
     print(f"end: {load()}")
     return 1 if failed else 0
 
