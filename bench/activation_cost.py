@@ -37,7 +37,7 @@ def report(res: dict) -> str:
     lines = [f"machine: {m['cpu']}, {m['cores']} cores" + (f", {m['gpu']}" if m["gpu"] else ""),
              f"torch {m['torch']}, device {fp['device']}, {config['threads']} thread(s), measured {res['measured_at']}",
              f"configuration {config['name']}: sizes {', '.join(f'{s:.0e}' for s in cost.sizes(res))}",
-             "ratios: median [low, high], low and high from the quartiles of both timings", ""]
+             "ratios: median [lower, upper quartile] of the ratios taken round by round", ""]
     for dtype in config["dtypes"]:
         lines.append(f"bandwidth ({dtype}, copy into an existing tensor): " + ", ".join(
             f"{s:.0e}: {cost.bandwidth(res, dtype, s) / 1e9:.1f} GB/s" for s in cost.sizes(res)))

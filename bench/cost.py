@@ -7,10 +7,9 @@ solution, forward and forward+backward, next to copy kernels of the same size me
 run (the memory floor). And exact counts that do not depend on timing: the ops an implementation
 dispatches, the full-size tensors it allocates, the bytes autograd saves for backward.
 
-Timings are cached in a JSON file keyed by everything they depend on (the configuration, the device,
-the machine, torch, this file and the solutions), so the two chapters that show them read one
-measurement instead of timing twice and disagreeing, and a rebuild with nothing changed re-reads it
-instead of waiting for it (see :func:`results`).
+Timings are kept in a JSON file keyed by the configuration, the device, the machine and torch (see
+:func:`results`), so that the two chapters that show them read one measurement instead of timing
+twice and disagreeing, and a rebuild re-reads it instead of waiting for it.
 """
 from __future__ import annotations
 
@@ -109,14 +108,22 @@ class Config:
         """One sentence of Markdown: what a run of this configuration measures on ``device``."""
         every = "every elementwise activation"
         sizes = ", ".join(f"${_power(n)}$" for n in self.sizes_on(device))
-        return (f"`{self.name}`: {every} at ${_power(self.largest_on(device))}$ elements in "
-                f"{' and '.join(self.every_dtypes or self.dtypes)}, torch's op and the from-scratch one; "
-                f"{_names(self.sweep, every)} also at {sizes} elements in {' and '.join(self.dtypes)}; "
-                f"{_names(self.compiled, every)} also through `torch.compile`, in "
-                f"{' and '.join(self.compiled_dtypes or self.dtypes)}; forward and forward+backward; "
-                + "".join(f"the copies and torch's ReLU also at ${_power(n)}$ elements; "
-                          for n in self.floor_sizes_on(device))
-                + f"{self.threads} thread{'s' if self.threads > 1 else ''}")
+        dtypes = " and ".join(self.dtypes)
+        if self.sweep is None:
+            what = f"{every} at {sizes} elements in {dtypes}, torch's op and the from-scratch one"
+        else:
+            what = (f"{every} at ${_power(self.largest_on(device))}$ elements in "
+                    f"{' and '.join(self.every_dtypes or self.dtypes)}, torch's op and the from-scratch one; "
+                    f"{', '.join(self.sweep)} also at {sizes} elements in {dtypes}")
+        if self.compiled is None and self.compiled_dtypes is None:
+            what += "; all of them also through `torch.compile`"
+        else:
+            what += (f"; {_names(self.compiled, every)} also through `torch.compile`, in "
+                     f"{' and '.join(self.compiled_dtypes or self.dtypes)}")
+        what += "; forward and forward+backward; "
+        what += "".join(f"the copies and torch's ReLU also at ${_power(n)}$ elements; "
+                        for n in self.floor_sizes_on(device))
+        return f"`{self.name}`: {what}{self.threads} thread{'s' if self.threads > 1 else ''}"
 
 
 def _power(n: int) -> str:
@@ -357,11 +364,14 @@ class _OpTimes(TorchDispatchMode):
         return out
 
 
+PROFILE_CALLS = 3
+
+
 def _profile(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: str) -> list[tuple[str, float]]:
-    """Where three calls of ``f`` spend their time, by ATen op: (op, seconds), dearest first."""
+    """Where calls of ``f`` spend their time, by ATen op: (op, seconds), dearest first."""
     f(x)
     with _OpTimes(device) as ops:
-        for _ in range(3):
+        for _ in range(PROFILE_CALLS):
             f(x)
     return sorted(ops.seconds.items(), key=lambda r: -r[1])
 
@@ -405,10 +415,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or ROOT / "_build" / "cost")
 
 
+# Bumped when what a measurement file holds changes, so that an older file is measured again.
+FORMAT = 1
+
+
 def _fingerprint(config: Config, device: str) -> dict:
-    sources = [Path(__file__)] + sorted((ROOT / "solutions").glob("*.ipynb"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
-    return {"config": dataclasses.asdict(config), "device": device, "machine": machine(device), "code": digest}
+    """What a measurement is kept under. Not the code measured: the book's execution cache re-runs a
+    chapter only when its notebook changes, so a key that followed the solutions would let the cost
+    chapter re-measure while the guidelines kept showing the old numbers. ``make clean`` measures
+    everything again."""
+    return {"config": dataclasses.asdict(config), "device": device, "machine": machine(device), "format": FORMAT}
 
 
 def cache_path(config: Config, device: str) -> Path:
@@ -437,11 +453,12 @@ def _locked(path: Path) -> Iterator[None]:
 
 def results(config: Config | None = None, device: str | None = None, fresh: bool = False,
             progress: Callable[[str], None] | None = None) -> dict:
-    """The timings of ``config`` on ``device``: read from the cache when this very measurement (same
-    configuration, device, machine, torch, measuring code and solutions) was made before, else
-    measured now and kept. The cost chapter and the guidelines both call this: whichever runs first
-    measures, the other reads the same numbers, so the two pages cannot disagree; ``make clean``
-    (or ``fresh``) forces a new measurement."""
+    """The timings of ``config`` on ``device``: read from the cache when this measurement (same
+    configuration, device, machine and torch) was made before, else measured now and kept. The cost
+    chapter and the guidelines both call this: whichever runs first measures, the other reads the same
+    numbers, so the two pages cannot disagree. ``make clean`` (or ``fresh``) measures again; deleting
+    only ``_build/cost`` would leave the execution cache's copy of an unchanged page with the old
+    numbers."""
     config = config or config_from_env()
     device = resolve_device(device)
     path = cache_path(config, device)
