@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH := $(shell grep -E '^torch==' requirements.txt)
 JOBS ?= 2
 
-.PHONY: setup book mathjax test exercises grade clean
+.PHONY: setup book mathjax test exercises grade bench clean
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,11 @@ exercises: setup
 
 grade: setup
 	$(BIN)/python -m grader $(or $(SUBMISSIONS),exercises/*.ipynb)
+
+# How fast the course's tools are, each as a ratio to `python -c "import torch"` (a few minutes;
+# bench/__main__.py). What an activation costs, in full: $(BIN)/python bench/activation_cost.py
+bench: setup mathjax
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf _build .pytest_cache

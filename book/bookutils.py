@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
@@ -28,6 +29,10 @@ from grader.exercises import BEGIN, END
 from grader.loader import load
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/ (the measurements the cost chapter and the guidelines share with `python -m bench`) is no
+# part of the installed grader: chapters, which run from book/, import it from the repository's root.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 
 # Where each activation lives in mlx.nn (the MLX chapter maps them in detail); None: not in mlx.nn.
 MLX = {
