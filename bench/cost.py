@@ -174,7 +174,9 @@ def resolve_device(requested: str | None = None) -> str:
 
 
 def elementwise() -> list[Activation]:
-    return [a for a in ACTIVATIONS if a.elementwise]
+    """torch.nn's elementwise activations: those with a native op to time against (the design
+    chapter's have a float64 reference, not a kernel)."""
+    return [a for a in ACTIVATIONS if a.elementwise and a.in_torch]
 
 
 def machine(device: str) -> dict:

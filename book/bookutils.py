@@ -49,6 +49,9 @@ MLX = {
     "Softmax": "nn.softmax (axis) / nn.Softmax (last axis only)",
     "LogSoftmax": "nn.log_softmax (axis) / nn.LogSoftmax (last axis only)",
     "Softmin": "nn.softmin (axis) / nn.Softmin (last axis only)", "Softmax2d": None,
+    # the design chapter's, which torch does not have
+    "HardswishC1": None, "Swish": None, "SwiGLU": None, "GeGLU": None, "ReGLU": None,
+    "SquaredReLU": "nn.relu2 / nn.ReLU2", "Snake": None,
 }
 
 
@@ -115,10 +118,20 @@ def torch_signatures(entry: Activation) -> tuple[str, str]:
     return functional, f"torch.nn.{entry.name}({format_params(init)})"
 
 
+def reference_signatures(entry: Activation) -> tuple[str, str]:
+    """``swish(input, beta)`` and ``Swish(num_parameters=1, ...)``: the course's names for an activation
+    torch does not have, read from its reference (grader/references.py)."""
+    init = [(p.name, p.default) for p in inspect.signature(entry.torch_module().__init__).parameters.values()
+            if p.name not in ("self", "args", "kwargs")]
+    return (f"{entry.functional}({format_params(entry.functional_signature())})",
+            f"{entry.name}({format_params(init)})")
+
+
 def tabs(name: str) -> Markdown:
-    """A sphinx-design tab set: torch's functional and module, the from-scratch code, MLX."""
+    """A sphinx-design tab set: torch's functional and module, the from-scratch code, MLX. For an
+    activation torch does not have: its signatures, the from-scratch code, the grader's reference."""
     entry = BY_NAME[name]
-    functional, module = torch_signatures(entry)
+    functional, module = torch_signatures(entry) if entry.in_torch else reference_signatures(entry)
     source = solution_source(entry.chapter, entry.functional or entry.name)
     mlx = MLX[name]
     items = []
@@ -126,8 +139,13 @@ def tabs(name: str) -> Markdown:
         items.append(("Functional", f"```python\n{functional}\n```"))
     items.append(("Module", f"```python\n{module}\n```"))
     items.append(("From scratch", f"```python\n{source}\n```"))
+    if not entry.in_torch:
+        reference = inspect.getsource(entry.reference)
+        items.append(("Grader's reference", f"The float64 truth of `grader/references.py`, written from the "
+                      f"paper, which the grader compares with:\n```python\n{reference}\n```"))
     items.append(("MLX", f"`mlx.{mlx}`" if mlx else
-                  "Not in `mlx.nn`: the MLX chapter writes it from MLX primitives."))
+                  "Not in `mlx.nn`: the MLX chapter writes it from MLX primitives." if entry.in_torch else
+                  "Not in `mlx.nn`."))
     body = "\n".join(f":::{{tab-item}} {title}\n{content}\n:::" for title, content in items)
     return Markdown(f"::::{{tab-set}}\n{body}\n::::")
 
@@ -137,28 +155,29 @@ def derivatives(fn: Callable, x: torch.Tensor, order: int = 2) -> list[torch.Ten
     x = x.detach().double().requires_grad_()
     out = [fn(x)]
     for _ in range(order):
-        (g,) = torch.autograd.grad(out[-1].sum(), x, create_graph=True)
-        out.append(g)
+        # a piecewise-linear fn has a piecewise-constant derivative, with no graph left: the next is 0
+        (g,) = torch.autograd.grad(out[-1].sum(), x, create_graph=True) if out[-1].requires_grad else (None,)
+        out.append(torch.zeros_like(x) if g is None else g)
     return [t.detach() for t in out]
 
 
 def plot_derivatives(curves: dict[str, Callable], xlim: tuple[float, float] = (-5, 5), order: int = 1,
-                     kinks: list[float] = (), title: str = "") -> plt.Figure:
-    """Panels for f, f' (and f''), one line per labelled curve."""
+                     kinks: list[float] = (), title: str = "", variable: str = "x", name: str = "f") -> plt.Figure:
+    """Panels for f, f' (and f''), one line per labelled curve; axes say ``name(variable)``."""
     x = torch.linspace(*xlim, 1001, dtype=torch.float64)
-    names = ["f(x)", "f′(x)", "f″(x)"][: order + 1]
+    names = [f"{name}{mark}({variable})" for mark in ("", "′", "″")][: order + 1]
     fig, axes = plt.subplots(1, order + 1, figsize=(4.2 * (order + 1), 3.2), constrained_layout=True)
     for label, fn in curves.items():
         for ax, y in zip(axes, derivatives(fn, x, order)):
             ax.plot(x, y, label=label)
-    for ax, name in zip(axes, names):
-        ax.set_xlabel("x")
-        ax.set_ylabel(name)
+    for ax, label in zip(axes, names):
+        ax.set_xlabel(variable)
+        ax.set_ylabel(label)
         ax.axhline(0, color="0.7", lw=0.6)
         ax.axvline(0, color="0.7", lw=0.6)
         for k in kinks:
             ax.axvline(k, color="C3", lw=0.6, ls=":")
-        ax.set_title(name)
+        ax.set_title(label)
     if len(curves) > 1:
         axes[0].legend(fontsize=8)
     if title:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from . import references
+
 REQUIRED = object()  # marks a parameter without a default (Threshold's threshold and value)
 
 # Per-dtype tolerances, (rtol, atol), for values and gradients in full precision. Close to torch's own
@@ -43,6 +45,7 @@ CHAPTERS: dict[str, str] = {
     "smooth": "Smooth functions",
     "gating": "Gating",
     "normalization": "Normalization",
+    "design": "Design your own",
 }
 CHAPTER_NUMBERS: dict[str, int] = {name: i for i, name in enumerate(CHAPTERS, start=1)}
 
@@ -117,6 +120,17 @@ class Activation:
     function_args: Callable[[dict, torch.Tensor], tuple] | None = None
     paper: str = ""  # bibliography key for the book
     notes: str = ""
+    # An activation torch does not have: its float64 reference functional and module (grader/references.py),
+    # which the checks use wherever they would use torch's (see torch_functional, torch_module).
+    reference: Callable | None = None
+    reference_module: type[torch.nn.Module] | None = None
+    # Points where the pieces of a piecewise formula meet and f is still differentiable (C1 Hardswish
+    # at ±3): edge inputs, graded exactly, since the derivative there is unique.
+    joints: Callable[[dict], list[float]] = lambda p: []
+    # A gating function over dim, like GLU: the input splits into halves (a, b); edge inputs are pairs.
+    halves: bool = False
+    # What messages call the tensor argument after input (PReLU's weight, Swish's beta).
+    weight_name: str = "weight"
 
     # ----- derived views, used by the grader and the book -------------------------------------
     @property
@@ -210,11 +224,18 @@ class Activation:
         channels = self.channels(self.resolve(case)) if self.channels else 1
         return x[:, None].expand(-1, channels).contiguous() if channels > 1 else x
 
+    @property
+    def in_torch(self) -> bool:
+        """One of torch.nn's activations (not one the course defines with a reference)."""
+        return self.reference is None
+
     def torch_functional(self) -> Callable | None:
+        if self.reference is not None:
+            return self.reference
         return getattr(F, self.functional) if self.functional else None
 
     def torch_module(self) -> type[torch.nn.Module]:
-        return getattr(torch.nn, self.name)
+        return self.reference_module or getattr(torch.nn, self.name)
 
 
 def format_params(params: list[tuple[str, Any]]) -> str:
@@ -509,6 +530,72 @@ ACTIVATIONS: tuple[Activation, ...] = (
         forbidden_ops=_SOFTMAX_FORBIDDEN,
         invalid=(Invalid({}, ValueError, shape=(4, 5)),),
         notes="softmax over the channel dimension (-3) of a 3-D or 4-D input.",
+    ),
+    # ------------------------------------------------------------------ design your own: no torch op,
+    # graded against grader/references.py
+    Activation(
+        "HardswishC1", "design", "hardswish_c1", inplace=True,
+        joints=lambda p: [-3.0, 3.0],
+        forbidden_ops=("hardswish", "hardswish_"),
+        reference=references.hardswish_c1, reference_module=references.HardswishC1,
+        notes="x (x+3)^2 (6-x) / 108 on (-3, 3): Hardswish with a continuous derivative.",
+    ),
+    Activation(
+        "Swish", "design", "swish",
+        params=(Param("num_parameters", 1), Param("init", 1.0)),
+        cases=({}, {"num_parameters": 3, "init": 0.5}, {"init": 0.0}, {"init": -2.0}),
+        shape=(4, 3, 5),
+        functional_args=lambda p, x: ((_prelu_weight(p, x),), {}),
+        function_args=lambda p, x: (_prelu_weight(p, x),),
+        channels=lambda p: p["num_parameters"],
+        weight_name="beta",
+        # silu(beta x) / beta is swish: beta's gradient is the exercise
+        forbidden_ops=("silu", "silu_"),
+        invalid=(Invalid({"num_parameters": 3}, RuntimeError, shape=(4, 6)),),
+        reference=references.swish, reference_module=references.Swish,
+        paper="ramachandran2017searching",
+        notes="beta is one value per channel (dim 1), or one shared by all, as PReLU's weight.",
+    ),
+    *(Activation(
+        name, "design", functional,
+        params=(Param("dim", -1),),
+        cases=({}, {"dim": 0}, {"dim": 1}),
+        shape=(4, 6, 8), shapes=((0, 4), (6,), (1, 4), (2, 4, 6, 8)), vector_shapes=((5, 2), (10, 100)),
+        elementwise=False, halves=True,
+        **extra,
+        forbidden_ops=("glu",),  # F.silu, F.gelu and F.relu are allowed: the gate is the exercise
+        invalid=(Invalid({"dim": -1}, RuntimeError, shape=(4, 5)),),
+        reference=getattr(references, functional), reference_module=getattr(references, name),
+        paper="shazeer2020glu",
+        notes="a * gate(b), with the halves a and b of the input along dim as in F.glu.",
+    ) for name, functional, extra in (
+        ("SwiGLU", "swiglu", {}),
+        ("GeGLU", "geglu", {}),
+        # relu'(0) is a convention (torch's relu: 0, clamp: 1): the edge rows with b = 0 accept either
+        ("ReGLU", "reglu", dict(odd_grads=(0.0,), odd_note="relu's derivative at b = 0 is a convention: "
+                                "any value in [0, 1] times a is a valid subgradient")),
+    )),
+    Activation(
+        "SquaredReLU", "design", "squared_relu", inplace=True,
+        joints=lambda p: [0.0],
+        reference=references.squared_relu, reference_module=references.SquaredReLU,
+        paper="so2021primer",
+    ),
+    Activation(
+        "Snake", "design", "snake",
+        params=(Param("num_parameters", 1), Param("init", 1.0)),
+        cases=({}, {"num_parameters": 3, "init": 0.5}, {"init": 0.0}),
+        shape=(4, 3, 5),
+        functional_args=lambda p, x: ((_prelu_weight(p, x),), {}),
+        function_args=lambda p, x: (_prelu_weight(p, x),),
+        channels=lambda p: p["num_parameters"],
+        weight_name="alpha",
+        odd_grads=(math.inf, -math.inf),
+        odd_note="f'(x) = 1 + sin(2 alpha x) has no limit at ±inf",
+        invalid=(Invalid({"num_parameters": 3}, RuntimeError, shape=(4, 6)),),
+        reference=references.snake, reference_module=references.Snake,
+        paper="ziyin2020neural",
+        notes="alpha is one value per channel (dim 1), or one shared by all; alpha = 0 is the limit x.",
     ),
 )
 

@@ -192,7 +192,8 @@ def _finite_floats(dtype: torch.dtype) -> list[float]:
 
 def edge_points(entry: Activation, case: dict, dtype: torch.dtype) -> list[float]:
     points = _finite_floats(dtype) + [math.inf, -math.inf, math.nan]
-    return points + [float(k) for k in entry.kinks(entry.resolve(case))]
+    p = entry.resolve(case)
+    return points + [float(k) for k in entry.kinks(p)] + [float(j) for j in entry.joints(p)]
 
 
 def edge_input(entry: Activation, case: dict, dtype: torch.dtype) -> tuple[torch.Tensor, Locate]:
@@ -201,6 +202,12 @@ def edge_input(entry: Activation, case: dict, dtype: torch.dtype) -> tuple[torch
     if entry.elementwise:
         x = entry.elementwise_tensor(case, pts, dtype)
         return x, locate_elementwise(x)
+    if entry.halves:
+        # each edge value meets a finite, nonzero partner (1.5): as b, the gate's limits are graded; as a,
+        # the gradient a * gate'(b) never multiplies an infinite a by a derivative that rounds to 0
+        rows = [[1.5, v] for v in pts] + [[v, 1.5] for v in pts]
+        x = torch.tensor(rows, dtype=dtype)
+        return x, lambda index: f"at a={fmt(rows[index[0] if index else 0][0])}, b={fmt(rows[index[0] if index else 0][1])}"
     if entry.name == "GLU":
         a = torch.tensor(pts, dtype=dtype)
         b = a.flip(0)
@@ -249,7 +256,7 @@ def forward_backward(what: str, fn: Callable, x: torch.Tensor, args: tuple, kwar
     g = call(f"{what} backward", torch.autograd.grad, y, inputs, up, allow_unused=True)
     for i, gi in enumerate(g):
         if gi is None:
-            name = "input" if i == 0 else "weight"
+            name = "input" if i == 0 else entry.weight_name
             raise CheckFailure(f"{what}: the gradient w.r.t. {name} is None: is the output connected to it?")
     return y, x, g
 
@@ -384,7 +391,7 @@ def compare_grads(student: tuple, reference: tuple, x: torch.Tensor, what: str, 
     """Gradients w.r.t. input (kink-aware) and tensor arguments; half precision against ``truth``."""
     notes: Notes = []
     for i, (gs, gr) in enumerate(zip(student, reference)):
-        label = what if i == 0 else f"{what} (weight)"
+        label = what if i == 0 else f"{what} ({entry.weight_name})"
         check_tensor(gs, gr, f"{label} grad")
         rule = kink_rule(entry, case, x, gr) if i == 0 else None
         local_skip = skip if i == 0 else None
@@ -908,7 +915,8 @@ def check_forbidden(impl: Impl, device: str) -> Notes:
             raise CheckFailure(f"{entry.describe(case)}: calls torch's own aten.{used[0]}: write it from scratch")
         called = [name for name in calls if name in funcs]
         if called:
-            raise CheckFailure(f"{entry.describe(case)}: calls torch's {called[0]}: write it from scratch")
+            whose = "the grader's reference" if called[0].startswith("grader.") else "torch's"
+            raise CheckFailure(f"{entry.describe(case)}: calls {whose} {called[0]}: write it from scratch")
     return []
 
 

@@ -15,11 +15,22 @@ IDS = [a.name for a in ACTIVATIONS]
 
 
 def test_all_28_activations_of_torch_nn() -> None:
-    assert len(ACTIVATIONS) == len(BY_NAME) == 28
+    in_torch = [a for a in ACTIVATIONS if a.in_torch]
+    assert len(in_torch) == 28 and len(ACTIVATIONS) == len(BY_NAME)
     assert {a.chapter for a in ACTIVATIONS} == set(CHAPTERS)
-    for a in ACTIVATIONS:
+    for a in in_torch:
         assert issubclass(getattr(torch.nn, a.name), torch.nn.Module)
         assert a.functional is None or callable(getattr(F, a.functional))
+
+
+@pytest.mark.parametrize("entry", [a for a in ACTIVATIONS if not a.in_torch], ids=lambda a: a.name)
+def test_a_reference_stands_where_torch_has_no_op(entry) -> None:
+    """The design chapter's activations are not torch's: each has a reference functional and module,
+    which the checks use in torch's place."""
+    assert not hasattr(torch.nn, entry.name) and not hasattr(F, entry.functional)
+    assert entry.reference_module is not None and entry.torch_module() is entry.reference_module
+    assert entry.torch_functional() is entry.reference and entry.chapter == "design"
+    assert torch_impl(entry).functional() is entry.reference
 
 
 @pytest.mark.parametrize("entry", ACTIVATIONS, ids=IDS)
@@ -109,10 +120,18 @@ def test_torch_really_overflows_above_odd_above(entry) -> None:
     assert torch_impl(entry).functional()(x.double()).isfinite().all()
 
 
-@pytest.mark.parametrize("entry", ACTIVATIONS, ids=IDS)
+@pytest.mark.parametrize("entry", [a for a in ACTIVATIONS if a.in_torch], ids=lambda a: a.name)
 def test_forbidden_list_catches_torch_itself(entry) -> None:
     """torch's own implementation must fail the forbidden-op check: the list is not vacuous."""
     with pytest.raises(CheckFailure, match="calls torch's"), quiet_implicit_dim():  # torch plays the student
+        check_forbidden(_torch_with_function(entry), "cpu")
+
+
+@pytest.mark.parametrize("entry", [a for a in ACTIVATIONS if not a.in_torch], ids=lambda a: a.name)
+def test_forbidden_check_catches_a_submission_that_calls_the_reference(entry) -> None:
+    """The references take part in __torch_function__, so calling one instead of writing the
+    activation is seen, like a call of torch's own op."""
+    with pytest.raises(CheckFailure, match=rf"calls the grader's reference grader\.references\.{entry.functional}"):
         check_forbidden(_torch_with_function(entry), "cpu")
 
 

@@ -319,6 +319,96 @@ WRONG = [
           "class Softmax2d(nn.Module):\n"
           "    def forward(self, input):\n        _check_2d(input)\n        return softmax(input, 1)",
           "the channels as dim 1: right for a 4-D input only"),
+    # ---- the design chapter: activations graded against grader/references.py instead of a torch op
+    Wrong("Snake", "values[float64]", "value is nan",
+          "def snake(input, alpha):\n"
+          "    a = _channel_weight(input, alpha, 'snake')\n"
+          "    return input + torch.sin(a * input) ** 2 / a",
+          "the paper's formula as written: 0/0 at alpha = 0, where the limit is x"),
+    Wrong("Snake", "grad[float64]", "(alpha): grad is 0.0",
+          "def snake(input, alpha):\n"
+          "    a = _channel_weight(input, alpha, 'snake')\n"
+          "    return input + torch.sin(a * input) ** 2 / (a + 1e-9)",
+          "the epsilon fix: finite at alpha = 0, but d/dalpha is 0 there instead of the sum of x^2"),
+    Wrong("Snake", "gradcheck", "gradgradcheck failed",
+          "def snake(input, alpha):\n"
+          "    x, a = _compute(input), _compute(_channel_weight(input, alpha, 'snake'))\n"
+          "    xf = torch.where(torch.isinf(x), 0, x)\n"
+          "    t = a * xf\n"
+          "    return _finish(input, x + xf * torch.sin(t) * torch.sinc(t / math.pi))",
+          "torch.sinc for sin(t)/t: its second derivative at t = 0 (alpha = 0) is nan"),
+    Wrong("Snake", "edges", "grad is nan at x=1.14794e-41",
+          "def _sin_over(t):\n"
+          "    zero = t == 0\n"
+          "    safe = torch.where(zero, 1, t)\n"
+          "    return torch.where(zero, 1, torch.sin(safe) / safe)",
+          "sin(t)/t guarded at 0 only: cos(t)/t - sin(t)/t^2 is inf - inf for a subnormal t"),
+    Wrong("HardswishC1", "values[float64]", "value is",
+          "def hardswish_c1(input, inplace=False):\n"
+          "    x = _compute(input)\n"
+          "    c = torch.clamp(x, -3, 3)\n"
+          "    out = c * (c + 3) ** 2 * (6 - c) / 100 + torch.where(x > 3, x - 3, 0)\n"
+          "    return _finish(input, out, inplace)",
+          "the wrong constant: 100 for 108"),
+    Wrong("HardswishC1", "function", "grad is",
+          "class HardswishC1Function(torch.autograd.Function):\n"
+          "    @staticmethod\n"
+          "    def forward(ctx, x):\n        ctx.save_for_backward(x); return hardswish_c1(x)\n"
+          "    @staticmethod\n"
+          "    def backward(ctx, g):\n        x, = ctx.saved_tensors\n"
+          "        return g * torch.where(x <= -3, 0, torch.where(x >= 3, 1, x / 3 + 0.5))",
+          "Hardswish's derivative in the backward"),
+    Wrong("HardswishC1", "forbidden", "aten.hardswish",
+          "import torch.nn.functional as F\n"
+          "def hardswish_c1(input, inplace=False):\n"
+          "    x = _compute(input)\n"
+          "    inside = (x > -3) & (x < 3)\n"
+          "    m = torch.where(inside, x, 0)\n"
+          "    out = torch.where(inside, m * (m + 3) ** 2 * (6 - m) / 108, F.hardswish(torch.where(inside, 0, x)))\n"
+          "    return _finish(input, out, inplace)",
+          "F.hardswish for the outer pieces: right values, forbidden op"),
+    Wrong("SwiGLU", "values[float64]", "value is",
+          "def swiglu(input, dim=-1):\n"
+          "    a, b = _halves(_compute(input), dim)\n"
+          "    return _finish(input, _silu(a) * b)",
+          "the halves swapped: the gate on the first half"),
+    Wrong("SwiGLU", "edges", "value is nan at a=1.5, b=-inf",
+          "def swiglu(input, dim=-1):\n"
+          "    a, b = _halves(_compute(input), dim)\n"
+          "    return _finish(input, a * b * _sigmoid(b))",
+          "the gate's limit not taken: SiLU(-inf) = -inf * 0"),
+    Wrong("GeGLU", "values[float64]", "value is",
+          "def _gelu(b):\n"
+          "    return _at_infinity(lambda t: 0.5 * t * (1 + torch.tanh(math.sqrt(2 / math.pi) * (t + 0.044715 * t ** 3))), b)",
+          "the tanh approximation of GELU for the exact one"),
+    Wrong("Swish", "grad[float64]", "the gradient w.r.t. beta is None",
+          "def swish(input, beta):\n"
+          "    x, b = _compute(input), _compute(_channel_weight(input, beta, 'swish')).detach()\n"
+          "    return _finish(input, x * _sigmoid(b * x))",
+          "beta detached: it never learns"),
+    Wrong("Swish", "function", "(beta): grad is 0.0",
+          "class SwishFunction(torch.autograd.Function):\n"
+          "    @staticmethod\n"
+          "    def forward(ctx, input, beta):\n        ctx.save_for_backward(input, beta); return swish(input, beta)\n"
+          "    @staticmethod\n"
+          "    def backward(ctx, g):\n        input, beta = ctx.saved_tensors\n"
+          "        b = _channel_weight(input, beta, 'swish'); t = b * input; s = _sigmoid(t)\n"
+          "        return g * (s + t * s * (1 - s)), torch.zeros_like(beta)",
+          "a backward without beta's gradient"),
+    Wrong("Swish", "forbidden", "aten.silu",
+          "import torch.nn.functional as F\n"
+          "def swish(input, beta):\n"
+          "    b = _channel_weight(input, beta, 'swish')\n"
+          "    return torch.where(b == 0, input / 2, F.silu(b * input) / torch.where(b == 0, 1, b))",
+          "SiLU rescaled: torch's op computing the function"),
+    Wrong("SquaredReLU", "edges", "at x=nan, torch gives nan",
+          "def squared_relu(input, inplace=False):\n"
+          "    out = torch.where(input > 0, input, 0) ** 2\n"
+          "    return input.copy_(out) if inplace else out",
+          "nan mapped to 0"),
+    Wrong("Snake", "forbidden", "the grader's reference grader.references.snake",
+          "from grader.references import snake",
+          "the grader's own reference imported instead of written"),
 ]
 
 
@@ -409,6 +499,19 @@ def softplus(input, beta=1.0, threshold=20.0):
     z = x * beta
     out = torch.where(z > threshold, x, torch.logaddexp(torch.zeros_like(z), torch.where(z > threshold, 0, z)) / beta)
     return out.to(input.dtype)
+"""),
+    "SwiGLU with F.silu as its gate (allowed: the limits are still taken)": ("SwiGLU", """
+def _silu(b):
+    return _at_infinity(torch.nn.functional.silu, b)
+"""),
+    "ReGLU through clamp (gradient a at b = 0: a valid subgradient)": ("ReGLU", """
+def _relu(b):
+    return torch.clamp(b, min=0)
+"""),
+    "Squared ReLU as F.relu(x) ** 2 (F.relu is allowed)": ("SquaredReLU", """
+def squared_relu(input, inplace=False):
+    out = torch.nn.functional.relu(input) ** 2
+    return input.copy_(out) if inplace else out
 """),
 }
 

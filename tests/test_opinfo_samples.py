@@ -12,7 +12,7 @@ from conftest import fresh_solution
 
 op_db = pytest.importorskip("torch.testing._internal.common_methods_invocations").op_db
 
-BY_FUNCTIONAL = {a.functional: a for a in ACTIVATIONS if a.functional}
+BY_FUNCTIONAL = {a.functional: a for a in ACTIVATIONS if a.functional and a.in_torch}
 OPS = [op for op in op_db
        if op.name.removeprefix("nn.functional.") in BY_FUNCTIONAL and op.variant_test_name != "complex"]
 
