@@ -80,15 +80,16 @@ def check_source(activation: str) -> str:
             f"from grader.notebook import check\n\ncheck(\"{activation}\")")
 
 
-def defined_activation(sources: list[str], where: str = "") -> str:
-    """The catalogue activation whose module class these cells define (the cells above a check cell)."""
+def defined_activations(sources: list[str], where: str = "") -> list[str]:
+    """The catalogue activations whose module classes these cells define (the cells above a check
+    cell), in the order they are defined: each gets a check cell of its own."""
     from .catalog import BY_NAME
 
-    names = {m for src in sources for m in re.findall(r"^class (\w+)\b", src, re.M) if m in BY_NAME}
-    if len(names) != 1:
-        raise MarkerError(f"{where}: a check cell must follow the cells of exactly one activation's module "
-                          f"class, found {sorted(names) or 'none'}")
-    return names.pop()
+    names = [m for src in sources for m in re.findall(r"^class (\w+)\b", src, re.M) if m in BY_NAME]
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise MarkerError(f"{where}: a check cell must follow the cells of an activation's module class, found none")
+    return names
 
 
 def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | None = None) -> dict:
@@ -98,7 +99,9 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
     since_check: list[str] = []  # the code above the next check cell
     mlx = any(re.search(r"^\s*(import|from) mlx\b", "".join(c["source"]), re.M)
               for c in nb["cells"] if c["cell_type"] == "code")
+    cells = []
     for i, cell in enumerate(nb["cells"]):
+        cells.append(cell)
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
@@ -107,12 +110,15 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
             if "raises-exception" not in tags:
                 cell["metadata"]["tags"] = tags + ["raises-exception"]
         elif "check" in tags:
-            cell["source"] = check_source(defined_activation(since_check, f"{name} cell {i + 1}"))
+            first, *more = defined_activations(since_check, f"{name} cell {i + 1}")
+            cell["source"] = check_source(first)
+            cells += [code_cell(check_source(other), tags) for other in more]
             since_check = []
             continue
         since_check.append(source)
         stub = strip_solutions(source, f"{name} cell {i + 1}")
         cell["source"] = stub if isinstance(cell["source"], str) else stub.splitlines(keepends=True)
+    nb["cells"] = cells
     if repository:
         with_setup(nb, exercise_cell(*repository))
         nb["cells"] += grade_cells(name)
