@@ -419,6 +419,8 @@ def check_forbidden(impl: Impl, device: str) -> Notes:
     port, entry = _port(impl), impl.entry
 
     def record() -> list[str]:
+        ran: list[bool] = []
+
         def run() -> None:
             for case in cases(port):
                 x = random_input(entry, torch.float32, "cpu", seed_of("mlx forbidden"))
@@ -427,9 +429,15 @@ def check_forbidden(impl: Impl, device: str) -> Notes:
                              lambda: _forward(impl.ns[port.cls](**case.init), x, (), {}, "")):
                     try:  # what a form calls before it fails counts; its failure is the other checks' business
                         form()
-                    except Exception:
+                        ran.append(True)
+                    except NotImplementedError:
                         pass
-        return _watching(impl.ns, port, run)
+                    except Exception:
+                        ran.append(True)  # it ran far enough to be judged by what it called
+        called = _watching(impl.ns, port, run)
+        if not called and not ran:  # a stub calls nothing forbidden, and earns nothing for it
+            raise CheckFailure(f"{port.functional} / {port.cls}: not implemented (raises NotImplementedError)")
+        return called
 
     called = impl.observe(f"record the calls of {port.functional} and {port.cls}", record)
     if called:
