@@ -121,7 +121,9 @@ class Activation:
     paper: str = ""  # bibliography key for the book
     notes: str = ""
     # An activation torch does not have: its float64 reference functional and module (grader/references.py),
-    # which the checks use wherever they would use torch's (see torch_functional, torch_module).
+    # which the checks use wherever they would use torch's (see torch_functional, torch_module). For half
+    # precision a reference computes in float32 and rounds once, as torch's kernels do, so "torch's own
+    # error" in HALF_*_SLACK is that of such a kernel (references.py explains the choice).
     reference: Callable | None = None
     reference_module: type[torch.nn.Module] | None = None
     # Points where the pieces of a piecewise formula meet and f is still differentiable (C1 Hardswish
