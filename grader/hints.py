@@ -106,6 +106,9 @@ HINTS: dict[str, tuple[Hint, ...]] = {
              "In training each element draws its own slope, uniformly from [lower, upper]: one uniform "
              "sample per element, mapped onto the interval, not the mean slope, a sum or an average of "
              "samples."),
+        Hint("rrelu-training-mode", ("random",), r"a new module is not in training mode",
+             "A module starts in training mode, as every nn.Module does: do not call eval() in __init__ "
+             "(training=False is the functional's default only)."),
         Hint("rrelu-training", ("random",), r"slopes do not vary",
              "forward must follow self.training: random slopes in training, the fixed mean slope "
              "(lower + upper)/2 in evaluation."),
@@ -144,6 +147,9 @@ HINTS: dict[str, tuple[Hint, ...]] = {
              "the input."),
     ),
     "Softmax2d": (
+        Hint("softmax2d-dim", ("values", "shapes", "module", "edges"), r"on a 3-D input",
+             "Softmax2d normalises over the channels, dim -3: dim 1 is the channel dim of a 4-D (N, C, H, W) "
+             "input only; a 3-D input is (C, H, W)."),
         Hint("softmax-jacobian", ("function",), r"grad is",
              "The softmax Jacobian is not diagonal: each output depends on every channel at its position, "
              "so the backward needs a sum over the channels (of grad_output times the output)."),
@@ -156,8 +162,56 @@ HINTS: dict[str, tuple[Hint, ...]] = {
              "The backward of log_softmax is grad_output minus softmax times the sum of grad_output over "
              "the slice: every output depends on every input of its slice."),
     ),
+    # ------------------------------------------------------------------ the design chapter
+    "HardswishC1": (
+        Hint("hardswish-c1-constant", ("values", "module", "shapes"), _DIFF,
+             "The quartic piece must meet the outer pieces with the same value and slope at x = ±3: work "
+             "its constant out from f(3) = 3 (sympy does it in one line) instead of reusing Hardswish's 6."),
+    ),
+    "Snake": (
+        Hint("snake-limit", ("values", "grad", "edges", "module", "shapes", "function"), r"init=0\.0\).* is nan",
+             "sin²(αx)/α is 0/0 at α = 0, where its limit is 0 (Snake is then x): write the term as "
+             "x·sin(t)·(sin(t)/t) with t = αx and a sin(t)/t that is 1 at t = 0."),
+        Hint("snake-alpha-grad", ("grad", "function", "module"), r"\(alpha\): grad is",
+             "The gradient w.r.t. α must be the limit too: near α = 0, sin²(αx)/α ≈ αx², so each element "
+             "adds x² at α = 0. An epsilon in the denominator keeps the value finite but not this."),
+        Hint("snake-small-t", ("edges", "grad", "function"), r"grad is nan at x=[0-9.]+e-\d\d",
+             "Guarding t = 0 alone is not enough: for a tiny (subnormal) t, cos(t)/t − sin(t)/t² is inf − inf. "
+             "Use the series of sin(t)/t (1 − t²/6 + …) below a small threshold."),
+    ),
+    "SwiGLU": (
+        Hint("glu-halves", ("values", "module", "shapes"), r"value is .* at index",
+             "Split the input along dim as F.glu does: the first half is passed through, the second half "
+             "goes through the gate. Swapped halves still give a plausible-looking function."),
+        Hint("gate-limit", ("edges", "grad", "function"), r"is nan at a=\S+, b=-?inf",
+             "At b = ±inf a naive gate is inf * 0: take its limit (0 at -inf, b itself at +inf), e.g. by "
+             "computing the gate only where b is finite."),
+    ),
+    "GeGLU": (
+        Hint("geglu-exact", ("values", "grad", "module", "function"), rf"value is (?P<got>{_NUM}) at index .*?, torch gives (?P<torch>{_NUM})",
+             "GeGLU's gate here is the exact GELU (the erf form, approximate='none'); the tanh approximation "
+             "differs by about 5e-4.", when=_close_but_not_equal),
+        Hint("glu-halves", ("values", "module", "shapes"), r"value is .* at index",
+             "Split the input along dim as F.glu does: the first half is passed through, the second half "
+             "goes through the gate. Swapped halves still give a plausible-looking function."),
+        Hint("gate-limit", ("edges", "grad", "function"), r"is nan at a=\S+, b=-?inf",
+             "At b = ±inf a naive gate is inf * 0: take its limit (0 at -inf, b itself at +inf), e.g. by "
+             "computing the gate only where b is finite."),
+    ),
+    "ReGLU": (
+        Hint("glu-halves", ("values", "module", "shapes"), r"value is .* at index",
+             "Split the input along dim as F.glu does: the first half is passed through, the second half "
+             "goes through the gate. Swapped halves still give a plausible-looking function."),
+        Hint("gate-limit", ("edges", "grad", "function"), r"is nan at a=\S+, b=-?inf",
+             "At b = ±inf a naive gate is inf * 0: take its limit (0 at -inf, b itself at +inf), e.g. by "
+             "computing the gate only where b is finite."),
+    ),
     # ------------------------------------------------------------------ any activation
     "*": (
+        Hint("implicit-dim", (), r"^(?!.*round once).*where torch's dim=None is dim=\d+: (?:value|grad) is",
+             "With dim=None torch does not use the last dim: it picks one from the input's number of "
+             "dimensions (measure it on torch for 0-D to 4-D inputs) and warns. Reproduce that rule, and "
+             "pass dim explicitly in your own code."),
         Hint("not-implemented", (), r"not implemented \(raises NotImplementedError\)",
              "This form is still the stub: replace `raise NotImplementedError` with your implementation, run "
              "its cell, then check again."),
@@ -172,7 +226,7 @@ HINTS: dict[str, tuple[Hint, ...]] = {
         Hint("init-params", ("api",), r"__init__(?: has no parameter|: default)",
              "The module's constructor takes torch's parameter names and defaults (compare with "
              "inspect.signature of the torch.nn module)."),
-        Hint("timeout", (), r"took longer than",
+        Hint("timeout", (), r"took longer than|did not return within|timed out in an earlier check",
              "A check ran out of time: look for an infinite loop, or a Python loop over the elements of a "
              "large tensor."),
         Hint("half-precision", (), r"compute (?:the derivative )?in float32 and round once",

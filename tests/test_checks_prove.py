@@ -253,7 +253,10 @@ WRONG = [
           "import torch.nn.functional as F\ndef tanhshrink(input):\n    return F.tanhshrink(input)",
           "a composite with no ATen op of its own: seen at the API level"),
     Wrong("Softmin", "forbidden", "softmax",
-          "def softmin(input, dim=None, _stacklevel=3, dtype=None):\n    return torch.softmax(-input, dim, dtype=dtype)",
+          "def softmin(input, dim=None, _stacklevel=3, dtype=None):\n"
+          "    if dim is None:  # torch's implicit dim, right\n"
+          "        dim = 0 if input.dim() in (0, 1, 3) else 1\n"
+          "    return torch.softmax(-input, dim, dtype=dtype)",
           "softmin through torch.softmax"),
     Wrong("Sigmoid", "forbidden", "sigmoid",
           "class Sigmoid(nn.Module):\n    def forward(self, x): return x.sigmoid()",

@@ -64,6 +64,31 @@ EXPECTED = {
     "the module calls Tensor.sigmoid": "forbidden",
     "a loop over elements": "loop",
     "a loop over rows": "loop",
+    # the graded defaults
+    "dim=None read as the last dim: right for 1-D and 2-D inputs only": "implicit-dim",
+    "dim=None read as the last dim": "implicit-dim",
+    "the module alone reads dim=None as the last dim": "implicit-dim",
+    "the legacy rule right up to 3-D, the last dim for 4-D": "implicit-dim",
+    "dtype ignored": "dtype",
+    "a 1-D input read as channels: torch has no channel dim below 2-D (one shared slope only)": "invalid",
+    "a module that starts in eval mode, like the functional's training=False": "rrelu-training-mode",
+    "the default dim=-1 read as the channel dim 1": "shape",
+    "the channels as dim 1: right for a 4-D input only": "softmax2d-dim",
+    # the design chapter
+    "the paper's formula as written: 0/0 at alpha = 0, where the limit is x": "snake-limit",
+    "the epsilon fix: finite at alpha = 0, but d/dalpha is 0 there instead of the sum of x^2": "snake-alpha-grad",
+    "torch.sinc for sin(t)/t: its second derivative at t = 0 (alpha = 0) is nan": "gradgradcheck",
+    "sin(t)/t guarded at 0 only: cos(t)/t - sin(t)/t^2 is inf - inf for a subnormal t": "snake-small-t",
+    "the wrong constant: 100 for 108": "hardswish-c1-constant",
+    "Hardswish's derivative in the backward": "function-backward",
+    "F.hardswish for the outer pieces: right values, forbidden op": "forbidden",
+    "the halves swapped: the gate on the first half": "glu-halves",
+    "the gate's limit not taken: SiLU(-inf) = -inf * 0": "gate-limit",
+    "the tanh approximation of GELU for the exact one": "geglu-exact",
+    "beta detached: it never learns": "detached",
+    "a backward without beta's gradient": "function-backward",
+    "SiLU rescaled: torch's op computing the function": "forbidden",
+    "the grader's own reference imported instead of written": "forbidden",
 }
 
 # The issue's own examples, as a student would write them.
