@@ -121,7 +121,8 @@ def torch_impl(entry: Activation) -> Impl:
     """torch itself, seen through the same interface: the reference of every check."""
     ns = {entry.name: entry.torch_module()}
     if entry.functional:
-        ns[entry.functional] = _quiet(entry.torch_functional())
+        fn = entry.torch_functional()
+        ns[entry.functional] = _quiet(fn) if entry.implicit_dim_shapes else fn
     return Impl(entry, ns, student=False)
 
 

@@ -112,8 +112,8 @@ def test_check_does_nothing_while_the_notebook_is_graded(monkeypatch) -> None:
 
 
 def test_check_names_an_unknown_activation() -> None:
-    with pytest.raises(ValueError, match="unknown activation 'Swish'"):
-        check("Swish", namespace={})
+    with pytest.raises(ValueError, match="unknown activation 'Swoosh'"):
+        check("Swoosh", namespace={})
     assert run("leaky_relu", {}, "cpu", plot=False).activation == "LeakyReLU"
 
 
