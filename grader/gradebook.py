@@ -15,18 +15,16 @@ from __future__ import annotations
 import csv
 import io
 import os
-import platform
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from . import __version__
 from .catalog import ACTIVATIONS
 from .checks import checks_for
 from .plugin import DEVICES
-from .report import write_json
+from .report import environment, write_json
 
 ACTIVATION_NAMES = [a.name for a in ACTIVATIONS]
 COLUMNS = ["student", *ACTIVATION_NAMES, "total", "max", "error"]
@@ -123,11 +121,7 @@ def sort_key(record: dict) -> tuple[str, str]:
 
 def batch_json(records: list[dict], device: str, maxima: dict[str, int]) -> dict:
     return {
-        "grader_version": __version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "device": device,
-        "cuda_available": torch.cuda.is_available(),
+        **environment(device),
         "max_scores": dict(maxima),
         "students": sorted(records, key=sort_key),
     }

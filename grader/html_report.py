@@ -15,15 +15,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
-import os
-import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from . import __version__, curves, replay
+from . import __version__, curves, pages, replay
 from .catalog import BY_NAME
 from .hints import hint_for
 from .report import SubmissionReport
@@ -157,22 +154,4 @@ def _figure(activation: str, check: str, failure, student: tuple) -> str:
 def write(reports: list[SubmissionReport], path: str | Path, collector: Collector | None = None,
           device: str = "all") -> bool:
     """Write the page atomically; a path that cannot be written is a one-line error (False)."""
-    path = Path(path)
-    text = page(reports, collector, device)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # a page to share, readable as any file written here
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError as exc:
-        print(f"error: --html {path}: {exc.strerror or exc}", file=sys.stderr)
-        return False
-    return True
+    return pages.write(page(reports, collector, device), path, "--html")

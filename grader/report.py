@@ -114,13 +114,20 @@ def _skip_reason(report: SubmissionReport) -> str:
     return "; ".join(reasons)
 
 
-def as_json(reports: list[SubmissionReport], device: str) -> dict:
+def environment(device: str) -> dict:
+    """What graded a report: every JSON report (one submission's, a class's) starts with it."""
     return {
         "grader_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "device": device,
         "cuda_available": torch.cuda.is_available(),
+    }
+
+
+def as_json(reports: list[SubmissionReport], device: str) -> dict:
+    return {
+        **environment(device),
         "submissions": [
             {
                 "path": r.path,
