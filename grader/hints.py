@@ -50,6 +50,16 @@ def _close_but_not_equal(g: dict[str, str], low: float = 1e-7, high: float = 2e-
 _DIFF = rf"(?:value|grad) is (?P<got>{_NUM}) at x=(?P<x>{_NUM}), torch gives (?P<torch>{_NUM})"
 _LARGE = r"(?:100\.0|10000\.0|88\.8|20\.0|inf)"
 
+# The gated units (SwiGLU, GeGLU, ReGLU) split their input as F.glu does: the same mistakes, the same hints.
+_GATED: tuple[Hint, ...] = (
+    Hint("glu-halves", ("values", "module", "shapes"), r"value is .* at index",
+         "Split the input along dim as F.glu does: the first half is passed through, the second half "
+         "goes through the gate. Swapped halves still give a plausible-looking function."),
+    Hint("gate-limit", ("edges", "grad", "function"), r"is nan at a=\S+, b=-?inf",
+         "At b = ±inf a naive gate is inf * 0: take its limit (0 at -inf, b itself at +inf), e.g. by "
+         "computing the gate only where b is finite."),
+)
+
 HINTS: dict[str, tuple[Hint, ...]] = {
     "ReLU": (
         Hint("relu-leak", ("values", "edges"), rf"value is -{_POS} at x=-{_POS}, torch gives 0\.0",
@@ -179,33 +189,14 @@ HINTS: dict[str, tuple[Hint, ...]] = {
              "Guarding t = 0 alone is not enough: for a tiny (subnormal) t, cos(t)/t − sin(t)/t² is inf − inf. "
              "Use the series of sin(t)/t (1 − t²/6 + …) below a small threshold."),
     ),
-    "SwiGLU": (
-        Hint("glu-halves", ("values", "module", "shapes"), r"value is .* at index",
-             "Split the input along dim as F.glu does: the first half is passed through, the second half "
-             "goes through the gate. Swapped halves still give a plausible-looking function."),
-        Hint("gate-limit", ("edges", "grad", "function"), r"is nan at a=\S+, b=-?inf",
-             "At b = ±inf a naive gate is inf * 0: take its limit (0 at -inf, b itself at +inf), e.g. by "
-             "computing the gate only where b is finite."),
-    ),
+    "SwiGLU": _GATED,
     "GeGLU": (
         Hint("geglu-exact", ("values", "grad", "module", "function"), rf"value is (?P<got>{_NUM}) at index .*?, torch gives (?P<torch>{_NUM})",
              "GeGLU's gate here is the exact GELU (the erf form, approximate='none'); the tanh approximation "
              "differs by about 5e-4.", when=_close_but_not_equal),
-        Hint("glu-halves", ("values", "module", "shapes"), r"value is .* at index",
-             "Split the input along dim as F.glu does: the first half is passed through, the second half "
-             "goes through the gate. Swapped halves still give a plausible-looking function."),
-        Hint("gate-limit", ("edges", "grad", "function"), r"is nan at a=\S+, b=-?inf",
-             "At b = ±inf a naive gate is inf * 0: take its limit (0 at -inf, b itself at +inf), e.g. by "
-             "computing the gate only where b is finite."),
+        *_GATED,
     ),
-    "ReGLU": (
-        Hint("glu-halves", ("values", "module", "shapes"), r"value is .* at index",
-             "Split the input along dim as F.glu does: the first half is passed through, the second half "
-             "goes through the gate. Swapped halves still give a plausible-looking function."),
-        Hint("gate-limit", ("edges", "grad", "function"), r"is nan at a=\S+, b=-?inf",
-             "At b = ±inf a naive gate is inf * 0: take its limit (0 at -inf, b itself at +inf), e.g. by "
-             "computing the gate only where b is finite."),
-    ),
+    "ReGLU": _GATED,
     # ------------------------------------------------------------------ any activation
     "*": (
         Hint("implicit-dim", (), r"^(?!.*round once).*where torch's dim=None is dim=\d+: (?:value|grad) is",
