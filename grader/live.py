@@ -17,7 +17,7 @@ from typing import Iterator
 
 import torch
 
-from . import curves, limits
+from . import curves, hangs, limits
 from .catalog import ACTIVATIONS, BY_NAME, Activation
 from .checks import CheckFailure, Impl, checks_for
 from .hints import hint_for
@@ -133,7 +133,9 @@ def run(name: str, namespace: dict, device: str = "all", timeout: float = limits
     lines: list[CheckLine] = []
     first: tuple[str, CheckFailure] | None = None  # the first failure that a picture can show
     cuda = torch.cuda.is_available()
-    with _interruptible() as interrupted:
+    # the kernel's cells are student code: a function that hung costs one limit in this check(), and
+    # the next check() starts afresh (the student may have fixed it, or the helper it called)
+    with _interruptible() as interrupted, hangs.scope(namespace):
         for check, dev in checks_for(entry, DEVICES[device]):
             label = check.name if dev == "cpu" else f"{check.name}@{dev}"
             if dev == "cuda" and not cuda:

@@ -157,6 +157,7 @@ def load(path: str | Path, after_cell: Callable[[], None] = lambda: None,
     cells = read_cells(path)
     sub = Submission(str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
                      {"__name__": "__submission__", "__file__": str(path)})
+    hangs.start(sub.namespace)  # a new scope: what hung in an earlier submission is not this one's
     with _grading():
         for number, source in enumerate(cells, start=1):
             _run_cell(sub, path, number, source, after_cell, cell_timeout)
@@ -184,7 +185,6 @@ def _run_cell(sub: Submission, path: Path, number: int, source: str, after_cell:
     for magic in dropped:
         sub.notes.append(f"{where}: skipped '{magic[:60]}' (magics and shell commands do not run when graded)")
     filename = f"<{path.name} {where}>"
-    hangs.STUDENT_FILES.add(filename)
     try:
         code = compile(source, filename, "exec")
     except SyntaxError as exc:
