@@ -10,6 +10,7 @@ parent's own: :func:`judge` reruns the check here against the worker's tape (gra
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -127,12 +128,18 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
     framework = framework_of(path)  # read, not run: an MLX submission gets the MLX checks
     cuda = torch.cuda.is_available()
     hidden = hidden_folders(hide)
+    another_user = containment.needs_another_user()
+    if another_user and containment.unreachable():
+        outcome.error = str(containment.unreachable())  # never run student code as root instead
+        return outcome
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
         source = Path(path).resolve()
-        if any(source.is_relative_to(h) for h in hidden):  # e.g. grading the solutions themselves
+        if another_user or any(source.is_relative_to(h) for h in hidden):
+            # the solutions themselves are hidden; another user may not reach the submission's folder
             copy = Path(scratch) / "submission" / source.name
             copy.parent.mkdir()
             shutil.copyfile(source, copy)
+            os.chmod(copy, 0o644)
             source = copy
         verdicts: dict[int, CheckResult] = {}
 
@@ -252,6 +259,16 @@ def _result(ev: dict) -> CheckResult | None:
         return None
 
 
+def _worker_home(scratch: Path, user: tuple[int, int]) -> Path:
+    """The worker's own folder when it runs as another user: the scratch folder (root's) can be
+    crossed but not listed or written; ``work-UID/`` inside it is the worker's working directory."""
+    os.chmod(scratch, 0o711)
+    home = scratch / f"work-{user[0]}"
+    home.mkdir(exist_ok=True)
+    os.chown(home, *user)
+    return home
+
+
 def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip: set[str], scratch: Path,
                 deadline_total: float, extra_read_only: tuple[Path, ...] = (),
                 hidden: list[Path] = (), on_event: Callable[[dict], None] = lambda ev: None,
@@ -268,19 +285,23 @@ def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip:
                PYTHONPATH=os.pathsep.join(filter(None, [str(COURSE_ROOT), os.environ.get("PYTHONPATH")])))
     worker = [sys.executable, "-m", "grader.worker", str(Path(path).resolve()), "--device", device,
               "--check-timeout", str(check_timeout), "--result-fd", str(write_fd), "--skip", ",".join(sorted(skip))]
-    cap = containment.ProcessCap.create()
-    try:
+    with contextlib.ExitStack() as stack:
+        user = stack.enter_context(containment.worker_user())  # released last, when nothing of it runs
+        cap = containment.ProcessCap.create()
+        cwd = scratch
+        if user is not None:  # root's home and caches are not the worker's
+            cwd = _worker_home(scratch, user)
+            env.update(HOME=str(cwd), MPLCONFIGDIR=str(cwd / ".matplotlib"), XDG_CACHE_HOME=str(cwd / ".cache"),
+                       USER=containment.WORKER_USER, LOGNAME=containment.WORKER_USER)
+        stack.callback(lambda: cap.close() if cap is not None else None)
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen(
-                containment.command(worker, write_fd), pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=stderr, cwd=scratch, env=env,
+                containment.command(worker, write_fd, user), pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd, env=env,
                 preexec_fn=lambda: _limits(memory, read_only, hidden_paths, cap))
         os.close(write_fd)
         events, timed_out = _read_events(read_fd, check_timeout, deadline_total, proc, on_event)
-        returncode = _end(proc)
-    finally:
-        if cap is not None:
-            cap.close()
+        returncode = _end(proc)  # the keeper has killed all the worker left: its uid is free again
     exits = [ev for ev in events if ev.get("event") == "worker-exit"]
     if exits and isinstance(exits[-1].get("returncode"), int):
         returncode = exits[-1]["returncode"]  # the worker's own status, as its keeper saw it
