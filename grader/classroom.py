@@ -22,7 +22,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import string
 import subprocess
 import sys
@@ -227,8 +226,9 @@ yourself with it. You install only what it needs (`requirements.txt`), never the
   installs the course's grader at `{ref}` from {url}. If that fails
   (a private course repository, or a commit your instructor has not pushed), download this repository
   (Code > Download ZIP), upload its `grader` folder into Colab's Files pane (`/content/grader`) and
-  run the cell again; or clone your own repository in Colab (`git clone` with a personal access
-  token, since it is private) and open the notebook from the clone's `exercises/`.
+  run the cell again; or clone your own repository in Colab, with a personal access token since it
+  is private: a cell with `!git clone https://TOKEN@github.com/OWNER/REPOSITORY`, then
+  `%cd REPOSITORY/exercises`, then the first cell again (it finds `grader/` one folder up).
 
 ## Grade yourself
 
