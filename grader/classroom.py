@@ -1,13 +1,15 @@
 """``python -m grader classroom OUTDIR``: the student-facing template repository for GitHub Classroom.
 
-OUTDIR gets the course's ``exercises/`` (never ``solutions/``), a README for students, the pinned
-grader in ``requirements.txt`` and ``.github/workflows/grade.yml``, which grades ``exercises/`` on
-every push of a student's repository in GitHub Actions. The workflow's last step is GitHub
-Classroom's own reporter (``classroom-resources/autograding-grading-reporter``): like Classroom's
-runner actions, the grading step sets an output ``result``, the base64 of
-``{"version": 1, "status", "max_score", "tests": [{"name", "status", "score", "message", ...}]}``,
-one test per activation; the reporter adds the tests' ``score`` and the ``max_score`` into the
-"Points N/M" that Classroom shows.
+OUTDIR gets the course's ``exercises/`` (never ``solutions/``), this grader's own source in
+``grader/`` (so every push is graded by exactly the grader that built the template, and installing
+it needs no access to the course repository), a README for students, ``requirements.txt`` with the
+grader's pinned dependencies and ``.github/workflows/classroom.yml``, the file GitHub Classroom's
+own autograding form writes, which grades ``exercises/`` on every push in GitHub Actions. Its last
+step is GitHub Classroom's reporter (``classroom-resources/autograding-grading-reporter@v1``): like
+Classroom's runner actions, the grading step sets an output ``result``, the base64 of
+``{"version": 1, "status", "max_score", "tests": [{"name", "status", "score", "max_score", ...}]}``
+with one test per check, worth one point; the reporter prints every test, adds their ``score`` and
+posts "Points N/M" as a notice annotation of the run, which is what Classroom reads.
 
 ``python -m grader classroom --report REPORT.json`` is that grading step's second half: from the
 grader's JSON report it writes the per-activation table to ``$GITHUB_STEP_SUMMARY``, the ``result``
@@ -20,76 +22,60 @@ import base64
 import json
 import os
 import re
-import shutil
+import string
 import subprocess
 import sys
 from pathlib import Path
 
-from . import gradebook
-from .exercises import BEGIN, END
-from .launch import ROOT, repository
+import torch
 
-RUNNER = "grader"  # the grading step's id; the reporter reads $GRADER_RESULTS
+from . import __version__, gradebook
+from .catalog import BY_NAME
+from .checks import checks_for
+from .exercises import BEGIN, END, dumps
+from .launch import ROOT, TAG, repository, with_setup
+from .plugin import DEVICES
+
+PACKAGE = Path(__file__).resolve().parent  # the grader that runs this command is the one students get
+WORKFLOW = ".github/workflows/classroom.yml"
 REPORT = "grader-report.json"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PYTHON = "3.11"
+# What the grader imports when it grades (numpy: checks.py keys torch's references by tensor bytes;
+# mlx: the MLX chapter, pinned for the platforms it has wheels for).
+GRADING = ("torch", "numpy", "pytest", "mlx")
+REQUIRED = ("torch", "numpy", "pytest")
+# The reporter reads the result from one environment variable, and Linux caps one variable
+# ("NAME=value") at 128 KiB (MAX_ARG_STRLEN): past that the action cannot even start.
+RESULT_LIMIT = 120_000
+MESSAGE = 100  # characters of a failed check's message in the result (the summary has the first in full)
 
 
-def pins(root: Path = ROOT) -> dict[str, str]:
-    """The course's pinned versions (requirements.txt) of what the grader needs."""
-    found = {}
-    for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^(torch|pytest)==([^\s;#]+)", line.strip())
-        if m:
-            found[m.group(1)] = m.group(2)
-    missing = {"torch", "pytest"} - set(found)
-    if missing:
-        raise SystemExit(f"error: {root / 'requirements.txt'} does not pin {', '.join(sorted(missing))}")
-    return found
+class _Placeholders(string.Template):
+    """``%{name}`` placeholders: a workflow is full of ``$`` (shell variables, ``${{ }}`` expressions)
+    and has no ``%``, so it is written below as GitHub reads it, without escapes."""
+    delimiter = "%"
 
 
-def default_ref(root: Path, branch: str) -> str:
-    """The commit of the course checkout, so students get the grader the instructor generated the
-    template with; the configured branch when the course is not a git checkout."""
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return branch
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else branch
-
-
-def requirements(url: str, ref: str, versions: dict[str, str]) -> str:
-    return f"""\
-# The course's grader, pinned. Install CPU torch first, from PyTorch's CPU index (an unpinned torch
-# from PyPI pulls a multi-GB CUDA build):
-#   python -m pip install --index-url {TORCH_CPU_INDEX} torch=={versions['torch']}
-#   python -m pip install -r requirements.txt
-torch=={versions['torch']}
-pytest=={versions['pytest']}
-activations-course-grader @ git+{url}@{ref}
-"""
-
-
-def workflow(url: str, versions: dict[str, str]) -> str:
-    return f"""\
-# Grades exercises/ on every push, with the course's grader ({url}).
-# Generated by `python -m grader classroom`. The job fails only when the grader cannot grade a
+WORKFLOW_TEXT = _Placeholders("""\
+# Grades exercises/ on every push with the grader in grader/:
+# %{provenance}.
+# Generated by `python -m grader classroom`. GitHub Classroom's autograding form writes this same
+# file: a test added there replaces this workflow. The job fails only when the grader cannot grade a
 # notebook (not valid JSON, say), never for missing points: unfinished work is not an error.
 name: Autograding Tests
 on:
   push:
   workflow_dispatch:
   repository_dispatch:
+# Checkout reads the repository; nothing else uses the token: the reporter makes no API call (it
+# prints the tests and writes notice annotations), the artifact and pip cache use the runner's own.
 permissions:
-  checks: write
-  actions: read
   contents: read
 defaults:
   run:
     shell: bash
 jobs:
-  # GitHub Classroom's reporter posts the points on the check run of this job id
   run-autograding-tests:
     runs-on: ubuntu-latest
     if: github.actor != 'github-classroom[bot]'
@@ -98,36 +84,121 @@ jobs:
       - uses: actions/checkout@v5
       - uses: actions/setup-python@v6
         with:
-          python-version: "{PYTHON}"
+          python-version: "%{python}"
           cache: pip
           cache-dependency-path: requirements.txt
-      - name: Install the grader
+      - name: Install torch and the grader's dependencies
         run: |
-          python -m pip install --index-url {TORCH_CPU_INDEX} torch=={versions['torch']}
+          python -m pip install --index-url %{torch_index} torch==%{torch}
           python -m pip install -r requirements.txt
       - name: Grade the exercises
-        id: {RUNNER}
+        id: grader
         run: |
-          python -m grader exercises/*.ipynb --device cpu --json {REPORT} || true
-          python -m grader classroom --report {REPORT}
+          python -c 'import grader; print("grader", grader.__version__, "from", grader.__file__)'
+          python -m grader exercises/*.ipynb --device cpu --json grader-report.json || true
+          python -m grader classroom --report grader-report.json
       - name: Upload the report
-        if: ${{{{ !cancelled() }}}}
+        if: ${{ !cancelled() }}
         uses: actions/upload-artifact@v6
         with:
           name: grader-report
-          path: {REPORT}
+          path: grader-report.json
           if-no-files-found: warn
       - name: Report the points to GitHub Classroom
-        if: ${{{{ !cancelled() && steps.{RUNNER}.outputs.result != '' }}}}
+        if: ${{ !cancelled() && steps.grader.outputs.result != '' }}
         uses: classroom-resources/autograding-grading-reporter@v1
         env:
-          {RUNNER.upper()}_RESULTS: ${{{{ steps.{RUNNER}.outputs.result }}}}
+          GRADER_RESULTS: ${{ steps.grader.outputs.result }}
         with:
-          runners: {RUNNER}
-"""
+          runners: grader
+""")
 
 
-def readme(url: str, book: str, versions: dict[str, str], notebooks: list[str]) -> str:
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def grader_commit(package: Path = PACKAGE) -> tuple[str | None, bool]:
+    """The course commit the grader's source comes from, and whether ``grader/`` has uncommitted
+    changes there (then the template's copy is not that commit's). ``None``: not a git checkout."""
+    commit = _git(package.parent, "rev-parse", "HEAD")
+    if not commit:
+        return None, False
+    return commit, bool(_git(package.parent, "status", "--porcelain", "--", package.name))
+
+
+def provenance(commit: str | None, dirty: bool) -> str:
+    where = f"course commit {commit}" if commit else "not from a git checkout"
+    return f"activations-course-grader {__version__}, {where}" + (" plus uncommitted changes" if dirty else "")
+
+
+def pins(root: Path = ROOT) -> dict[str, str]:
+    """The course's pinned versions (requirements.txt) of what every install of the grader needs."""
+    found = {}
+    for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^(torch|pytest|numpy)==([^\s;#]+)", line.strip())
+        if m:
+            found[m.group(1)] = m.group(2)
+    missing = {"torch", "pytest"} - set(found)
+    if missing:
+        raise SystemExit(f"error: {root / 'requirements.txt'} does not pin {', '.join(sorted(missing))}")
+    return found
+
+
+def grading_requirements(root: Path = ROOT) -> list[str]:
+    """The course's requirements.txt lines (markers kept) of what the grader imports when it grades."""
+    lines, names = [], set()
+    for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*==", line.strip())
+        if m and m.group(1).lower() in GRADING:
+            lines.append(line.strip())
+            names.add(m.group(1).lower())
+    missing = set(REQUIRED) - names
+    if missing:
+        raise SystemExit(f"error: {root / 'requirements.txt'} does not pin {', '.join(sorted(missing))}")
+    return lines
+
+
+def requirements(lines: list[str], torch_version: str, origin: str) -> str:
+    return f"""\
+# The grader in grader/ is the course's: {origin}.
+# It is not installed: `python -m grader`, run from this folder, uses grader/. Below is what it needs,
+# pinned. Install CPU torch first, from PyTorch's CPU index (an unpinned torch from PyPI pulls a
+# multi-GB CUDA build):
+#   python -m pip install --index-url {TORCH_CPU_INDEX} torch=={torch_version}
+#   python -m pip install -r requirements.txt
+""" + "\n".join(lines) + "\n"
+
+
+def workflow(torch_version: str, origin: str) -> str:
+    return WORKFLOW_TEXT.substitute(provenance=origin, python=PYTHON, torch_index=TORCH_CPU_INDEX,
+                                    torch=torch_version)
+
+
+def setup_cell(url: str, ref: str) -> str:
+    """The template's Colab set-up cell: the grader next to the notebook (the repository's grader/,
+    one folder up in Jupyter, or uploaded into Colab), else, in Colab, the course's at ``ref``."""
+    return f'''\
+# The grader this repository was made with is its grader/ folder. Jupyter finds it one folder up;
+# Colab opens this notebook alone and installs the same grader from the course instead,
+# unless you uploaded grader/ into Colab's Files (see README.md).
+import os, subprocess, sys
+_here = [d for d in (os.getcwd(), os.path.dirname(os.getcwd()))
+         if os.path.isfile(os.path.join(d, "grader", "__init__.py"))]
+if _here:
+    sys.path.insert(0, _here[0])  # and for grade(), which runs `python -m grader`:
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_here[0], os.environ.get("PYTHONPATH")]))
+elif "google.colab" in sys.modules:
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{url}@{ref}"]).returncode:
+        raise SystemExit("Could not install the grader from {url} (a private course?): upload "
+                         "your repository's grader/ folder into Colab's Files and run this cell again.")'''
+
+
+def readme(url: str, book: str, torch_version: str, notebooks: list[str], origin: str, ref: str) -> str:
     listing = "\n".join(f"- `exercises/{n}`" for n in notebooks)
     return f"""\
 # Activation functions in PyTorch: exercises
@@ -141,20 +212,30 @@ Each notebook asks for every activation of its chapter in three forms, named as 
 functional form (`relu`), a `torch.autograd.Function` with your own backward (`ReLUFunction`) and
 the module (`ReLU`). Replace each `raise NotImplementedError` with your code.
 
+`grader/` is the course's grader ({origin}): the same code grades your pushes, and you grade
+yourself with it. You install only what it needs (`requirements.txt`), never the grader itself.
+
 ## Open the notebooks
 
-- **Jupyter** on your machine: clone this repository, install the grader (below) and
-  `pip install jupyterlab`, then `jupyter lab exercises/`.
+- **Jupyter** on your machine: clone this repository, install the requirements (below) and
+  `pip install jupyterlab`, then `jupyter lab exercises/`. A notebook's first cell finds `grader/`
+  one folder up.
 - **Colab**: File > Open notebook > GitHub, paste this repository's address (allow Colab to see
-  your private repositories) and pick the notebook. Its first cell installs the grader in Colab;
-  save your work back with File > Save a copy in GitHub, into this repository.
+  your private repositories) and pick the notebook; save your work back with File > Save a copy in
+  GitHub, into this repository. Colab opens the notebook alone, without `grader/`: its first cell
+  installs the course's grader at `{ref}` from {url}. If that fails
+  (a private course repository, or a commit your instructor has not pushed), download this repository
+  (Code > Download ZIP), upload its `grader` folder into Colab's Files pane (`/content/grader`) and
+  run the cell again; or clone your own repository in Colab, with a personal access token since it
+  is private: a cell with `!git clone https://TOKEN@github.com/OWNER/REPOSITORY`, then
+  `%cd REPOSITORY/exercises`, then the first cell again (it finds `grader/` one folder up).
 
 ## Grade yourself
 
-Run the notebook's last cell (save the notebook first), or from a terminal:
+Run the notebook's last cell (save the notebook first), or from a terminal, in this folder:
 
 ```
-python -m pip install --index-url {TORCH_CPU_INDEX} torch=={versions['torch']}
+python -m pip install --index-url {TORCH_CPU_INDEX} torch=={torch_version}
 python -m pip install -r requirements.txt
 python -m grader exercises/01_standard.ipynb
 ```
@@ -163,16 +244,20 @@ One point per check; the table shows each activation's first failing check, `-v`
 
 ## On every push
 
-GitHub Actions grades every notebook in `exercises/` (`.github/workflows/grade.yml`): the run's
-summary page shows the table, the full JSON report is attached to the run, and GitHub Classroom
-shows your points. The run fails (red cross) only when a notebook cannot be graded at all, for
-example after a merge left it invalid JSON: missing points never fail it, so unfinished work stays
-green. Your instructor may regrade every repository at the deadline with the same grader.
+GitHub Actions grades every notebook in `exercises/` with `grader/`
+(`.github/workflows/classroom.yml`): the run's summary page shows the table per activation and the
+full JSON report is attached to the run. GitHub Classroom's reporter (the workflow's last step)
+lists every check as a test worth one point in the run's log, and posts two notices on the run:
+"Autograding complete" with "Points N/M" and "Autograding report" with the same numbers; GitHub
+Classroom shows your points from them. It creates no check run and changes nothing in your
+repository. The run fails (red cross) only when a notebook cannot be graded at all, for example
+after a merge left it invalid JSON: missing points never fail it, so unfinished work stays green.
+Your instructor may regrade every repository at the deadline with the same grader.
 """
 
 
 def gitignore() -> str:
-    return ".ipynb_checkpoints/\n__pycache__/\ngrader-report.json\n"
+    return f".ipynb_checkpoints/\n__pycache__/\n{REPORT}\n"
 
 
 def pages_url(url: str) -> str:
@@ -180,12 +265,25 @@ def pages_url(url: str) -> str:
     return f"https://{m.group(1)}.github.io/{m.group(2)}/" if m else url
 
 
-def build(outdir: Path, root: Path = ROOT, ref: str | None = None, book: str | None = None) -> tuple[list[Path], str]:
-    """Write the template repository into ``outdir``; returns the files written and the grader's
-    ``URL@REF`` it installs. Refuses a course whose exercises still hold a solution region."""
+def template_notebook(path: Path, cell: str) -> str:
+    """The exercise with the template's set-up cell (its other tags kept)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    old = next((c for c in nb["cells"] if TAG in c.get("metadata", {}).get("tags", [])), None)
+    tags = [t for t in (old or {}).get("metadata", {}).get("tags", []) if t != TAG]
+    return dumps(with_setup(nb, cell, tags))
+
+
+def build(outdir: Path, root: Path = ROOT, ref: str | None = None,
+          book: str | None = None) -> tuple[list[Path], str, str]:
+    """Write the template repository into ``outdir``; returns the files written, where its grader
+    comes from and the ref Colab installs. Refuses a course whose exercises still hold a solution
+    region."""
     url, branch = repository(root)
-    ref = ref or default_ref(root, branch)
-    versions = pins(root)
+    commit, dirty = grader_commit()
+    ref = ref or commit or branch
+    origin = provenance(commit, dirty)
+    lines = grading_requirements(root)
+    torch_version = pins(root)["torch"]
     notebooks = sorted((root / "exercises").glob("*.ipynb"))
     if not notebooks:
         raise SystemExit(f"error: {root / 'exercises'} has no notebook (run `make exercises`)")
@@ -193,49 +291,74 @@ def build(outdir: Path, root: Path = ROOT, ref: str | None = None, book: str | N
         text = nb.read_text(encoding="utf-8")
         if BEGIN in text or END in text:
             raise SystemExit(f"error: {nb} contains a solution region ({BEGIN}): regenerate the exercises")
-    written = []
-    outdir.mkdir(parents=True, exist_ok=True)
-    for nb in notebooks:
-        target = outdir / "exercises" / nb.name
-        target.parent.mkdir(exist_ok=True)
-        shutil.copyfile(nb, target)
-        written.append(target)
-    files = {
-        "README.md": readme(url, book or pages_url(url), versions, [n.name for n in notebooks]),
-        "requirements.txt": requirements(url, ref, versions),
+    cell = setup_cell(url, ref)
+    files = {f"exercises/{nb.name}": template_notebook(nb, cell) for nb in notebooks}
+    files.update({f"grader/{p.name}": p.read_text(encoding="utf-8") for p in sorted(PACKAGE.glob("*.py"))})
+    files.update({
+        "README.md": readme(url, book or pages_url(url), torch_version, [n.name for n in notebooks], origin, ref),
+        "requirements.txt": requirements(lines, torch_version, origin),
         ".gitignore": gitignore(),
-        ".github/workflows/grade.yml": workflow(url, versions),
-    }
+        WORKFLOW: workflow(torch_version, origin),
+    })
+    written = []
     for name, text in files.items():
         target = outdir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         written.append(target)
-    return written, f"{url}@{ref}"
+    return written, origin, ref
 
 
 # --- the grading step, inside a student's repository -------------------------------------------
 
-def classroom_result(record: dict, maxima: dict[str, int], sources: dict[str, str], failed: bool) -> dict:
-    """GitHub Classroom's runner result: one test per activation, worth its points."""
+def _test(name: str, passed: bool, message: str = "") -> dict:
+    # the fields the reporter reads (line_no 0: no line to show); test_code and filename stay out
+    # to keep the result small
+    return {"name": name, "status": "pass" if passed else "fail", "score": int(passed), "max_score": 1,
+            "message": "" if passed else message[:MESSAGE], "line_no": 0}
+
+
+def activation_tests(name: str, top: int, exercise: dict | None, source: str, device: str) -> list[dict]:
+    """Exactly ``top`` tests (the gradebook's maximum for the activation), one per check, passing
+    ones first where a file was graded out of more: their scores add up to the gradebook's."""
+    if exercise is None:
+        cuda = torch.cuda.is_available()
+        names = [c.name for c, dev in checks_for(BY_NAME[name], DEVICES[device]) if dev != "cuda" or cuda]
+        tests = [_test(f"{name}: {n}", False, "not defined in any notebook") for n in names[:top]]
+        why = "not defined in any notebook"
+    else:
+        checks = exercise.get("checks", [])
+        graded = [c for c in checks if c.get("status") != "skipped"]
+        if len(graded) > top:
+            graded.sort(key=lambda c: c.get("status") != "passed")
+        tests = [_test(f"{name}: {c['name']}", c.get("status") == "passed", c.get("message") or c["status"])
+                 for c in graded[:top]]
+        skipped = next((c.get("message") for c in checks if c.get("status") == "skipped"), "")
+        why = f"{source} was graded out of {len(graded)} checks, the maximum is {top}" + (
+            f" ({skipped})" if skipped else "")
+    tests += [_test(f"{name}: not graded {i + 1}", False, why) for i in range(top - len(tests))]
+    return tests
+
+
+def classroom_result(record: dict, maxima: dict[str, int], sources: dict[str, str], failed: bool,
+                     device: str = "cpu") -> dict:
+    """GitHub Classroom's runner result: one test per check, worth one point, so that the reporter's
+    log (passed tests / tests x max_score) and its "Points N/M" (the scores added) agree."""
     by_name = {e["name"]: e for e in record["exercises"]}
-    tests = []
-    for name, top in maxima.items():
-        ex = by_name.get(name)
-        got = gradebook.score(ex, maxima) if ex else 0
-        tests.append({
-            "name": name,
-            "status": "pass" if got == top else "fail",
-            "score": got,
-            "message": _first_failure(ex) if ex else "not defined in any notebook",
-            "test_code": "",
-            "filename": sources.get(name, ""),
-            "line_no": 0,
-            "duration": 0,
-        })
+    tests = [t for name, top in maxima.items()
+             for t in activation_tests(name, top, by_name.get(name), sources.get(name, ""), device)]
     # the reporter fails the job on "fail" or "error": only for what could not be graded
-    return {"version": 1, "status": "error" if failed else "pass",
-            "max_score": sum(maxima.values()), "tests": tests}
+    return {"version": 1, "status": "error" if failed else "pass", "max_score": len(tests), "tests": tests}
+
+
+def encode(result: dict) -> str:
+    """The base64 the reporter reads from one environment variable; the tests' messages are
+    dropped when they would make it too long to pass (the summary still has them)."""
+    text = base64.b64encode(json.dumps(result, separators=(",", ":")).encode()).decode()
+    if len(text) > RESULT_LIMIT:
+        bare = dict(result, tests=[dict(t, message="") for t in result["tests"]])
+        text = base64.b64encode(json.dumps(bare, separators=(",", ":")).encode()).decode()
+    return text
 
 
 def _first_failure(exercise: dict) -> str:
@@ -260,8 +383,8 @@ def summary(record: dict, maxima: dict[str, int], sources: dict[str, str]) -> st
         got = gradebook.score(ex, maxima) if ex else 0
         status = _first_failure(ex) if ex else "not defined in any notebook"
         lines.append(f"| {name} | {_cell(sources.get(name, '—'))} | {got}/{top} | {_cell(status)} |")
-    lines += ["", "One point per check; CUDA checks are not run here. The full report is the run's "
-              "`grader-report` artifact."]
+    lines += ["", "One point per check, one GitHub Classroom test per check; CUDA checks are not run here. "
+              "The full report is the run's `grader-report` artifact."]
     return "\n".join(lines) + "\n"
 
 
@@ -273,6 +396,9 @@ def report(path: Path) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: {path}: no grader report ({type(exc).__name__}): the grader could not run", file=sys.stderr)
         return 2
+    if device not in DEVICES:
+        print(f"error: {path}: unknown device {device!r}", file=sys.stderr)
+        return 2
     maxima = gradebook.max_scores(device)
     merged = gradebook.merge(submissions, maxima)
     record = gradebook.student_record("", [], submissions, maxima,
@@ -281,17 +407,15 @@ def report(path: Path) -> int:
     # only what the grader could not read fails the job; a notebook with nothing in it is unfinished
     unreadable = [e for e in merged.errors if e != gradebook.NOTHING_DEFINED] or (
         [] if submissions else ["no notebook in exercises/"])
-    result = classroom_result(record, maxima, sources, failed=bool(unreadable))
+    result = classroom_result(record, maxima, sources, failed=bool(unreadable), device=device)
     text = summary(record, maxima, sources)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
             f.write(text)
     if os.environ.get("GITHUB_OUTPUT"):
-        encoded = base64.b64encode(json.dumps(result).encode()).decode()
         with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
-            f.write(f"result={encoded}\n")
+            f.write(f"result={encode(result)}\n")
     print(f"::notice title=Points::{record['score']}/{record['max_score']}")
-    # only a notebook the grader could not read fails the job; an empty one is just unfinished
     for err in unreadable:
         print(f"::error title=Cannot grade::{err}")
     return 2 if unreadable else 0
@@ -300,8 +424,8 @@ def report(path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m grader classroom", description=__doc__.splitlines()[0].strip("`"))
     p.add_argument("outdir", nargs="?", type=Path, metavar="OUTDIR", help="where to write the template repository")
-    p.add_argument("--ref", help="the course commit, tag or branch the students' workflow installs the grader "
-                                 "from (default: this checkout's commit)")
+    p.add_argument("--ref", help="the course commit or tag the notebooks' Colab cell installs the grader from "
+                                 "(default: the commit of this grader's checkout, the one copied into grader/)")
     p.add_argument("--book", metavar="URL", help="the published book (default: the repository's GitHub Pages)")
     p.add_argument("--report", type=Path, metavar="REPORT",
                    help="inside the workflow: turn the grader's JSON report into the summary and the points")
@@ -313,7 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.outdir.exists() and any(args.outdir.iterdir()):
         print(f"error: {args.outdir} is not empty", file=sys.stderr)
         return 2
-    written, source = build(args.outdir, ref=args.ref, book=args.book)
-    print(f"wrote {len(written)} files into {args.outdir}; its workflow installs the grader from {source} "
-          "(push that commit first); make it a template repository for GitHub Classroom")
+    written, origin, ref = build(args.outdir, ref=args.ref, book=args.book)
+    print(f"wrote {len(written)} files into {args.outdir}, with the grader in grader/ ({origin}): its workflow "
+          "needs no access to the course repository; make it a template repository for GitHub Classroom. "
+          f"In Colab the notebooks install the course's grader at {ref}: push it (students can also upload "
+          "grader/, their README says how)")
+    if origin.endswith("uncommitted changes"):
+        print(f"warning: grader/ has uncommitted changes: the template's copy has them, {ref} does not")
     return 0

