@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, gradebook, limits, sandbox
+from .report import NOT_FINISHED
 
 SUFFIXES = (".ipynb", ".py")
 SKIPPED_DIRS = {"__pycache__", "__MACOSX", "node_modules", "site-packages"}
@@ -199,6 +200,8 @@ def grade_student(student: Student, root: Path, files: list[dict], options: Opti
             with _running_lock:
                 _running.discard(proc)
         try:
+            if why or proc.returncode not in (0, 1, 2):  # killed: its report is the provisional one, or none
+                raise ValueError(why)
             submissions = json.loads(report.read_text(encoding="utf-8"))["submissions"]
         except (OSError, ValueError, KeyError, TypeError):
             tail = [l for l in stderr.decode(errors="replace").splitlines() if l.strip()]
@@ -232,10 +235,18 @@ def previous_records(path: Path, device: str, maxima: dict[str, int]) -> dict[st
 
 
 def reusable(old: dict | None, files: list[dict]) -> bool:
-    # "grader error" is the batch's own failure (a killed process): worth another try, unlike a
-    # corrupt notebook, which stays corrupt until its SHA-256 changes
+    # "grader error" is the batch's own failure (a killed process) and NOT_FINISHED a student the
+    # batch never got to: worth another try, unlike a corrupt notebook, which stays corrupt until its
+    # SHA-256 changes
     return (old is not None and old.get("files") == files
-            and not str(old.get("error") or "").startswith("grader error"))
+            and not str(old.get("error") or "").startswith(("grader error", NOT_FINISHED)))
+
+
+def not_finished(student: Student, files: list[dict], maxima: dict[str, int]) -> dict:
+    """The provisional record of a student not graded yet: what the gradebook says if the batch is
+    stopped before it gets there."""
+    return gradebook.student_record(student.name, files, [], maxima,
+                                    f"{NOT_FINISHED}: the batch was stopped before this student was graded")
 
 
 class Progress:
@@ -332,10 +343,20 @@ def main(argv: list[str] | None = None) -> int:
           "unchanged since the last report "
           f"(jobs: {args.jobs})", file=sys.stderr, flush=True)
 
-    def save() -> None:
-        if args.json:
-            gradebook.write_batch_json(list(records.values()), args.device, maxima, args.json)
+    pending = {s.name: not_finished(s, files, maxima) for s, files in todo}
 
+    def save() -> None:
+        """Both reports, atomically: the students graded so far, the others provisional."""
+        everyone = list({**pending, **records}.values())
+        gradebook.write_csv(everyone, maxima, args.csv)
+        if args.json:
+            gradebook.write_batch_json(everyone, args.device, maxima, args.json)
+
+    try:
+        save()  # before any student code runs: what stands if the batch is killed
+    except OSError as exc:
+        print(f"error: cannot write the gradebook: {exc}", file=sys.stderr)
+        return 2
     progress = Progress(len(todo))
     last_save = time.monotonic()
     # threads only wait: each student is graded by a process of its own (grade_student)
@@ -360,12 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         pool.shutdown(wait=True)
         progress.close()
         save()
-        print(f"interrupted: {len(records)} of {len(students)} students graded"
-              + (f", saved in {args.json} (run again to go on)" if args.json else ""), file=sys.stderr)
+        print(f"interrupted: {len(records)} of {len(students)} students graded, saved in {args.csv}"
+              + (f" and {args.json} (run again to go on)" if args.json else ""), file=sys.stderr)
         return 130
     pool.shutdown()
     progress.close()
-    gradebook.write_csv(list(records.values()), maxima, args.csv)
     save()
     errors = sum(1 for r in records.values() if r["error"])
     print(f"wrote {args.csv}" + (f" and {args.json}" if args.json else "")

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import __version__, html_report, limits, sandbox
-from .report import SubmissionReport, as_json, build, table, write_json
+from .report import NOT_FINISHED, SubmissionReport, as_json, build, table, write_json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,10 +44,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
           memory: int = limits.MEMORY, read_only: tuple[Path, ...] = (),
-          hide: tuple[Path, ...] = ()) -> SubmissionReport:
+          hide: tuple[Path, ...] = (), total_timeout: float = limits.TOTAL_TIMEOUT,
+          out_of_time: str = "") -> SubmissionReport:
     """Grade one submission in a worker process. A file that cannot be graded is a report with
-    ``error`` set; a crash or hang costs the exercise it happened in."""
-    outcome = sandbox.run(path, device, check_timeout, memory, read_only=read_only, hide=hide)
+    ``error`` set; a crash or hang costs the exercise it happened in. After ``total_timeout``
+    seconds the checks graded so far are kept and the rest fail, ``out_of_time`` saying why."""
+    outcome = sandbox.run(path, device, check_timeout, memory, total_timeout, read_only=read_only, hide=hide,
+                          out_of_time=out_of_time)
     if outcome.error:
         return SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
     return build(path, outcome.sha256, outcome.results, outcome.notes)
@@ -68,11 +71,18 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
                   file=sys.stderr)
             return 2
-    report_dir = tuple({Path(f).resolve().parent for f in (args.json, args.html) if f and Path(f).resolve().parent.is_dir()})
     for folder in args.hide:
         if not Path(folder).is_dir():
             print(f"error: --hide {folder}: not a folder", file=sys.stderr)
             return 2
+    if args.json:  # before any student code runs: what stands if this process is killed before the end
+        try:
+            write_json(as_json([SubmissionReport(p, error=f"{NOT_FINISHED}: the grader was stopped before it finished")
+                                for p in args.submissions], args.device), args.json)
+        except OSError as exc:
+            print(f"error: --json {args.json}: cannot write it ({exc.strerror or exc})", file=sys.stderr)
+            return 2
+    report_dir = tuple({Path(f).resolve().parent for f in (args.json, args.html) if f and Path(f).resolve().parent.is_dir()})
     feedback = html_report.Collector() if args.html else None
 
     def one(index: int, path: str) -> SubmissionReport:

@@ -10,34 +10,65 @@ grades every .ipynb and .py file under ``ROOT/submission`` (the rules of
 with the total ``score``, an ``output`` in Markdown (``output_format: "md"``) and one test per
 activation (``name``, ``number``, ``score``, ``max_score``, ``status``, ``output``, ``visibility``).
 ``ROOT`` is ``/autograder`` on Gradescope; ``$AUTOGRADER_ROOT`` moves it (local tests).
+
+Gradescope stops an autograder after 10 minutes by default and then shows the student "autograder
+failed", with none of what was graded. So ``--run`` writes a provisional results.json (score 0,
+"grading did not finish") before any student code runs, grades within a time budget (``--time-budget``,
+default :data:`TIME_BUDGET`), reports the checks it did not reach as "not run", and replaces the
+provisional file atomically at the end.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import zipfile
 from pathlib import Path
 
-from . import __version__, batch, gradebook
+from . import __version__, batch, gradebook, limits
 from .catalog import BY_NAME, CHAPTER_NUMBERS
 from .launch import ROOT
+from .report import NOT_FINISHED, SubmissionReport, as_json, write_json
 
 VISIBILITY = ("visible", "hidden", "after_due_date", "after_published")
 PACKAGE = Path(__file__).resolve().parent
+# seconds of grading per submission: Gradescope's default timeout is 10 minutes (600 s) for the whole
+# run_autograder; the rest is for starting Python and torch, stopping the last worker (up to 30 s)
+# and writing results.json. Raise both together (Gradescope allows up to 40 minutes).
+TIME_BUDGET = 540.0
 
 
 def setup_sh(versions: dict[str, str]) -> str:
     return f"""\
 #!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder's image.
+# Gradescope runs this once, as root, when it builds the autograder's image. The grader needs Python
+# 3.11 to 3.13: an image whose python3 is one of them keeps it; Gradescope's default image, Ubuntu
+# 22.04, has Python 3.10 as python3 and python3.11 in its universe component, which is installed.
+# AUTOGRADER_ROOT moves /autograder (local tests).
 set -euo pipefail
-apt-get install -y python3 python3-venv python3-pip
-python3 -m venv /autograder/venv
-/autograder/venv/bin/python -m pip install --upgrade pip
+root="${{AUTOGRADER_ROOT:-/autograder}}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+version_of() {{ "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }}
+python=""
+for candidate in python3 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null && [[ "$(version_of "$candidate")" =~ ^3\\.1[123]$ ]]; then
+        python="$(command -v "$candidate")"
+        break
+    fi
+done
+if [ -z "$python" ]; then
+    apt-get install -y python3.11 python3.11-venv
+    python="$(command -v python3.11)" || {{ echo "setup.sh: python3.11 is not installed" >&2; exit 1; }}
+fi
+# Debian and Ubuntu package venv's pip bootstrap (ensurepip) apart, as python3.X-venv
+"$python" -c 'import ensurepip, venv' 2>/dev/null || apt-get install -y "python$(version_of "$python")-venv"
+"$python" -m venv "$root/venv"
+"$root/venv/bin/python" -m pip install --upgrade pip
 # CPU torch from PyTorch's CPU index: PyPI's torch pulls a multi-GB CUDA build
-/autograder/venv/bin/python -m pip install --index-url https://download.pytorch.org/whl/cpu torch=={versions['torch']}
-/autograder/venv/bin/python -m pip install pytest=={versions['pytest']}
+"$root/venv/bin/python" -m pip install --index-url https://download.pytorch.org/whl/cpu torch=={versions['torch']}
+"$root/venv/bin/python" -m pip install pytest=={versions['pytest']}
 """
 
 
@@ -55,14 +86,14 @@ PYTHONPATH="$root/source${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m grader gr
 """
 
 
-def build(outdir: Path, root: Path = ROOT, visibility: str = "visible") -> Path:
+def build(outdir: Path, root: Path = ROOT, visibility: str = "visible", time_budget: float = TIME_BUDGET) -> Path:
     """Write ``outdir/autograder.zip``; returns its path."""
     from .classroom import pins
 
     versions = pins(root)
     outdir.mkdir(parents=True, exist_ok=True)
     target = outdir / "autograder.zip"
-    config = json.dumps({"visibility": visibility}) + "\n"
+    config = json.dumps({"visibility": visibility, "time_budget": time_budget}) + "\n"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
         _add(z, "setup.sh", setup_sh(versions), executable=True)
         _add(z, "run_autograder", RUN_AUTOGRADER, executable=True)
@@ -81,8 +112,11 @@ def _add(z: zipfile.ZipFile, name: str, text: str, executable: bool = False) -> 
 
 # --- inside Gradescope ---------------------------------------------------------------------------
 
-def _test_output(exercise: dict | None, source: str, name: str) -> str:
+def _test_output(exercise: dict | None, source: str, name: str, stopped: str = "",
+                 unread: tuple[str, ...] = ()) -> str:
     if exercise is None:
+        if stopped and unread:  # perhaps in a file the grader never got to
+            return f"not run: {stopped} before {', '.join(f'`{p}`' for p in unread)} was graded."
         names = ", ".join(f"`{n}`" for n in BY_NAME[name].names)
         return f"Not defined in the submission (expected {names})."
     failed = [c for c in exercise["checks"] if c["status"] == "failed"]
@@ -96,8 +130,9 @@ def _test_output(exercise: dict | None, source: str, name: str) -> str:
 
 
 def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], visibility: str,
-            elapsed: float) -> dict:
-    """Gradescope's results.json for one submission's graded files."""
+            elapsed: float, stopped: str = "", unread: tuple[str, ...] = ()) -> dict:
+    """Gradescope's results.json for one submission's graded files. ``stopped``: what ran out before
+    every check ran (the time budget), ``unread``: the files it left ungraded."""
     merged = gradebook.merge(submissions, maxima)
     record = gradebook.student_record("", files, submissions, maxima,
                                       "" if files else "no .ipynb or .py file in the submission")
@@ -114,13 +149,16 @@ def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], 
             "score": got,
             "max_score": top,
             "status": "passed" if got == top else "failed",
-            "output": _test_output(ex, merged.best[name][1] if ex else "", name),
+            "output": _test_output(ex, merged.best[name][1] if ex else "", name, stopped, unread),
             "output_format": "md",
             "tags": [BY_NAME[name].chapter],
             "visibility": visibility,
         })
     output = [f"**{record['score']}/{record['max_score']} points** (one per check; CUDA checks are not run "
               "on Gradescope)."]
+    if stopped:
+        output.append(f"**Grading stopped:** {stopped}. The checks it did not reach score 0 and say "
+                      "\"not run\"; what was graded before counts.")
     if record["error"]:
         output.append(f"**Could not grade:** {record['error']}")
     if record["notes"]:
@@ -129,41 +167,83 @@ def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], 
         "score": record["score"],
         "execution_time": round(elapsed),
         "output": "\n\n".join(output),
-        "output_format": "md",
-        "test_output_format": "md",
-        "test_name_format": "text",
-        "visibility": visibility,
-        "stdout_visibility": "hidden",
+        **_formats(visibility),
         "extra_data": {"grader_version": __version__, "files": files},
         "tests": tests,
     }
 
 
-def run(root: Path) -> int:
-    """Grade ``root/submission`` into ``root/results/results.json``. The exit status is 0 whenever
-    results.json was written: a submission that cannot be graded scores 0 with the reason."""
-    from . import cli
-    from .report import as_json, write_json
+def _formats(visibility: str) -> dict:
+    return {"output_format": "md", "test_output_format": "md", "test_name_format": "text", "visibility": visibility,
+            "stdout_visibility": "hidden"}
 
-    start = time.monotonic()
+
+def provisional(visibility: str, time_budget: float) -> dict:
+    """The results.json that stands if Gradescope stops the autograder before it writes its own:
+    score 0 and why, instead of Gradescope's bare "autograder failed"."""
+    return {
+        "score": 0,
+        "execution_time": 0,
+        "output": f"{NOT_FINISHED}: the autograder was stopped before it wrote the results (Gradescope's time "
+                  f"or memory limit; the grader's own time budget is {time_budget:g} s). This score of 0 is "
+                  "provisional: tell your instructor.",
+        **_formats(visibility),
+        "extra_data": {"grader_version": __version__, "provisional": True},
+        "tests": [],
+    }
+
+
+def _config(root: Path) -> tuple[str, float]:
+    """The bundle's settings (grader.json, written by :func:`build`): visibility and time budget."""
     config = {}
     try:
         config = json.loads((root / "source" / "grader.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass
+    config = config if isinstance(config, dict) else {}
     visibility = config.get("visibility") if config.get("visibility") in VISIBILITY else "visible"
+    budget = config.get("time_budget")
+    valid = isinstance(budget, (int, float)) and not isinstance(budget, bool) and 0 < budget < float("inf")
+    return visibility, float(budget) if valid else TIME_BUDGET
+
+
+def run(root: Path, time_budget: float | None = None) -> int:
+    """Grade ``root/submission`` into ``root/results/results.json`` within ``time_budget`` seconds
+    (default: the bundle's, else :data:`TIME_BUDGET`). The exit status is 0 whenever results.json was
+    written: a submission that cannot be graded scores 0 with the reason."""
+    from . import cli
+
+    start = time.monotonic()
+    visibility, budget = _config(root)
+    budget = time_budget or budget
+    deadline = start + budget
     submission, out = root / "submission", root / "results"
     out.mkdir(parents=True, exist_ok=True)
+    write_json(provisional(visibility, budget), out / "results.json")
     student = batch.Student("submission")
     if submission.is_dir():
         batch.collect(submission, submission, student)
     maxima = gradebook.max_scores("cpu")
-    reports = [cli.grade(str(p), "cpu", read_only=(out.resolve(),)) for p in student.files[: batch.MAX_FILES]]
+    out_of_time = f"the grader's time budget of {budget:g} s ran out"
+    reports, unread, cut = [], [], False
+    for path in student.files[: batch.MAX_FILES]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            report = SubmissionReport(str(path), batch.sha256(path), error=f"not run: {out_of_time}")
+        else:
+            report = cli.grade(str(path), "cpu", read_only=(out.resolve(),),
+                               total_timeout=min(left, limits.TOTAL_TIMEOUT), out_of_time=out_of_time)
+        reports.append(report)
+        if out_of_time in report.error:  # never started, or stopped while its cells ran
+            unread.append(path.relative_to(submission).as_posix())
+        cut = cut or bool(unread) or any(out_of_time in c.message for e in report.exercises for c in e.results)
     submissions = as_json(reports, "cpu")["submissions"]
     for sub, path in zip(submissions, student.files):
         sub["path"] = path.relative_to(submission).as_posix()
     files = [{"path": s["path"], "sha256": s["sha256"]} for s in submissions]
-    data = results(submissions, files, maxima, visibility, time.monotonic() - start)
+    data = results(submissions, files, maxima, visibility, time.monotonic() - start,
+                   out_of_time if cut else "", tuple(unread))
+    data["extra_data"]["time_budget"] = budget
     write_json(data, out / "results.json")
     print(f"{data['score']}/{sum(maxima.values())} points; wrote {out / 'results.json'}")
     return 0
@@ -174,13 +254,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("outdir", nargs="?", type=Path, metavar="OUTDIR", help="where to write autograder.zip")
     p.add_argument("--visibility", choices=VISIBILITY, default="visible",
                    help="when students see the tests (Gradescope's visibility; default: visible)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help=f"seconds of grading per submission, after which the checks left are reported as not run "
+                        f"(default {TIME_BUDGET:g}, under Gradescope's default timeout of 10 minutes: raise both "
+                        "together); with OUTDIR it is stored in the bundle")
     p.add_argument("--run", type=Path, metavar="ROOT",
                    help="inside Gradescope (run_autograder): grade ROOT/submission into ROOT/results/results.json")
     args = p.parse_args(argv)
+    if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
+        print(f"error: --time-budget {args.time_budget:g}: give a positive number of seconds", file=sys.stderr)
+        return 2
     if args.run:
-        return run(args.run)
+        return run(args.run, args.time_budget)
     if args.outdir is None:
         p.error("give OUTDIR (or --run ROOT inside Gradescope)")
-    target = build(args.outdir, visibility=args.visibility)
+    target = build(args.outdir, visibility=args.visibility, time_budget=args.time_budget or TIME_BUDGET)
     print(f"wrote {target}: upload it as the assignment's autograder (Configure Autograder > Zip file upload)")
     return 0

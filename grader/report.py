@@ -155,12 +155,21 @@ def as_json(reports: list[SubmissionReport], device: str) -> dict:
     }
 
 
+# the first words of a provisional report's errors: written before any student code runs and replaced
+# at the end, it is what stands when the grader is killed (out of time or memory) before the end
+NOT_FINISHED = "grading did not finish"
+
+
 def write_json(data: dict, path: str | Path) -> None:
     """Write atomically, so a gradebook never reads half a report."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:  # e.g. the path is a folder: leave no temporary file behind
+        os.unlink(tmp)
+        raise

@@ -115,10 +115,12 @@ def hidden_folders(hide: tuple[Path, ...] = ()) -> list[Path]:
 
 def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT, memory: int = limits.MEMORY,
         total_timeout: float = limits.TOTAL_TIMEOUT, read_only: tuple[Path, ...] = (),
-        hide: tuple[Path, ...] = ()) -> Outcome:
+        hide: tuple[Path, ...] = (), out_of_time: str = "") -> Outcome:
     """Grade one submission in workers. ``read_only``: more folders the worker must not change (the
     report's); the course and the submission's own folder always are, where the system allows.
-    ``hide``: more folders the worker must not read (the course's solutions always are)."""
+    ``hide``: more folders the worker must not read (the course's solutions always are).
+    When ``total_timeout`` runs out, what was graded is kept and every check left fails with
+    ``out_of_time`` (what ran out) as the reason."""
     outcome = Outcome()
     done: dict[tuple[str, str], CheckResult] = {}
     skip: set[str] = set()
@@ -148,6 +150,23 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
             r = _result(ev) if ev.get("event") == "result" else None
             if r is not None and r.activation in BY_NAME and r.check in CHECKS_BY_NAME:
                 verdicts[id(ev)] = judge(r, ev.get("tape"))
+
+        out_of_time = out_of_time or f"the grader's total time limit of {total_timeout:g} s ran out"
+
+        def time_is_up(current: tuple | None) -> None:
+            """Keep what was graded: every check not run yet fails, none is left out of the report."""
+            for name in graded or []:
+                for check, dev in checks_for(BY_NAME[name], devices, framework):
+                    key = (name, check.name if dev == "cpu" else f"{check.name}@{dev}")
+                    if key in done:
+                        continue
+                    if dev == "cuda" and not cuda:
+                        done[key] = CheckResult(name, check.name, dev, "skipped", NO_CUDA)
+                    elif current == (name, check.name, dev):
+                        done[key] = CheckResult(name, check.name, dev, "failed", f"{out_of_time} during this check")
+                    else:
+                        done[key] = CheckResult(name, check.name, dev, "failed", f"not run: {out_of_time}")
+            outcome.notes.append(f"{out_of_time}: the checks left were not run")
 
         while True:
             events, returncode, stderr_tail, timed_out = _one_worker(
@@ -183,9 +202,13 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
                                              + "; the grader restored the originals")
             if graded is None:  # died while loading the notebook
                 why = "timed out" if timed_out else _describe(returncode, stderr_tail)
-                outcome.error = f"the submission {why} while its cells were running"
+                outcome.error = (f"{out_of_time} while the submission's cells were running"
+                                 if time.monotonic() >= deadline_total else f"the submission {why} while its cells were running")
                 return outcome
             if finished:
+                break
+            if time.monotonic() >= deadline_total:
+                time_is_up(current)
                 break
             why = ("took longer than the time limit" if timed_out else _describe(returncode, stderr_tail))
             lost = current[0] if current and current[0] in BY_NAME else next(
@@ -205,8 +228,8 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
                     done[(lost, name)] = CheckResult(lost, check.name, dev, "failed",
                                                      f"not run: the worker {why} during {current[1] if current else 'loading'}")
             skip.add(lost)
-            if time.monotonic() > deadline_total:
-                outcome.error = "the submission took longer than the grader's total time limit"
+            if time.monotonic() >= deadline_total:
+                time_is_up(None)
                 break
     outcome.results = list(done.values())
     return outcome

@@ -4,8 +4,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -45,6 +47,56 @@ class ReLU(nn.Module):
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
 '''
+
+
+def slow_relu(marker: Path) -> str:
+    """RELU whose ``relu`` waits while ``marker`` exists: a grading that lasts as long as a test needs."""
+    return "import os, time\n" + RELU.replace(
+        "    out = torch.where(input <= 0, 0, input)",
+        f"    while os.path.exists({str(marker)!r}):\n        time.sleep(0.1)\n    out = torch.where(input <= 0, 0, input)")
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def kill_while_grading(cmd: list[str], **popen) -> None:
+    """Start ``cmd``, SIGKILL it while a worker of the grader runs below it (student code is being
+    graded), then end what it left running, by process id."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            **popen)
+    try:
+        give_up = time.monotonic() + 300
+        while not any(b"grader.worker" in _cmdline(p) for p in descendants(proc.pid)):
+            assert proc.poll() is None, "it finished before it could be killed"
+            assert time.monotonic() < give_up, "no worker started"
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        left = descendants(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def grader(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -202,3 +254,35 @@ def test_grades_without_the_package_installed(tmp_path: Path) -> None:
                        text=True, cwd=tmp_path, env=env, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ReLU" in r.stdout and "all checks passed" in r.stdout
+
+
+def test_killed_grader_leaves_a_provisional_report_that_a_run_replaces(tmp_path: Path) -> None:
+    marker = tmp_path / "slow"
+    marker.touch()
+    sub = tmp_path / "relu.py"
+    sub.write_text(slow_relu(marker))
+    report = tmp_path / "out" / "report.json"
+    kill_while_grading([sys.executable, "-m", "grader", str(sub), "--json", str(report)], cwd=ROOT)
+    data = json.loads(report.read_text())
+    assert data["torch_version"] and data["device"] == "all"
+    (s,) = data["submissions"]
+    assert s["path"] == str(sub) and s["score"] == 0 and s["exercises"] == []
+    assert s["error"] == "grading did not finish: the grader was stopped before it finished"
+
+    marker.unlink()
+    r = grader(str(sub), "--json", str(report), "--device", "cpu")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (s,) = json.loads(report.read_text())["submissions"]
+    assert s["error"] is None and s["score"] == s["max_score"] > 0
+    assert [p.name for p in report.parent.iterdir()] == ["report.json"]  # written in place, atomically
+
+
+def test_json_report_that_cannot_be_written_is_a_one_line_error_before_grading(tmp_path: Path) -> None:
+    sub = tmp_path / "relu.py"
+    sub.write_text("raise SystemExit('student code ran')")
+    (tmp_path / "out").mkdir()
+    r = grader(str(sub), "--json", str(tmp_path / "out"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
+    assert r.stderr.startswith(f"error: --json {tmp_path / 'out'}: cannot write it")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "relu.py"]  # no temporary file left

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from grader import gradescope
 from grader.catalog import ACTIVATIONS
 from grader.checks import checks_for
 from test_classroom import solution_lines
-from test_cli import RELU
+from test_cli import RELU, kill_while_grading, slow_relu
 
 ROOT = Path(__file__).resolve().parent.parent
 # Gradescope's autograder specification, "Output format"
@@ -27,14 +29,17 @@ FORMATS = {"text", "html", "simple_format", "md", "ansi"}
 VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("gradescope")
-    r = subprocess.run([sys.executable, "-m", "grader", "gradescope", str(out), "--visibility", "after_due_date"],
+def build_bundle(out: Path, *options: str) -> Path:
+    r = subprocess.run([sys.executable, "-m", "grader", "gradescope", str(out), *options],
                        capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                        timeout=300)
     assert r.returncode == 0, r.stderr
     return out / "autograder.zip"
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return build_bundle(tmp_path_factory.mktemp("gradescope"), "--visibility", "after_due_date")
 
 
 def test_bundle_layout(bundle: Path) -> None:
@@ -113,6 +118,9 @@ def test_run_autograder_grades_the_submission(bundle: Path, tmp_path: Path) -> N
     assert tests["Sigmoid"]["score"] == 0 and "Not defined in the submission" in tests["Sigmoid"]["output"]
     assert results["score"] == full["ReLU"]
     assert f"**{full['ReLU']}/{sum(full.values())} points**" in results["output"]
+    # run_autograder grades within the default budget, under Gradescope's default timeout of 600 s
+    assert results["extra_data"]["time_budget"] == gradescope.TIME_BUDGET
+    assert "provisional" not in results["extra_data"] and "Grading stopped" not in results["output"]
     assert "**Could not grade:** 02_relu_variants.ipynb: not a notebook (invalid JSON at line 1)" in results["output"]
 
 
@@ -122,3 +130,164 @@ def test_run_autograder_with_nothing_submitted_still_writes_results(bundle: Path
     check_spec(results)
     assert results["score"] == 0 and len(results["tests"]) == len(ACTIVATIONS)
     assert "no .ipynb or .py file in the submission" in results["output"]
+
+
+def test_default_time_budget_fits_gradescope_default_timeout() -> None:
+    # 600 s is Gradescope's default timeout; the rest is for start-up and stopping the last worker
+    assert gradescope.TIME_BUDGET <= 600 - 45
+
+
+SLOW_SIGMOID = (RELU.replace("relu", "sigmoid").replace("ReLU", "Sigmoid")
+                .replace("out = torch.where(input <= 0, 0, input)", "time.sleep(3)\n    out = torch.sigmoid(input)")
+                .replace("return torch.where(x > 0, g, 0)", "s = torch.sigmoid(x)\n        return g * s * (1 - s)"))
+
+
+def test_time_budget_keeps_what_was_graded_and_reports_the_rest_as_not_run(tmp_path: Path) -> None:
+    """ReLU is graded at once; Sigmoid is correct but takes 3 s a call, so its checks outlast a
+    budget of 30 s (3 s a call is under half the check limit: slow, not hung); b_tanh.py is never
+    started."""
+    budget = 30
+    root = autograder_root(build_bundle(tmp_path / "out", "--time-budget", str(budget)), tmp_path)
+    (root / "submission" / "a_slow.py").write_text("import time\n" + RELU + SLOW_SIGMOID)
+    (root / "submission" / "b_tanh.py").write_text("import torch\ndef tanh(input):\n    return torch.tanh(input)\n")
+    results = run_autograder(root)
+    check_spec(results)
+    assert results["extra_data"]["time_budget"] == budget
+    assert results["execution_time"] < budget + 45  # stopping the last worker takes seconds, not minutes
+    full = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS}
+    tests = {t["name"]: t for t in results["tests"]}
+    assert tests["ReLU"]["score"] == full["ReLU"] and tests["ReLU"]["status"] == "passed"
+    ran_out = f"the grader's time budget of {budget} s ran out"
+    sigmoid = tests["Sigmoid"]
+    assert sigmoid["status"] == "failed" and sigmoid["score"] < full["Sigmoid"]
+    assert sigmoid["output"].startswith("From `a_slow.py`.")
+    not_run = [l for l in sigmoid["output"].splitlines() if l.endswith(f": not run: {ran_out}")]
+    assert not_run and len(not_run) + sigmoid["score"] <= full["Sigmoid"]
+    assert tests["Tanh"]["score"] == 0
+    assert tests["Tanh"]["output"] == f"not run: {ran_out} before `b_tanh.py` was graded."
+    assert tests["Swish"]["output"] == tests["Tanh"]["output"]  # it, too, could have been in b_tanh.py
+    assert f"**Grading stopped:** {ran_out}." in results["output"]
+    assert f"**Could not grade:** b_tanh.py: not run: {ran_out}" in results["output"]
+    assert results["score"] == full["ReLU"] + sigmoid["score"]
+    assert [f["path"] for f in results["extra_data"]["files"]] == ["a_slow.py", "b_tanh.py"]
+    assert all(len(f["sha256"]) == 64 for f in results["extra_data"]["files"])
+
+
+def test_killed_autograder_leaves_provisional_results_that_a_run_replaces(bundle: Path, tmp_path: Path) -> None:
+    root = autograder_root(bundle, tmp_path)
+    marker = tmp_path / "slow"
+    marker.touch()
+    (root / "submission" / "relu.py").write_text(slow_relu(marker))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    kill_while_grading([sys.executable, "-m", "grader", "gradescope", "--run", str(root), "--time-budget", "300"],
+                       cwd=root, env=dict(env, PYTHONPATH=str(root / "source")))
+    results = json.loads((root / "results" / "results.json").read_text())
+    check_spec(results)
+    assert results["score"] == 0 and results["tests"] == []
+    assert results["output"].startswith("grading did not finish: ")
+    assert "the grader's own time budget is 300 s" in results["output"]
+    assert results["visibility"] == "after_due_date" and results["extra_data"]["provisional"] is True
+
+    marker.unlink()
+    results = run_autograder(root)
+    check_spec(results)
+    full = len(checks_for(next(a for a in ACTIVATIONS if a.name == "ReLU"), ["cpu"]))
+    assert results["score"] == full and "provisional" not in results["extra_data"]
+    assert sorted(p.name for p in (root / "results").iterdir()) == ["results.json"]  # replaced, no temporary file
+
+
+def test_time_budget_must_be_positive(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "grader", "gradescope", str(tmp_path), "--time-budget", "0"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "error: --time-budget 0: give a positive number of seconds"
+    assert not (tmp_path / "autograder.zip").exists()
+
+
+# --- setup.sh, run against stand-ins for apt-get and Python that record what they are asked ---------
+
+STUB_PYTHON = """#!/bin/bash
+echo "${{0##*/}} $*" >> "$LOG"
+if [ "$1" = -c ]; then
+    case "$2" in
+        *version_info*) echo {version}; exit 0 ;;
+        *ensurepip*) [ -e "$STUBS/venv-{version}" ]; exit $? ;;
+    esac
+fi
+if [ "$1 $2" = "-m venv" ]; then
+    /bin/mkdir -p "$3/bin"
+    printf '#!/bin/bash\\necho "venv-python{version} $*" >> "$LOG"\\n' > "$3/bin/python"
+    /bin/chmod +x "$3/bin/python"
+fi
+"""
+
+# installing python3.X puts a python3.X on PATH; python3.X-venv makes that version's ensurepip work
+STUB_APT = """#!/bin/bash
+echo "apt-get $*" >> "$LOG"
+[ "$1" = install ] && [ -e "$STUBS/apt-broken" ] && exit 100
+for package in "$@"; do
+    case "$package" in
+        python3.1?-venv) package="${package%-venv}"; : > "$STUBS/venv-${package#python}" ;&
+        python3.1?) [ -e "$STUBS/$package" ] || /bin/cp "$TEMPLATES/$package" "$STUBS/$package" ;;
+    esac
+done
+"""
+
+
+def run_setup(bundle: Path, tmp_path: Path, pythons: dict[str, str], ensurepip: set[str] = frozenset(),
+              apt_broken: bool = False) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the bundle's setup.sh with only stand-ins on PATH: ``pythons`` maps a command (python3) to
+    the version it reports; ``ensurepip``: the versions whose venv module works before any install."""
+    stubs, templates, log, root = tmp_path / "stubs", tmp_path / "templates", tmp_path / "log", tmp_path / "autograder"
+    stubs.mkdir()
+    templates.mkdir()
+    for version in ("3.11", "3.12", "3.13"):
+        (templates / f"python{version}").write_text(STUB_PYTHON.format(version=version))
+        (templates / f"python{version}").chmod(0o755)
+    for name, version in pythons.items():
+        (stubs / name).write_text(STUB_PYTHON.format(version=version))
+    for version in ensurepip:
+        (stubs / f"venv-{version}").touch()
+    (stubs / "apt-get").write_text(STUB_APT)
+    if apt_broken:
+        (stubs / "apt-broken").touch()
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    with zipfile.ZipFile(bundle) as z:
+        (tmp_path / "setup.sh").write_bytes(z.read("setup.sh"))
+    env = {"PATH": str(stubs), "LOG": str(log), "STUBS": str(stubs), "TEMPLATES": str(templates),
+           "AUTOGRADER_ROOT": str(root)}
+    r = subprocess.run([shutil.which("bash"), str(tmp_path / "setup.sh")], capture_output=True, text=True, env=env,
+                       timeout=60)
+    return r, log.read_text().splitlines() if log.exists() else []
+
+
+def test_setup_on_ubuntu_22_04_installs_python_3_11(bundle: Path, tmp_path: Path) -> None:
+    # Gradescope's default base image: python3 is 3.10, python3.11 comes from Ubuntu's universe
+    r, log = run_setup(bundle, tmp_path, {"python3": "3.10"})
+    assert r.returncode == 0, r.stderr
+    apt = [l for l in log if l.startswith("apt-get")]
+    assert apt == ["apt-get update", "apt-get install -y python3.11 python3.11-venv"]
+    assert f"python3.11 -m venv {tmp_path / 'autograder' / 'venv'}" in log
+    assert not [l for l in log if l.startswith("python3 -m")]  # 3.10 never makes the environment
+    pip = [l for l in log if l.startswith("venv-")]
+    assert pip and all(l.startswith("venv-python3.11 -m pip install") for l in pip)
+    assert any("--index-url https://download.pytorch.org/whl/cpu torch==" in l for l in pip)
+
+
+@pytest.mark.parametrize("ensurepip", [True, False])
+def test_setup_keeps_a_supported_python3(bundle: Path, tmp_path: Path, ensurepip: bool) -> None:
+    r, log = run_setup(bundle, tmp_path, {"python3": "3.12"}, {"3.12"} if ensurepip else set())
+    assert r.returncode == 0, r.stderr
+    apt = [l for l in log if l.startswith("apt-get")]
+    assert apt == ["apt-get update"] + ([] if ensurepip else ["apt-get install -y python3.12-venv"])
+    assert f"python3 -m venv {tmp_path / 'autograder' / 'venv'}" in log
+    assert all(l.startswith("venv-python3.12 ") for l in log if l.startswith("venv-"))
+
+
+def test_setup_stops_when_no_supported_python_can_be_installed(bundle: Path, tmp_path: Path) -> None:
+    r, log = run_setup(bundle, tmp_path, {"python3": "3.10"}, apt_broken=True)
+    assert r.returncode != 0
+    # set -e: nothing after the failed install
+    assert [l for l in log if l.startswith("apt-get")] == ["apt-get update", "apt-get install -y python3.11 python3.11-venv"]
+    assert not [l for l in log if " -m " in l]
+    assert not (tmp_path / "autograder" / "venv").exists()
