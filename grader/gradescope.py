@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import zipfile
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from . import __version__, batch, gradebook, limits
 from .catalog import BY_NAME, CHAPTER_NUMBERS
+from .containment import WORKER_USER
 from .launch import ROOT
 from .report import NOT_FINISHED, SubmissionReport, as_json, write_json
 
@@ -68,7 +70,12 @@ fi
 "$root/venv/bin/python" -m pip install --upgrade pip
 # CPU torch from PyTorch's CPU index: PyPI's torch pulls a multi-GB CUDA build
 "$root/venv/bin/python" -m pip install --index-url https://download.pytorch.org/whl/cpu torch=={versions['torch']}
-"$root/venv/bin/python" -m pip install pytest=={versions['pytest']}
+"$root/venv/bin/python" -m pip install numpy=={versions['numpy']} pytest=={versions['pytest']}
+# the user submissions run as (grader/containment.py): it owns nothing, so a submission can write
+# neither the results nor the grader, and cannot signal the grader
+if ! id -u {WORKER_USER} >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin {WORKER_USER}
+fi
 """
 
 
@@ -219,6 +226,8 @@ def run(root: Path, time_budget: float | None = None) -> int:
     deadline = start + budget
     submission, out = root / "submission", root / "results"
     out.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        out.chmod(0o755)  # root's alone: the users submissions run as cannot write the results
     write_json(provisional(visibility, budget), out / "results.json")
     student = batch.Student("submission")
     if submission.is_dir():

@@ -248,6 +248,8 @@ def run_setup(bundle: Path, tmp_path: Path, pythons: dict[str, str], ensurepip: 
     for version in ensurepip:
         (stubs / f"venv-{version}").touch()
     (stubs / "apt-get").write_text(STUB_APT)
+    (stubs / "id").write_text('#!/bin/bash\necho "id $*" >> "$LOG"\nexit 1\n')  # no such user yet
+    (stubs / "useradd").write_text('#!/bin/bash\necho "useradd $*" >> "$LOG"\n')
     if apt_broken:
         (stubs / "apt-broken").touch()
     for stub in stubs.iterdir():
@@ -272,6 +274,11 @@ def test_setup_on_ubuntu_22_04_installs_python_3_11(bundle: Path, tmp_path: Path
     pip = [l for l in log if l.startswith("venv-")]
     assert pip and all(l.startswith("venv-python3.11 -m pip install") for l in pip)
     assert any("--index-url https://download.pytorch.org/whl/cpu torch==" in l for l in pip)
+    numpy = next(l for l in (ROOT / "requirements.txt").read_text().splitlines() if l.startswith("numpy=="))
+    assert any(numpy in l.split() for l in pip), pip  # torch does not bring numpy; the checks need it
+    # submissions run as this user, who owns nothing (grader/containment.py)
+    assert log[-1] == ("useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "
+                       "activations-grader"), log
 
 
 @pytest.mark.parametrize("ensurepip", [True, False])
