@@ -161,12 +161,16 @@ def linear_range(xs: list[float], curves: list[list[float] | None]) -> float:
     for ys in curves:
         points = [(x, y) for x, y in zip(xs, ys or []) if math.isfinite(y)]
         slopes = [((x0 + x1) / 2, (y1 - y0) / (x1 - x0)) for (x0, y0), (x1, y1) in zip(points, points[1:]) if x1 > x0]
-        sides = [[(m, s) for m, s in slopes if m * side > 0] for side in (-1, 1)]
-        sides = [[(m, s - max(side, key=lambda ms: abs(ms[0]))[1]) for m, s in side] for side in sides if len(side) > 1]
+        differences = []  # (x, the slope there minus the slope at that side's far end)
+        for sign in (-1, 1):
+            side = [(m, s) for m, s in slopes if m * sign > 0]
+            if len(side) > 1:
+                far = max(side, key=lambda ms: abs(ms[0]))[1]
+                differences += [(m, s - far) for m, s in side]
         # rounding (float32 values) is no bend: differences under 1e-3 of the steepest slope are none
         floor = 1e-3 * max((abs(s) for _, s in slopes), default=0.0)
-        spread = max((abs(d) for side in sides for _, d in side), default=0.0)
-        bent = [abs(m) for side in sides for m, d in side if abs(d) > max(BENT * spread, floor)]
+        spread = max((abs(d) for _, d in differences), default=0.0)
+        bent = [abs(m) for m, d in differences if abs(d) > max(BENT * spread, floor)]
         reach = max(reach, max(bent, default=0.0))
     reach *= 1.2  # a margin, so the bend ends inside the linear part
     if reach <= 1:

@@ -6,9 +6,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import math
+from typing import TYPE_CHECKING
 
 from .compare import fmt
 from .curves import Curves, describe_inputs
+
+if TYPE_CHECKING:  # matplotlib is optional
+    from matplotlib.figure import Figure
 
 TORCH, STUDENT, FAIL = "#333333", "#d55e00", "#c00000"
 
@@ -33,7 +37,7 @@ def png(c: Curves) -> bytes | None:
     return out.getvalue()
 
 
-def figure(c: Curves):
+def figure(c: Curves) -> Figure | None:
     """The matplotlib Figure of :func:`png`, or None without matplotlib."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
