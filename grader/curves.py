@@ -26,6 +26,7 @@ PLOTTED = ("values", "grad", "edges", "kinks")
 LABEL = "feedback: the student's curves around the failing inputs"
 DTYPES = {dtype_name(d): d for d in (torch.float64, torch.float32, torch.float16, torch.bfloat16)}
 LOG_FROM = 10.0  # failing inputs this large (±20, ±88.8, ±100, ±1e4) are shown on a symmetric log axis
+BENT = 0.02  # a curve bends where its slope differs from its far slope by this share of the largest difference
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Curves:
     inputs: list[float]  # the failing inputs, the one the message names first
     x: list[float]
     log_x: bool
+    linthresh: float = 1.0  # the symmetric log axis is linear on [-linthresh, linthresh] (see linear_range)
     torch_y: list[float] | None = None
     torch_g: list[float] | None = None
     student_y: list[float] | None = None
@@ -58,14 +60,16 @@ def plottable(entry: Activation, check: str, failure: CheckFailure) -> bool:
 
 def grid(inputs: list[float]) -> tuple[list[float], bool]:
     """Points around the finite failing inputs (which are included): a linear range around them, or
-    symmetric-log spacing when one is large, so that ±1e4 and the shape near 0 both show."""
+    symmetric-log spacing when one is large, so that ±1e4 and the shape near 0 both show: evenly
+    spaced up to ±LOG_FROM, where the curves of the catalogue bend (the axis's linear range is then
+    chosen from the curves, :func:`linear_range`), log-spaced beyond."""
     finite = [v for v in inputs if math.isfinite(v)]
     top = max(abs(v) for v in finite)
     if top >= LOG_FROM:
         edge = 2 * top
-        n = 120
-        outer = [10 ** (math.log10(edge) * i / (n - 1)) for i in range(n)]  # 1 .. edge
-        inner = [-1 + 2 * i / 40 for i in range(41)]
+        n = 100
+        outer = [LOG_FROM * (edge / LOG_FROM) ** (i / (n - 1)) for i in range(n)]  # LOG_FROM .. edge
+        inner = [LOG_FROM * (-1 + i / 100) for i in range(201)]
         points = [-v for v in outer] + inner + outer
         log_x = True
     else:
@@ -133,6 +137,8 @@ def build(entry: Activation, check: str, failure: CheckFailure, device: str,
     out.torch_y, out.torch_g, error = _torch_side(entry, case, dtype, device, xs)
     if error:
         out.notes.append(f"torch: {error}")
+    if log_x:
+        out.linthresh = linear_range(xs, [out.torch_y, out.torch_g])
     if dtype in (torch.float16, torch.bfloat16):
         out.exact_y, out.exact_g, _ = _torch_side(entry, case, torch.float64, device, shown)
     if student is None and student_of is not None:
@@ -144,6 +150,33 @@ def build(entry: Activation, check: str, failure: CheckFailure, device: str,
         if sg is not None and len(sg) == len(xs):
             out.student_g = sg
     return out
+
+
+def linear_range(xs: list[float], curves: list[list[float] | None]) -> float:
+    """How far from 0 a symmetric log x axis stays linear: past where torch's curves bend (their
+    slope still differs from its value at that side's far end by more than BENT of the largest such
+    difference), so that a smooth curve is drawn with its bend on the linear part and only straight
+    stretches are squeezed by the log part. At least 1, rounded up to one significant digit."""
+    reach = 0.0
+    for ys in curves:
+        points = [(x, y) for x, y in zip(xs, ys or []) if math.isfinite(y)]
+        slopes = [((x0 + x1) / 2, (y1 - y0) / (x1 - x0)) for (x0, y0), (x1, y1) in zip(points, points[1:]) if x1 > x0]
+        differences = []  # (x, the slope there minus the slope at that side's far end)
+        for sign in (-1, 1):
+            side = [(m, s) for m, s in slopes if m * sign > 0]
+            if len(side) > 1:
+                far = max(side, key=lambda ms: abs(ms[0]))[1]
+                differences += [(m, s - far) for m, s in side]
+        # rounding (float32 values) is no bend: differences under 1e-3 of the steepest slope are none
+        floor = 1e-3 * max((abs(s) for _, s in slopes), default=0.0)
+        spread = max((abs(d) for _, d in differences), default=0.0)
+        bent = [abs(m) for m, d in differences if abs(d) > max(BENT * spread, floor)]
+        reach = max(reach, max(bent, default=0.0))
+    reach *= 1.2  # a margin, so the bend ends inside the linear part
+    if reach <= 1:
+        return 1.0
+    digit = 10 ** math.floor(math.log10(reach))
+    return math.ceil(reach / digit) * digit
 
 
 def student_side(fn: Callable, entry: Activation, failure: CheckFailure, device: str) -> Callable[[list[float]], tuple]:

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from .launch import code_cell, exercise_cell, repository, with_setup
+from .launch import TAG, code_cell, exercise_cell, repository, with_setup
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError"
@@ -71,7 +71,8 @@ def grade_cells(filename: str) -> list[dict]:
             "Jupyter, VS Code and Colab; if it cannot, it says so: then pass the file name, "
             f"`grade(\"{filename}\")`. From a terminal: `python -m grader {filename}`.")
     code = "from grader.notebook import grade\n\ngrade()"
-    return [{"cell_type": "markdown", "metadata": {}, "source": text}, code_cell(code, ["grade"])]
+    return [{"cell_type": "markdown", "id": "grade-intro", "metadata": {}, "source": text},
+            {**code_cell(code, ["grade"]), "id": "grade"}]
 
 
 def check_source(activation: str) -> str:
@@ -96,6 +97,8 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
     """The exercise for ``solution`` (named ``name``): stubs for the solutions and, given the
     repository's (url, branch), a Colab set-up cell and the grading cells."""
     nb = clean(copy.deepcopy(solution))
+    for i, cell in enumerate(nb["cells"]):  # before check cells multiply: ids follow the solution's cells
+        cell.setdefault("id", f"cell-{i}")
     since_check: list[str] = []  # the code above the next check cell
     mlx = any(re.search(r"^\s*(import|from) mlx\b", "".join(c["source"]), re.M)
               for c in nb["cells"] if c["cell_type"] == "code")
@@ -112,7 +115,7 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
         elif "check" in tags:
             first, *more = defined_activations(since_check, f"{name} cell {i + 1}")
             cell["source"] = check_source(first)
-            cells += [code_cell(check_source(other), tags) for other in more]
+            cells += [{**code_cell(check_source(other), tags), "id": f"check-{other}"} for other in more]
             since_check = []
             continue
         since_check.append(source)
@@ -121,7 +124,23 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
     nb["cells"] = cells
     if repository:
         with_setup(nb, exercise_cell(*repository))
+        for cell in nb["cells"]:
+            if TAG in cell["metadata"].get("tags", []):
+                cell["id"] = TAG
         nb["cells"] += grade_cells(name)
+    return with_ids(nb, name)
+
+
+def with_ids(nb: dict, name: str = "") -> dict:
+    """nbformat 4.5, every cell with an id that regeneration keeps: a front end that finds a cell
+    without one adds a random id and marks the notebook changed the moment it opens. A solution
+    cell's id is its own (or ``cell-<position in the solution>``), a generated cell's its role."""
+    nb["nbformat"], nb["nbformat_minor"] = 4, max(5, nb.get("nbformat_minor", 0))
+    nb["cells"] = [{"cell_type": c["cell_type"], "id": c["id"],
+                    **{k: v for k, v in c.items() if k not in ("cell_type", "id")}} for c in nb["cells"]]
+    seen = [c["id"] for c in nb["cells"]]
+    if len(set(seen)) != len(seen):
+        raise MarkerError(f"{name}: cell ids repeat: {sorted({i for i in seen if seen.count(i) > 1})}")
     return nb
 
 

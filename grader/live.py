@@ -46,6 +46,7 @@ class CheckReport:
     checks: list[CheckLine]
     figure: bytes | None = None  # PNG of the first failure, when it is a values/grad/edges/kinks one
     figure_caption: str = ""
+    show_skipped: bool = True  # the skipped checks' line: once per kernel session (see run)
 
     @property
     def score(self) -> int:
@@ -65,6 +66,8 @@ class CheckReport:
 
     def _skipped(self) -> str:
         skipped = [c for c in self.checks if c.passed is None]
+        if not self.show_skipped:
+            return ""
         reasons = sorted({c.message for c in skipped})
         return f"{len(skipped)} checks skipped: {'; '.join(reasons)}" if skipped else ""
 
@@ -148,12 +151,16 @@ def run(name: str, namespace: dict, device: str = "all", timeout: float = limits
             if interrupted():
                 raise KeyboardInterrupt
     report = CheckReport(entry.name, lines)
+    reasons = {c.message for c in lines if c.passed is None}
+    report.show_skipped = not reasons <= _skips_said  # "CUDA is not available" under every check is noise
+    _skips_said.update(reasons)
     if plot and first is not None:
         _draw(report, entry, namespace, *first)
     return report
 
 
 _warmed = False
+_skips_said: set[str] = set()  # why checks were skipped, as already said in this kernel session
 
 
 def _warm_up() -> None:

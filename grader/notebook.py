@@ -5,20 +5,25 @@ with the checks and messages of ``python -m grader``, and shows a table, the fir
 and a picture of it. It runs in the kernel's own process: it is the student's own code, run the way
 the student runs it; the sandbox is for graded runs.
 
-``grade()`` grades the whole notebook as ``python -m grader`` does, in a sandboxed worker. In
-Jupyter that is the notebook as last saved (so save first); in Colab there is no such file, so the
-notebook as it is now is asked of Colab's front end and graded from a copy. Inside the grader (a
-submission that still contains these cells) both do nothing, so grading never recurses.
+``grade()`` grades the whole notebook as ``python -m grader`` does, in a sandboxed worker, and
+returns the report (shown as the cell's output; its ``returncode`` is the grader's exit status). In
+Jupyter that is the notebook as last saved (so save first: when the kernel ran definitions the saved
+file lacks, the report says so first); in Colab there is no such file, so the notebook as it is now
+is asked of Colab's front end and graded from a copy. Inside the grader (a submission that still
+contains these cells) both do nothing, so grading never recurses.
 
 Importing this module is cheap: every exercise does it; the grader's machinery loads on first use.
 """
 from __future__ import annotations
 
+import ast
+import html
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 RUNNING = "ACTIVATIONS_GRADER_RUNNING"   # set by the grader while it runs submission code
@@ -42,8 +47,7 @@ def check(activation: str, *, device: str = "all", timeout: float = CHECK_TIMEOU
 
 def kernel_namespace(fallback: dict) -> dict:
     """The interactive namespace of IPython when there is one, else ``fallback`` (the caller's globals)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    shell = _shell()
     return shell.user_ns if shell is not None else fallback
 
 
@@ -86,30 +90,235 @@ def notebook_path(namespace: dict | None = None, cwd: Path | None = None) -> Pat
     return None
 
 
-def grade(path: str | os.PathLike | None = None, *options: str) -> int:
-    """Grade this notebook (or ``path``) and print the report; returns the grader's exit status.
-    ``options`` go to the command line, e.g. ``grade("-v")`` or ``grade("01_standard.ipynb", "-v")``."""
+UNSAVED = "the saved file differs from what you ran: save (Ctrl+S) and run this cell again"
+
+
+@dataclass
+class GradedActivation:
+    """One activation of a graded notebook, as ``python -m grader`` reports it."""
+
+    name: str
+    score: int
+    max_score: int
+    first_failure: str  # "check: message", or "" with full marks
+    notes: list[str] = field(default_factory=list)  # every note of every check, "check: note"
+
+
+@dataclass
+class GradeReport:
+    """What ``grade()`` returns: the grader's verdict on the notebook, shown as its report (not as the
+    grader's exit status, which is ``returncode``: 0 full marks, 1 less, 2 not graded)."""
+
+    path: str
+    returncode: int
+    activations: list[GradedActivation] = field(default_factory=list)
+    text: str = ""  # the report for people (python -m grader's table, every note)
+    warning: str = ""  # said before the report: the saved file is not what the kernel ran
+    error: str = ""  # why nothing was graded
+    verbose: bool = False
+    _json: dict | None = field(default=None, repr=False)
+
+    @property
+    def score(self) -> int:
+        return sum(a.score for a in self.activations)
+
+    @property
+    def max_score(self) -> int:
+        return sum(a.max_score for a in self.activations)
+
+    def __str__(self) -> str:
+        return "\n".join(filter(None, [self.warning and f"Note: {self.warning}", self.error or self.text]))
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        from .html_report import cell, checks_table, notes_html, table
+
+        esc = html.escape
+        parts = []
+        if self.warning:
+            parts.append(f'<p style="color:#9a3b00;font-weight:600;text-align:left">⚠ {esc(self.warning)}</p>')
+        if self.error or self._json is None:
+            parts.append(f"<pre>{esc(self.error or self.text)}</pre>")
+            return "\n".join(parts)
+        data = self._json
+        parts.append(f'<div style="text-align:left"><strong>{esc(Path(self.path).name)}</strong>: '
+                     f"{self.score} of {self.max_score} points</div>")
+        parts += [f'<div style="color:#666;text-align:left">note: {esc(n)}</div>' for n in data.get("notes", [])]
+        rows = [[cell("td", esc(a.name)), cell("td", f"{a.score}/{a.max_score}"),
+                 cell("td", esc(a.first_failure or "all checks passed") + notes_html(a.notes))]
+                for a in self.activations]
+        if rows:
+            parts.append(table(["activation", "score", "first failure"], rows, "grade"))
+        elif not data.get("error"):
+            parts.append("<p>No activation defined: expected the names of the exercises, e.g. relu, ReLU, "
+                         "ReLUFunction.</p>")
+        if self.verbose:
+            for e in data.get("exercises", []):
+                parts.append(f"<div><strong>{esc(e['name'])}</strong></div>")
+                parts.append(checks_table([(c["name"], c["passed"], c["message"], c["notes"]) for c in e["checks"]]))
+        skipped = sorted({c["message"] for e in data.get("exercises", []) for c in e["checks"] if c["passed"] is None})
+        count = sum(c["passed"] is None for e in data.get("exercises", []) for c in e["checks"])
+        if count:
+            parts.append(f'<p style="text-align:left">({count} checks skipped: {esc("; ".join(skipped))})</p>')
+        parts.append(f'<p style="text-align:left"><strong>{self.score} of {self.max_score} points</strong></p>')
+        return "\n".join(parts)
+
+    def _ipython_display_(self) -> None:
+        """The report as the cell's output, without an ``Out[n]`` value."""
+        from IPython.display import display
+
+        display({"text/html": self._repr_html_(), "text/plain": str(self)}, raw=True)
+
+
+def grade(path: str | os.PathLike | None = None, *options: str) -> GradeReport | None:
+    """Grade this notebook (or ``path``) as ``python -m grader`` does and return the report, which a
+    notebook shows as the cell's output (a script gets it printed). ``options`` go to the command
+    line, e.g. ``grade("-v")`` or ``grade("01_standard.ipynb", "-v")``. In Jupyter the file is graded
+    as last saved: when the kernel ran definitions that the saved file lacks, the report says so first."""
     if os.environ.get(RUNNING):
         print("grade(): skipped, this notebook is being graded")
-        return 0
+        return None
     if path is not None and str(path).startswith("-"):
         path, options = None, (str(path), *options)
+    result = _grade(path, options)
+    if _shell() is None:  # no front end to display the result
+        print(result)
+    return result
+
+
+def _grade(path: str | os.PathLike | None, options: tuple[str, ...]) -> GradeReport:
     nb = colab_notebook()
+    warning = ""
     with tempfile.TemporaryDirectory() as tmp:
         if nb is not None:
             name = Path(path).name if path else (nb.get("metadata", {}).get("colab", {}).get("name") or "notebook.ipynb")
             target = Path(tmp) / Path(name).name
             target.write_text(json.dumps(nb), encoding="utf-8")
         else:
-            target = Path(path) if path is not None else notebook_path()
+            here = notebook_path()  # the kernel's own notebook: only its saved file can lag behind the kernel
+            target = Path(path) if path is not None else here
             if target is None:
-                print('grade(): cannot tell which notebook this is; pass its file name, e.g. grade("01_standard.ipynb") '
-                      "(and save it first)")
-                return 2
+                return GradeReport("", 2, error='grade(): cannot tell which notebook this is; pass its file name, '
+                                   'e.g. grade("01_standard.ipynb") (and save it first)')
             if not target.exists():
-                print(f"grade(): {target} not found; pass this notebook's file name (and save it first)")
-                return 2
-        done = subprocess.run([sys.executable, "-m", "grader", str(target), *options],
+                return GradeReport(str(target), 2, error=f"grade(): {target} not found; pass this notebook's file "
+                                   "name (and save it first)")
+            if here is not None and here.resolve() == target.resolve() and unsaved(target):
+                warning = UNSAVED
+        report = Path(tmp) / "grade.json"
+        done = subprocess.run([sys.executable, "-m", "grader", str(target), "--json", str(report), *options],
                               capture_output=True, text=True)
-    print((done.stdout + done.stderr).rstrip())
-    return done.returncode
+        data = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else None
+    output = (done.stdout + done.stderr).rstrip()
+    verbose = any(o in ("-v", "--verbose") for o in options)
+    submissions = (data or {}).get("submissions") or [None]
+    if submissions[0] is None:  # options that replaced the report (--json elsewhere), or a usage error
+        return GradeReport(str(target), done.returncode, text=output, warning=warning, verbose=verbose)
+    return from_json(submissions[0], done.returncode, verbose, warning, done.stderr.strip())
+
+
+def from_json(data: dict, returncode: int, verbose: bool = False, warning: str = "", stderr: str = "") -> GradeReport:
+    """The report of one submission (an item of ``submissions`` in ``python -m grader --json``'s
+    report), its table with every note, as ``check()`` shows them."""
+    from .plugin import CheckResult
+    from .report import Exercise, SubmissionReport, table
+
+    exercises, activations = [], []
+    for e in data["exercises"]:
+        results = [CheckResult(e["name"], c["name"].partition("@")[0], c["name"].partition("@")[2] or "cpu",
+                               c["status"], c["message"], list(c["notes"])) for c in e["checks"]]
+        exercise = Exercise(e["name"], results)
+        exercises.append(exercise)
+        activations.append(GradedActivation(e["name"], e["score"], e["max_score"], exercise.first_failure,
+                                            exercise.notes))
+    submission = SubmissionReport(data["path"], data.get("sha256", ""), exercises, data.get("notes", []),
+                                  data.get("error") or "")
+    text = table(submission, verbose, notes=None)
+    error = "\n".join(filter(None, [text, stderr])) if submission.error else ""
+    return GradeReport(data["path"], returncode, activations, text, warning, error, verbose, data)
+
+
+# ---------------------------------------------------------------------------- unsaved changes
+
+def _shell():
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+
+
+def executed_inputs() -> list[str]:
+    """The cells this kernel ran, in order, as typed (IPython's raw history; else its ``In``)."""
+    shell = _shell()
+    if shell is None:
+        return []
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    if history is None:
+        history = shell.user_ns.get("In", [])
+    return [src for src in history if isinstance(src, str)]
+
+
+def unsaved(path: Path, inputs: list[str] | None = None) -> bool:
+    """Whether the kernel ran a definition that the saved notebook ``path`` does not hold."""
+    if path.suffix != ".ipynb":
+        return False
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        saved = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                 for c in cells if c.get("cell_type") == "code"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return bool(differing(saved, executed_inputs() if inputs is None else inputs))
+
+
+def differing(saved: list[str], inputs: list[str]) -> list[str]:
+    """The names, graded or defined by the saved cells, whose last definition that ran (``inputs``,
+    oldest first) is not one of the ``saved`` cells. A definition run from a scratch cell that the
+    file lacks counts; an old version redefined later, or a scratch name the file never defines, does not."""
+    from .catalog import ACTIVATIONS
+
+    saved_normal = {_normal(src) for src in saved}
+    watched = {n for a in ACTIVATIONS for n in a.names}
+    for src in saved:
+        watched |= _defines(src)
+    last: dict[str, str] = {}
+    for src in inputs:
+        for name in _defines(src) & watched:
+            last[name] = src
+    return sorted(name for name, src in last.items() if _normal(src) not in saved_normal)
+
+
+def _normal(source: str) -> str:
+    """A cell's code as the kernel runs it (magics as IPython rewrites them: ``In`` holds that form),
+    without trailing spaces or blank lines at either end."""
+    source = _python(source) or source
+    return "\n".join(line.rstrip() for line in source.strip("\n").splitlines()).strip("\n")
+
+
+def _python(source: str) -> str | None:
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:
+        return None
+    try:
+        return TransformerManager().transform_cell(source)
+    except Exception:  # IPython's own parser on a half-written cell: compare it as typed
+        return None
+
+
+def _defines(source: str) -> set[str]:
+    """The names a cell defines at top level: functions, classes, assignments."""
+    try:
+        tree = ast.parse(_python(source) or source)
+    except (SyntaxError, ValueError):
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names

@@ -6,9 +6,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import math
+from typing import TYPE_CHECKING
 
 from .compare import fmt
 from .curves import Curves, describe_inputs
+
+if TYPE_CHECKING:  # matplotlib is optional
+    from matplotlib.figure import Figure
 
 TORCH, STUDENT, FAIL = "#333333", "#d55e00", "#c00000"
 
@@ -17,8 +21,24 @@ def available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
+# a symmetric log axis whose linear part is as wide on screen, per unit, as the log part's first
+# decade at its start: the mapping is then smooth (C1) at ±linthresh, so a smooth curve has no corner
+# there (matplotlib's default, linscale 1, changes the slope there by a factor of 2.6)
+LINSCALE = (1 - 1 / 10) / math.log(10)
+
+
 def png(c: Curves) -> bytes | None:
     """The picture of one failure, or None without matplotlib."""
+    fig = figure(c)
+    if fig is None:
+        return None
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
+
+
+def figure(c: Curves) -> Figure | None:
+    """The matplotlib Figure of :func:`png`, or None without matplotlib."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -41,9 +61,7 @@ def png(c: Curves) -> bytes | None:
         for ax, (name, theirs, mine, kind) in zip(panels[1], sides):
             _difference(ax, c, name, theirs, mine, emphasised=(kind == c.kind))
     fig.suptitle(f"{c.activation} {c.check}: {c.title}, fails at x = {describe_inputs(c.inputs, 3)}", fontsize=10)
-    out = io.BytesIO()
-    fig.savefig(out, format="png")
-    return out.getvalue()
+    return fig
 
 
 def _invisible(theirs: list[float] | None, mine: list[float] | None) -> bool:
@@ -87,11 +105,13 @@ def _symlog_x(ax, c: Curves) -> None:
     """Symmetric log x axis with a readable number of ticks (every other decade beyond 10^3)."""
     from matplotlib.ticker import FixedLocator
 
-    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xscale("symlog", linthresh=c.linthresh, linscale=LINSCALE)
     top = max(abs(v) for v in c.x)
     decades = int(math.log10(top)) if top >= 1 else 0
     step = 2 if decades > 3 else 1
-    ticks = [10.0 ** k for k in range(0, decades + 1, step)]
+    first = math.ceil(math.log10(c.linthresh))
+    ticks = [10.0 ** k for k in range(first, decades + 1, step)]
+    ticks = ([c.linthresh] if 3 * c.linthresh <= 10.0 ** first else []) + ticks  # the linear part's end, unless crowded
     ax.xaxis.set_major_locator(FixedLocator(sorted([-t for t in ticks] + [0.0] + ticks)))
     ax.xaxis.set_minor_locator(FixedLocator([]))
 
@@ -117,7 +137,7 @@ def _panel(ax, c: Curves, name: str, theirs: list[float] | None, mine: list[floa
     if c.log_x:
         _symlog_x(ax, c)
     if finite and max(finite) > 100:
-        ax.set_yscale("symlog", linthresh=1)
+        ax.set_yscale("symlog", linthresh=1, linscale=LINSCALE)
     low, high = ax.get_ylim()
     top = high - 0.04 * (high - low)
     # where yours is nan or inf and torch's is not: a cross at the top, since there is nothing to draw

@@ -147,6 +147,50 @@ def test_the_grid_shows_the_failing_inputs_on_a_log_scale_when_large() -> None:
     assert not log_x and 0.5 in xs and 3.0 in xs and min(xs) <= -1.5 and max(xs) >= 5
 
 
+def _edges_failure(name: str, x: float) -> tuple:
+    from grader.catalog import BY_NAME
+
+    entry = BY_NAME[name]
+    failure = CheckFailure("", (x,), "grad")
+    failure.case, failure.dtype, failure.form = dict(entry.cases[0]), torch.float32, "functional"
+    return entry, failure
+
+
+def test_the_symlog_axis_is_linear_where_the_curve_bends() -> None:
+    """Where f' is still over 1% of its peak (sigmoid' = 1/(4 cosh(x/2)^2): |x| < 2 acosh(10) = 6.0;
+    tanh' = 1/cosh(x)^2: |x| < acosh(10) = 3.0), the axis is linear, and not much wider: the linear
+    range follows the curve."""
+    for name, reach in {"Sigmoid": 2 * math.acosh(10), "Tanh": math.acosh(10)}.items():
+        entry, failure = _edges_failure(name, -100.0)
+        shown = curves.build(entry, "edges", failure, "cpu", None)
+        assert shown.log_x and reach <= shown.linthresh <= 2 * reach, (name, shown.linthresh, reach)
+    entry, failure = _edges_failure("ReLU", -1e4)
+    assert curves.build(entry, "edges", failure, "cpu", None).linthresh == 1.0  # its only bend is at 0
+
+
+def test_a_smooth_curve_has_no_corner_where_the_axis_turns_logarithmic() -> None:
+    """The torch curve as drawn, in pixels: where the axis changes from linear to log (±linthresh)
+    the line turns by at most 3 degrees between neighbouring points (matplotlib's default symlog
+    bent the sigmoid there by about 25 degrees)."""
+    pytest.importorskip("matplotlib")
+    import numpy as np
+
+    from grader import plots
+
+    for name in ("Sigmoid", "Tanh", "Softplus"):
+        entry, failure = _edges_failure(name, -100.0)
+        shown = curves.build(entry, "edges", failure, "cpu", None)
+        fig = plots.figure(shown)
+        fig.canvas.draw()
+        for ax in fig.axes[:2]:
+            line = ax.lines[0]  # torch's
+            xy = line.get_xydata()
+            steps = np.diff(ax.transData.transform(xy), axis=0)
+            turns = np.abs(np.diff(np.degrees(np.arctan2(steps[:, 1], steps[:, 0]))))
+            near = np.abs(np.abs(xy[1:-1, 0]) - shown.linthresh) <= 0.15 * shown.linthresh
+            assert near.any() and turns[near].max() < 3, (name, ax.get_title(), turns[near].max())
+
+
 def test_curves_from_a_tape_are_validated_against_the_catalogue() -> None:
     """What a (possibly forged) worker recorded can only draw a picture of a catalogue case."""
     def entry(**changes) -> list:
@@ -202,7 +246,7 @@ def test_notebook_path_from_what_the_kernel_ran(tmp_path: Path, monkeypatch) -> 
 
 
 def test_grade_without_a_name_it_cannot_find_asks_for_it(tmp_path: Path) -> None:
-    code = "from grader.notebook import grade; raise SystemExit(grade())"
+    code = "from grader.notebook import grade; raise SystemExit(grade().returncode)"
     env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "pass its file name" in r.stdout, r.stdout + r.stderr

@@ -48,6 +48,47 @@ def test_exercises_are_generated_from_solutions() -> None:
     assert exercises.main(["--check"]) == 0, "run `make exercises`"
 
 
+def _ids(root: Path) -> dict[str, list[str]]:
+    import nbformat
+
+    out = {}
+    for path in sorted((root / "exercises").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        nbformat.validate(nb)  # 4.5's schema: every cell has a valid id
+        assert (nb.nbformat, nb.nbformat_minor) == (4, 5), path.name
+        out[path.name] = [c.id for c in nb.cells]
+        assert len(set(out[path.name])) == len(nb.cells), path.name
+    return out
+
+
+def test_exercises_have_cell_ids_that_regeneration_keeps(tmp_path: Path) -> None:
+    """A front end gives cells without an id a random one and marks the notebook changed as it
+    opens: exercises are nbformat 4.5 with ids, the same ids each time they are generated, also
+    after a solution cell's text changes; a solution cell's own id is kept."""
+    import shutil
+
+    for part in ("solutions", "exercises"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    shutil.copy(ROOT / "_config.yml", tmp_path)
+    committed = _ids(ROOT)
+    assert set(committed) == {p.name for p in (ROOT / "exercises").glob("*.ipynb")}
+    for _ in range(2):
+        shutil.rmtree(tmp_path / "exercises")
+        assert exercises.main(["--root", str(tmp_path)]) == 0
+        assert _ids(tmp_path) == committed
+    solution = tmp_path / "solutions" / "01_standard.ipynb"
+    nb = json.loads(solution.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    code[0]["source"] = "# a comment added\n" + "".join(code[0]["source"])
+    code[1]["id"] = "chosen-in-jupyterlab"
+    solution.write_text(json.dumps(nb))
+    assert exercises.main(["--root", str(tmp_path)]) == 0
+    after = _ids(tmp_path)["01_standard.ipynb"]
+    changed = [(a, b) for a, b in zip(committed["01_standard.ipynb"], after) if a != b]
+    assert len(after) == len(committed["01_standard.ipynb"]) and len(changed) == 1 and \
+        changed[0][1] == "chosen-in-jupyterlab", changed
+
+
 def test_generator_replaces_every_solution_region() -> None:
     src = "def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n\nclass A:\n    def g(self):\n        ### BEGIN SOLUTION\n        pass\n        ### END SOLUTION\n"
     out = exercises.strip_solutions(src)

@@ -131,11 +131,11 @@ WRONG_RELU = "import torch\ndef relu(input, inplace=False):\n    return input.ab
 
 def test_grade_in_jupyter_grades_the_saved_file(tmp_path: Path) -> None:
     (tmp_path / "mine.py").write_text(WRONG_RELU)
-    r = subprocess.run([sys.executable, "-c", "from grader.notebook import grade; raise SystemExit(grade('mine.py'))"],
+    r = subprocess.run([sys.executable, "-c", "from grader.notebook import grade; raise SystemExit(grade('mine.py').returncode)"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
     assert re.search(r"mine\.py .*\n  ReLU +0/\d+ +api: ReLU is not defined", r.stdout), r.stdout
-    missing = subprocess.run([sys.executable, "-c", "from grader.notebook import grade; raise SystemExit(grade('nope.ipynb'))"],
+    missing = subprocess.run([sys.executable, "-c", "from grader.notebook import grade; raise SystemExit(grade('nope.ipynb').returncode)"],
                              cwd=tmp_path, capture_output=True, text=True)
     assert missing.returncode == 2 and "nope.ipynb not found" in missing.stdout
 
@@ -146,7 +146,7 @@ def test_grade_in_colab_grades_the_notebook_as_shown(tmp_path: Path, call: str) 
     exercises' cell needs no file name there."""
     shown = json.loads((ROOT / "exercises" / "01_standard.ipynb").read_text())
     (tmp_path / "shown.json").write_text(json.dumps(shown))
-    r = run_as_colab(tmp_path, f"from grader.notebook import grade\nraise SystemExit({call})",
+    r = run_as_colab(tmp_path, f"from grader.notebook import grade\nraise SystemExit({call}.returncode)",
                      str(tmp_path / "shown.json"))
     assert r.returncode == 1, r.stdout + r.stderr
     assert ".ipynb" in r.stdout and "not implemented" in r.stdout, r.stdout

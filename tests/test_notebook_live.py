@@ -71,7 +71,11 @@ def test_a_stub_says_not_implemented(ran: dict) -> None:
 
 
 def test_grade_finds_the_notebook_and_grades_it(ran: dict) -> None:
+    # the report as the cell's display, and no value (the exit status once showed as `1` under it)
+    assert [o.output_type for o in ran["grade"].outputs] == ["display_data"], ran["grade"].outputs
+    assert "<table" in ran["grade"].outputs[0]["data"]["text/html"]
     text = _text(ran["grade"])
+    assert "saved file differs" not in text  # the kernel ran what the file holds
     assert "01_standard.ipynb" in text and "cannot tell which notebook" not in text, text
     lines = {l.split()[0]: l.split()[1] for l in text.splitlines() if l.startswith("  ") and len(l.split()) > 1}
     assert lines["ReLU"] == "18/18" and lines["Tanh"].startswith("0/"), text
