@@ -60,7 +60,8 @@ def test_book_builds_every_page(html: Path) -> None:
     assert "nn.LeakyReLU" in catalogue and counts in catalogue
     design = (html / "book/13_design.html").read_text()
     for entry in by_chapter("design"):  # every activation of the catalogue's design chapter is on its page
-        assert f"class {entry.name}Function" in design and f"{entry.name}</span></code>" in design, entry.name
+        assert f">{entry.name}Function</span>" in design, entry.name  # its code, in a tab
+        assert f'<span class="pre">{entry.name}</span></code>' in design, entry.name  # the exercise's list
     assert (html / "mathjax" / "tex-mml-chtml.js").exists(), "MathJax is served with the book"
 
 
