@@ -133,7 +133,7 @@ def tabs(name: str) -> Markdown:
     entry = BY_NAME[name]
     functional, module = torch_signatures(entry) if entry.in_torch else reference_signatures(entry)
     source = solution_source(entry.chapter, entry.functional or entry.name)
-    mlx = MLX[name]
+    mlx = MLX.get(name)  # an activation added to the catalogue later: not in mlx.nn
     items = []
     if functional:
         items.append(("Functional", f"```python\n{functional}\n```"))

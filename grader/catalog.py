@@ -1,8 +1,10 @@
 """The activation catalogue: one declarative entry per activation.
 
 Every entry here drives the grader's checks (``grader/suite.py``), the list of names an exercise
-notebook must define, and the book's tables. Adding an activation means one ``Activation`` entry
-below plus one solution cell in ``solutions/``.
+notebook must define, and the book's tables. Adding an activation torch does not have means a
+reference in ``grader/references.py``, one ``Activation`` entry below, and a solution cell followed
+by a ``check`` cell in ``solutions/`` (README.md, "Add an activation"); the design chapter of the
+book, its exercise and the tests read the rest from here.
 
 In the spirit of PyTorch's OpInfo tables, an entry says *what* is true of an activation (its
 signature, parameters worth testing, kinks, where torch itself is odd, which ops it must not
@@ -133,8 +135,15 @@ class Activation:
     halves: bool = False
     # What messages call the tensor argument after input (PReLU's weight, Swish's beta).
     weight_name: str = "weight"
+    # How the book's prose and tables name it ("C¹ Hardswish"); the name when empty.
+    title: str = ""
 
     # ----- derived views, used by the grader and the book -------------------------------------
+    @property
+    def display_name(self) -> str:
+        """The book's name for the activation: ``title``, else ``name``."""
+        return self.title or self.name
+
     @property
     def function_name(self) -> str:
         return f"{self.name}Function"
@@ -536,14 +545,14 @@ ACTIVATIONS: tuple[Activation, ...] = (
     # ------------------------------------------------------------------ design your own: no torch op,
     # graded against grader/references.py
     Activation(
-        "HardswishC1", "design", "hardswish_c1", inplace=True,
+        "HardswishC1", "design", "hardswish_c1", inplace=True, title="C¹ Hardswish",
         joints=lambda p: [-3.0, 3.0],
         forbidden_ops=("hardswish", "hardswish_"),
         reference=references.hardswish_c1, reference_module=references.HardswishC1,
         notes="x (x+3)^2 (6-x) / 108 on (-3, 3): Hardswish with a continuous derivative.",
     ),
     Activation(
-        "Swish", "design", "swish",
+        "Swish", "design", "swish", title="Swish-β",
         params=(Param("num_parameters", 1), Param("init", 1.0)),
         cases=({}, {"num_parameters": 3, "init": 0.5}, {"init": 0.0}, {"init": -2.0}),
         shape=(4, 3, 5),
@@ -578,7 +587,7 @@ ACTIVATIONS: tuple[Activation, ...] = (
                                 "any value in [0, 1] times a is a valid subgradient")),
     )),
     Activation(
-        "SquaredReLU", "design", "squared_relu", inplace=True,
+        "SquaredReLU", "design", "squared_relu", inplace=True, title="Squared ReLU",
         joints=lambda p: [0.0],
         reference=references.squared_relu, reference_module=references.SquaredReLU,
         paper="so2021primer",

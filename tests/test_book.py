@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from grader.catalog import ACTIVATIONS, CHAPTERS, by_chapter
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -53,7 +55,13 @@ def test_book_builds_every_page(html: Path) -> None:
     for page in toc_pages():
         assert (html / f"{page}.html").exists(), page
     catalogue = (html / "book/catalogue.html").read_text()
-    assert "nn.LeakyReLU" in catalogue and "35 activations in 9 chapters, 28 of them torch.nn" in catalogue
+    counts = (f"{len(ACTIVATIONS)} activations in {len(CHAPTERS)} chapters, "
+              f"{sum(a.in_torch for a in ACTIVATIONS)} of them torch.nn")
+    assert "nn.LeakyReLU" in catalogue and counts in catalogue
+    design = (html / "book/13_design.html").read_text()
+    for entry in by_chapter("design"):  # every activation of the catalogue's design chapter is on its page
+        assert f">{entry.name}Function</span>" in design, entry.name  # its code, in a tab
+        assert f'<span class="pre">{entry.name}</span></code>' in design, entry.name  # the exercise's list
     assert (html / "mathjax" / "tex-mml-chtml.js").exists(), "MathJax is served with the book"
 
 
