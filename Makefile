@@ -49,8 +49,8 @@ test: setup mathjax
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 exercises: setup
-	$(BIN)/python -m grader.exercises
-	$(BIN)/python -m grader.launch
+	$(BIN)/python -m grader.authoring.exercises
+	$(BIN)/python -m grader.authoring.launch
 
 grade: setup
 	$(BIN)/python -m grader $(or $(SUBMISSIONS),exercises/*.ipynb)

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from grader.mlx_catalog import NO_MLX, available
+from grader.spec.mlx_catalog import NO_MLX, available
 
 MLX_NOTEBOOKS = ("10_mlx.ipynb",)
 

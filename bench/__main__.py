@@ -31,7 +31,7 @@ ONE_CHAPTER = "solutions/01_standard.ipynb"
 # check() of one activation, in one process as a notebook kernel runs it: the first call, then a later one.
 CHECK_SCRIPT = """
 import json, time
-from grader.loader import load
+from grader.submission.loader import load
 from grader.notebook import check
 ns = load("solutions/01_standard.ipynb").namespace
 times = []

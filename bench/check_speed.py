@@ -32,7 +32,7 @@ KERNEL = r"""
 import json, sys, time
 import torch
 from grader.catalog import BY_NAME, chapter_stem
-from grader.loader import load
+from grader.submission.loader import load
 name, extra, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 namespace = load(f"solutions/{chapter_stem(BY_NAME[name].chapter)}.ipynb").namespace
 exec(extra, namespace)

@@ -3,7 +3,7 @@
 ``python bench/check_times.py``: every check of every solution notebook, and of the correct but
 naive forms the test suite proves the vectorised check with (a Python loop over elements), run
 in-process on the CPU; prints the slowest checks and the slowest notebook cells, and the ratio of
-the default per-check limit (grader/limits.py) to the slowest correct check.
+the default per-check limit (grader/core/limits.py) to the slowest correct check.
 """
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from grader import limits, loader  # noqa: E402
+from grader.core import limits
+from grader.submission import loader  # noqa: E402
 from grader.catalog import BY_NAME  # noqa: E402
-from grader.checks import CheckFailure, Impl, checks_for  # noqa: E402
+from grader.core.errors import CheckFailure
+from grader.checks.torch_checks import Impl, checks_for  # noqa: E402
 
 
 def time_checks(label: str, sub: loader.Submission, only: str | None = None) -> list[tuple[float, str, str]]:

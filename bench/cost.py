@@ -37,8 +37,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from grader.catalog import ACTIVATIONS, Activation, chapter_stem
-from grader.loader import load
-from grader.recorder import Recorder
+from grader.submission.loader import load
+from grader.checks.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE_ENV = "ACTIVATIONS_DEVICE"          # cpu, cuda or auto (default: CUDA when present)

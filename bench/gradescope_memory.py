@@ -99,7 +99,7 @@ class Cgroup:
 
 
 def _role(pid: int) -> str:
-    """parent (``python -m grader gradescope``), grader.keeper, grader.worker or the program's name."""
+    """parent (``python -m grader gradescope``), grader.run.keeper, grader.run.worker or the program's name."""
     try:
         words = [w.decode(errors="replace") for w in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
     except OSError:

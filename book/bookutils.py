@@ -2,7 +2,7 @@
 signatures, the tabs of each activation, and derivative plots.
 
 One source of truth: the code a chapter shows is read from ``solutions/``, the parameters and kinks
-from the catalogue (``grader/catalog.py``); nothing is copied by hand.
+from the catalogue (``grader/spec/catalog.py``); nothing is copied by hand.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ except ImportError:  # Colab and plain Jupyter: show the value where the book wo
         _show(name, variable)
 
 from grader.catalog import BY_NAME, Activation, chapter_stem, format_params, quiet_implicit_dim
-from grader.exercises import BEGIN, END
-from grader.loader import load
+from grader.authoring.exercises import BEGIN, END
+from grader.submission.loader import load
 
 ROOT = Path(__file__).resolve().parent.parent
 # bench/ (the measurements the cost chapter and the guidelines share with `python -m bench`) is no
@@ -120,7 +120,7 @@ def torch_signatures(entry: Activation) -> tuple[str, str]:
 
 def reference_signatures(entry: Activation) -> tuple[str, str]:
     """``swish(input, beta)`` and ``Swish(num_parameters=1, ...)``: the course's names for an activation
-    torch does not have, read from its reference (grader/references.py)."""
+    torch does not have, read from its reference (grader/spec/references.py)."""
     init = [(p.name, p.default) for p in inspect.signature(entry.torch_module().__init__).parameters.values()
             if p.name not in ("self", "args", "kwargs")]
     return (f"{entry.functional}({format_params(entry.functional_signature())})",
@@ -141,7 +141,7 @@ def tabs(name: str) -> Markdown:
     items.append(("From scratch", f"```python\n{source}\n```"))
     if not entry.in_torch:
         reference = inspect.getsource(entry.reference)
-        items.append(("Grader's reference", f"The float64 truth of `grader/references.py`, written from the "
+        items.append(("Grader's reference", f"The float64 truth of `grader/spec/references.py`, written from the "
                       f"paper, which the grader compares with:\n```python\n{reference}\n```"))
     items.append(("MLX", f"`mlx.{mlx}`" if mlx else
                   "Not in `mlx.nn`: the MLX chapter writes it from MLX primitives." if entry.in_torch else

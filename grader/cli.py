@@ -1,60 +1,10 @@
-"""``python -m grader SUBMISSION... [--json REPORT] [--html PAGE] [--device cpu|cuda|all]``.
-
-Exit status: 0 full marks for every submission, 1 anything less, 2 nothing could be graded.
-Instructors' commands have modules of their own: ``python -m grader batch|classroom|gradescope|class-report ...``.
-"""
+"""``python -m grader ...``: the grader's command line. ``python -m grader SUBMISSION...`` grades
+(grader/commands/grade.py); ``batch``, ``classroom``, ``gradescope`` and ``class-report`` are the
+instructors' commands, each a module of grader/commands/."""
 from __future__ import annotations
 
-import argparse
-import contextlib
 import importlib
-import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
-from . import __version__, html_report, limits, sandbox
-from .report import NOT_FINISHED, SubmissionReport, as_json, build, table, write_json
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m grader",
-                                description="Grade activation-function submissions (.ipynb or .py) against torch.",
-                                epilog="Instructors: python -m grader batch|classroom|gradescope|class-report --help")
-    p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or .py files to grade")
-    p.add_argument("--json", metavar="REPORT", help="also write a JSON report to this path")
-    p.add_argument("--html", metavar="PAGE", help="also write a self-contained HTML feedback page (every "
-                   "failure with its hint and a plot) to this path")
-    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
-                   help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
-    p.add_argument("--check-timeout", type=float, default=limits.CHECK_TIMEOUT, metavar="SECONDS",
-                   help=f"seconds one check or cell may take (default {limits.CHECK_TIMEOUT:g}); a function "
-                        "that used them up fails every later check at once")
-    p.add_argument("--hide", action="append", default=[], metavar="DIR",
-                   help="a folder the submission's code must not read (repeatable; the course's solutions/ "
-                        "always is), where the system allows mount namespaces")
-    p.add_argument("--memory", type=float, default=limits.MEMORY / 2**30, metavar="GIB",
-                   help="address-space limit of the worker that runs a submission (default 6)")
-    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                   help="submissions graded at once (default: the number of CPUs)")
-    p.add_argument("-v", "--verbose", action="store_true", help="list every check")
-    p.add_argument("--version", action="version", version=f"grader {__version__}")
-    return p
-
-
-def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
-          memory: int = limits.MEMORY, read_only: tuple[Path, ...] = (),
-          hide: tuple[Path, ...] = (), total_timeout: float = limits.TOTAL_TIMEOUT,
-          out_of_time: str = "") -> SubmissionReport:
-    """Grade one submission in a worker process. A file that cannot be graded is a report with
-    ``error`` set; a crash or hang costs the exercise it happened in. After ``total_timeout``
-    seconds the checks graded so far are kept and the rest fail, ``out_of_time`` saying why."""
-    outcome = sandbox.run(path, device, check_timeout, memory, total_timeout, read_only=read_only, hide=hide,
-                          out_of_time=out_of_time)
-    if outcome.error:
-        return SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
-    return build(path, outcome.sha256, outcome.results, outcome.notes)
-
 
 COMMANDS = ("batch", "classroom", "gradescope", "class-report")  # a submission is a file name with a suffix, never one of these
 
@@ -62,47 +12,7 @@ COMMANDS = ("batch", "classroom", "gradescope", "class-report")  # a submission 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
-        return importlib.import_module(f".{argv[0].replace('-', '_')}", __package__).main(argv[1:])
-    args = _parser().parse_args(argv)
-    if args.device == "cuda":
-        import torch
+        return importlib.import_module(f"grader.commands.{argv[0].replace('-', '_')}").main(argv[1:])
+    from grader.commands import grade
 
-        if not torch.cuda.is_available():
-            print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
-                  file=sys.stderr)
-            return 2
-    for folder in args.hide:
-        if not Path(folder).is_dir():
-            print(f"error: --hide {folder}: not a folder", file=sys.stderr)
-            return 2
-    if args.json:  # before any student code runs: what stands if this process is killed before the end
-        try:
-            write_json(as_json([SubmissionReport(p, error=f"{NOT_FINISHED}: the grader was stopped before it finished")
-                                for p in args.submissions], args.device), args.json)
-        except OSError as exc:
-            print(f"error: --json {args.json}: cannot write it ({exc.strerror or exc})", file=sys.stderr)
-            return 2
-    report_dir = tuple({Path(f).resolve().parent for f in (args.json, args.html) if f and Path(f).resolve().parent.is_dir()})
-    feedback = html_report.Collector() if args.html else None
-
-    def one(index: int, path: str) -> SubmissionReport:
-        with feedback.watch(index) if feedback else contextlib.nullcontext():
-            return grade(path, args.device, args.check_timeout, int(args.memory * 2**30), report_dir,
-                         tuple(Path(h) for h in args.hide))
-
-    # submissions are graded side by side: each in its own worker process, judged here in a thread
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        reports = list(pool.map(one, range(len(args.submissions)), args.submissions))
-    for r in reports:
-        if r.error:
-            print(f"error: {r.path}: {r.error}" if not r.error.startswith(r.path) else f"error: {r.error}",
-                  file=sys.stderr)
-        else:
-            print(table(r, verbose=args.verbose))
-    if args.json:
-        write_json(as_json(reports, args.device), args.json)
-    if args.html and not html_report.write(reports, args.html, feedback, args.device):
-        return 2
-    if all(r.error for r in reports):
-        return 2
-    return 0 if all(r.full_marks for r in reports) else 1
+    return grade.main(argv)

@@ -25,8 +25,8 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from grader.core.env import RUNNING
 
-RUNNING = "ACTIVATIONS_GRADER_RUNNING"   # set by the grader while it runs submission code
 CHECK_TIMEOUT = 10.0  # seconds per check in a notebook: an infinite loop should not hold a student long
 
 
@@ -40,7 +40,7 @@ def check(activation: str, *, device: str = "all", timeout: float = CHECK_TIMEOU
         return None
     if namespace is None:
         namespace = kernel_namespace(sys._getframe(1).f_globals)
-    from .live import run
+    from grader.run.live import run
 
     return run(activation, namespace, device, timeout)
 
@@ -135,7 +135,7 @@ class GradeReport:
         printer.text(str(self))
 
     def _repr_html_(self) -> str:
-        from .html_report import cell, checks_table, notes_html, table
+        from grader.feedback.html_report import cell, checks_table, notes_html, table
 
         esc = html.escape
         parts = []
@@ -224,8 +224,8 @@ def _grade(path: str | os.PathLike | None, options: tuple[str, ...]) -> GradeRep
 def from_json(data: dict, returncode: int, verbose: bool = False, warning: str = "", stderr: str = "") -> GradeReport:
     """The report of one submission (an item of ``submissions`` in ``python -m grader --json``'s
     report), its table with every note, as ``check()`` shows them."""
-    from .plugin import CheckResult
-    from .report import Exercise, SubmissionReport, table
+    from grader.core.results import CheckResult
+    from grader.report.model import Exercise, SubmissionReport, table
 
     exercises, activations = [], []
     for e in data["exercises"]:
@@ -277,7 +277,7 @@ def differing(saved: list[str], inputs: list[str]) -> list[str]:
     """The names, graded or defined by the saved cells, whose last definition that ran (``inputs``,
     oldest first) is not one of the ``saved`` cells. A definition run from a scratch cell that the
     file lacks counts; an old version redefined later, or a scratch name the file never defines, does not."""
-    from .catalog import ACTIVATIONS
+    from grader.spec.catalog import ACTIVATIONS
 
     saved_normal = {_normal(src) for src in saved}
     watched = {n for a in ACTIVATIONS for n in a.names}

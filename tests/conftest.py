@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import BY_NAME, chapter_stem
-from grader.loader import Submission, load
+from grader.submission.loader import Submission, load
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -67,7 +67,7 @@ def follow_the_readme(repo: Path) -> None:
     catalog.write_text(text.replace(end, "\n" + entry.rstrip("\n") + end), encoding="utf-8")
     _append_cell(repo / "solutions" / DESIGN, solution.rstrip("\n"), [])
     _append_cell(repo / "solutions" / DESIGN, check.rstrip("\n"), ["check"])
-    for module in ("grader.exercises", "grader.launch"):  # `make exercises`
+    for module in ("grader.authoring.exercises", "grader.authoring.launch"):  # `make exercises`
         r = _run(repo, "-m", module)
         assert r.returncode == 0, r.stdout + r.stderr
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import nbformat
 
-from grader import batch, gradebook
+from grader.commands import batch
+from grader.report import gradebook
 from grader.catalog import ACTIVATIONS
-from grader.checks import checks_for
+from grader.checks.torch_checks import checks_for
 
 from test_cli import RELU, kill_while_grading, slow_relu
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.catalog import (ACTIVATIONS, BY_NAME, CHAPTERS, REQUIRED, measured_implicit_dim,
-                           quiet_implicit_dim)
-from grader.checks import CheckFailure, check_forbidden, torch_impl
+from grader.catalog import ACTIVATIONS, BY_NAME, CHAPTERS, REQUIRED, measured_implicit_dim, quiet_implicit_dim
+from grader.core.errors import CheckFailure
+from grader.checks.torch_checks import check_forbidden, torch_impl
 
 IDS = [a.name for a in ACTIVATIONS]
 
@@ -133,7 +133,7 @@ def test_forbidden_check_catches_a_submission_that_calls_the_reference(entry) ->
     """The references take part in __torch_function__, so calling one instead of writing the
     activation is seen, like a call of torch's own op; a reference built on an op the entry forbids
     (the README's bipolar sigmoid calls tanh) may be caught by that op first."""
-    seen = [rf"calls the grader's reference grader\.references\.{entry.functional}\b"]
+    seen = [rf"calls the grader's reference grader\.spec\.references\.{entry.functional}\b"]
     seen += [rf"calls torch's own aten\.{re.escape(op)}\b" for op in entry.forbidden_ops]
     with pytest.raises(CheckFailure, match="|".join(seen)):
         check_forbidden(_torch_with_function(entry), "cpu")

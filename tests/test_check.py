@@ -14,11 +14,14 @@ import nbformat
 import pytest
 import torch
 
-from grader import curves, replay
-from grader.compare import CheckFailure, assert_close, locate_elementwise, locate_index
-from grader.live import CheckReport, run
-from grader.loader import load
-from grader.notebook import RUNNING, check, notebook_path
+from grader.feedback import curves
+from grader.checks import replay
+from grader.core.errors import CheckFailure
+from grader.checks.compare import assert_close, locate_elementwise, locate_index
+from grader.run.live import CheckReport, run
+from grader.submission.loader import load
+from grader.core.env import RUNNING
+from grader.notebook import check, notebook_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,7 +178,7 @@ def test_a_smooth_curve_has_no_corner_where_the_axis_turns_logarithmic() -> None
     pytest.importorskip("matplotlib")
     import numpy as np
 
-    from grader import plots
+    from grader.feedback import plots
 
     for name in ("Sigmoid", "Tanh", "Softplus"):
         entry, failure = _edges_failure(name, -100.0)
@@ -268,7 +271,7 @@ def test_the_import_is_cheap() -> None:
     code = textwrap.dedent("""
         import sys
         import grader.notebook
-        heavy = [m for m in ("torch", "grader.checks", "grader.live", "matplotlib", "pytest") if m in sys.modules]
+        heavy = [m for m in ("torch", "grader.checks.torch_checks", "grader.run.live", "matplotlib", "pytest") if m in sys.modules]
         print(heavy)
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

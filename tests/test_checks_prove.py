@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pytest
 
 from grader.catalog import BY_NAME, IMPLICIT_DIM_WARNING
-from grader.checks import CHECKS, CHECKS_BY_NAME, CheckFailure, Impl, checks_for
+from grader.checks.torch_checks import CHECKS, CHECKS_BY_NAME, Impl, checks_for
+from grader.core.errors import CheckFailure
 
 from conftest import fresh_solution
 
@@ -322,7 +323,7 @@ WRONG = [
           "class Softmax2d(nn.Module):\n"
           "    def forward(self, input):\n        _check_2d(input)\n        return softmax(input, 1)",
           "the channels as dim 1: right for a 4-D input only"),
-    # ---- the design chapter: activations graded against grader/references.py instead of a torch op
+    # ---- the design chapter: activations graded against grader/spec/references.py instead of a torch op
     Wrong("Snake", "values[float64]", "value is nan",
           "def snake(input, alpha):\n"
           "    a = _channel_weight(input, alpha, 'snake')\n"
@@ -409,8 +410,8 @@ WRONG = [
           "    out = torch.where(input > 0, input, 0) ** 2\n"
           "    return input.copy_(out) if inplace else out",
           "nan mapped to 0"),
-    Wrong("Snake", "forbidden", "the grader's reference grader.references.snake",
-          "from grader.references import snake",
+    Wrong("Snake", "forbidden", "the grader's reference grader.spec.references.snake",
+          "from grader.spec.references import snake",
           "the grader's own reference imported instead of written"),
 ]
 

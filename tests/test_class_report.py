@@ -21,9 +21,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import class_report
-from grader.class_report import pattern
-from grader.hints import hint_for
+from grader.commands import class_report
+from grader.commands.class_report import pattern
+from grader.feedback.hints import hint_for
 
 from test_book import ARTIFACTS, browser  # noqa: F401  (a fixture: Chromium driven by playwright)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import limits
+from grader.core import limits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,7 @@ def kill_while_grading(cmd: list[str], **popen) -> None:
                             **popen)
     try:
         give_up = time.monotonic() + 300
-        while not any(b"grader.worker" in _cmdline(p) for p in descendants(proc.pid)):
+        while not any(b"grader.run.worker" in _cmdline(p) for p in descendants(proc.pid)):
             assert proc.poll() is None, "it finished before it could be killed"
             assert time.monotonic() < give_up, "no worker started"
             time.sleep(0.2)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import containment, limits
+from grader.run import containment
+from grader.core import limits
 from grader.catalog import ACTIVATIONS, chapter_stem
 from test_cli import RELU, ROOT, notebook
 

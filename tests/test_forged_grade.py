@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import grant_search
-from grader import containment
+from grader.run import containment
 from grader.catalog import BY_NAME
-from grader.checks import checks_for
+from grader.checks.torch_checks import checks_for
 from test_cli import RELU
 from test_gradescope import autograder_root, bundle, check_spec  # noqa: F401  (bundle is a fixture)
 
@@ -116,4 +116,4 @@ def test_a_worker_user_that_cannot_reach_the_grader_is_a_one_line_error(tmp_path
                        cwd=tmp_path, env=env, timeout=300)
     assert r.returncode == 2, r.stdout + r.stderr
     [line] = r.stderr.strip().splitlines()
-    assert "runs as root without namespaces" in line and f"cannot read {course / 'grader' / 'worker.py'}" in line, line
+    assert "runs as root without namespaces" in line and f"cannot read {course / 'grader' / 'run' / 'worker.py'}" in line, line

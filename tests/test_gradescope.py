@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import gradescope
+from grader.commands import gradescope
 from grader.catalog import ACTIVATIONS
-from grader.checks import checks_for
+from grader.checks.torch_checks import checks_for
 from test_classroom import solution_lines
 from test_cli import RELU, kill_while_grading, slow_relu
 
@@ -47,7 +47,7 @@ def test_bundle_layout(bundle: Path) -> None:
     with zipfile.ZipFile(bundle) as z:
         names = set(z.namelist())
         assert {"setup.sh", "run_autograder"} <= names  # at the root of the archive, not in a folder
-        assert {f"grader/{p.name}" for p in (ROOT / "grader").glob("*.py")} <= names
+        assert {f"grader/{p.relative_to(ROOT / 'grader').as_posix()}" for p in (ROOT / "grader").rglob("*.py")} <= names
         for name in ("setup.sh", "run_autograder"):
             assert stat.S_IMODE(z.getinfo(name).external_attr >> 16) & 0o111, f"{name} is not executable"
             assert z.read(name).startswith(b"#!/usr/bin/env bash\n")
@@ -55,9 +55,9 @@ def test_bundle_layout(bundle: Path) -> None:
         assert f"--index-url https://download.pytorch.org/whl/cpu {torch_pin}" in setup
         # no line of a solution in the bundle (short ones such as `return out` are also the grader's)
         secret = {line for line in solution_lines() if len(line) > 12}
-        # grader/references.py is the float64 reference of the activations torch lacks: like torch's own
+        # grader/spec/references.py is the float64 reference of the activations torch lacks: like torch's own
         # source for the 28 others, a grader cannot judge them without it (the README's threat model)
-        assert not [n for n in names if n != "grader/references.py"
+        assert not [n for n in names if n != "grader/spec/references.py"
                     and {l.strip() for l in z.read(n).decode().splitlines()} & secret]
     subprocess.run(["bash", "-n", "-c", setup], check=True)
 
@@ -276,7 +276,7 @@ def test_setup_on_ubuntu_22_04_installs_python_3_11(bundle: Path, tmp_path: Path
     assert any("--index-url https://download.pytorch.org/whl/cpu torch==" in l for l in pip)
     numpy = next(l for l in (ROOT / "requirements.txt").read_text().splitlines() if l.startswith("numpy=="))
     assert any(numpy in l.split() for l in pip), pip  # torch does not bring numpy; the checks need it
-    # submissions run as this user, who owns nothing (grader/containment.py)
+    # submissions run as this user, who owns nothing (grader/run/containment.py)
     assert log[-1] == ("useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "
                        "activations-grader"), log
 

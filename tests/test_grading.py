@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import exercises
+from grader.authoring import exercises
 from grader.catalog import ACTIVATIONS, CHAPTERS, chapter_stem
-from grader.cli import grade
-from grader.checks import checks_for
+from grader.commands.grade import grade
+from grader.checks.torch_checks import checks_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STEMS = [chapter_stem(c) for c in CHAPTERS]

@@ -1,4 +1,4 @@
-"""The hang memo (grader/hangs.py) is scoped and keyed by identity: what hung in one submission or
+"""The hang memo (grader/core/hangs.py) is scoped and keyed by identity: what hung in one submission or
 one ``check()`` never fails another, and code that merely looks the same is not the same function."""
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from pathlib import Path
 
 import nbformat
 
-from grader import hangs, limits
+from grader.core import hangs, limits
 from grader.catalog import BY_NAME
-from grader.checks import CheckFailure, Impl
-from grader.frameworks import checks_for
-from grader.live import run
-from grader.loader import load, time_limit
-from grader.plugin import CheckTimeout
-from grader.replay import Tape, using
+from grader.core.errors import CheckFailure
+from grader.checks.torch_checks import Impl
+from grader.checks.registry import checks_for
+from grader.run.live import run
+from grader.submission.loader import load, time_limit
+from grader.core.errors import CheckTimeout
+from grader.checks.replay import Tape, using
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPER_HANGS = "import time\ndef _h(x):\n    while True:\n        time.sleep(0.01)\n"

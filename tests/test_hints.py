@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import ACTIVATIONS, BY_NAME
-from grader.checks import CHECKS_BY_NAME, CheckFailure, Impl
-from grader.hints import HINTS, find_hint, hint_for
-from grader.live import run
+from grader.checks.torch_checks import CHECKS_BY_NAME, Impl
+from grader.core.errors import CheckFailure
+from grader.feedback.hints import HINTS, find_hint, hint_for
+from grader.run.live import run
 
 from conftest import fresh_solution
 from test_checks_prove import RIGHT, WRONG, Wrong

@@ -1,7 +1,7 @@
 """Hostile and broken submissions: the grade stays right and the run always finishes.
 
 Each submission starts from a correct ReLU (full marks) and adds one kind of trouble. The grader
-runs it in a worker process (grader/sandbox.py); these tests drive the real command line.
+runs it in a worker process (grader/run/sandbox.py); these tests drive the real command line.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import limits
+from grader.core import limits
 from test_cli import RELU, grader, notebook
 
 SIGMOID = '''
@@ -109,12 +109,12 @@ def test_monkeypatching_the_reference_does_not_help(tmp_path: Path) -> None:
 
 
 def test_monkeypatching_the_comparison_does_not_help(tmp_path: Path) -> None:
-    patch = ("\nimport grader.compare, grader.checks\n"
+    patch = ("\nimport grader.checks.compare, grader.checks.torch_checks\n"
              "torch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=torch.bool)\n"
              "torch.allclose = lambda *a, **k: True\n"
              "torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)\n"
-             "grader.compare.assert_close = lambda *a, **k: None\n"
-             "grader.checks.assert_close = lambda *a, **k: None\n")
+             "grader.checks.compare.assert_close = lambda *a, **k: None\n"
+             "grader.checks.torch_checks.assert_close = lambda *a, **k: None\n")
     r, report = run(tmp_path, WRONG_RELU + patch)
     s = scores(report)
     assert s["ReLU"][0] < s["ReLU"][1] - 5
@@ -178,7 +178,7 @@ import json, os, sys
 _fd = int(sys.argv[sys.argv.index("--result-fd") + 1])
 def relu(input, inplace=False):
     from grader.catalog import BY_NAME
-    from grader.checks import checks_for
+    from grader.checks.torch_checks import checks_for
     for check, device in checks_for(BY_NAME["ReLU"], ["cpu"]):
         event = {"event": "result", "activation": "ReLU", "check": check.name, "device": device,
                  "status": "passed", "message": "", "notes": [], "tape": "bm90IGEgdGFwZQ=="}
@@ -198,7 +198,7 @@ def test_submission_cannot_write_into_the_course_or_other_submissions(tmp_path: 
     submissions' folder and the report's folder read-only."""
     import os
 
-    from grader.sandbox import COURSE_ROOT
+    from grader.run.sandbox import COURSE_ROOT
 
     target = COURSE_ROOT / "grader" / "written_by_student.py"
     neighbour = tmp_path / "other_student.ipynb"

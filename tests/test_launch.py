@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import exercises, launch
-from grader.notebook import RUNNING
+from grader.authoring import exercises, launch
+from grader.core.env import RUNNING
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import BY_NAME
-from grader.cli import grade
-from grader.checks import CheckFailure, Impl
-from grader.frameworks import checks_for
-from grader.loader import load
-from grader.mlx_catalog import NO_MLX, PORTS, available
-from grader.mlx_checks import CHECKS
+from grader.commands.grade import grade
+from grader.core.errors import CheckFailure
+from grader.checks.torch_checks import Impl
+from grader.checks.registry import checks_for
+from grader.submission.loader import load
+from grader.spec.mlx_catalog import NO_MLX, PORTS, available
+from grader.checks.mlx_checks import CHECKS
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION, EXERCISE = ROOT / "solutions" / "10_mlx.ipynb", ROOT / "exercises" / "10_mlx.ipynb"

@@ -16,8 +16,8 @@ import pytest
 
 import test_book
 from grader import notebook
-from grader.live import run
-from grader.loader import load
+from grader.run.live import run
+from grader.submission.loader import load
 from grader.notebook import UNSAVED, GradeReport, differing, from_json, grade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +138,7 @@ def test_grade_in_ipython_displays_instead_of_printing_and_shows_no_value(tmp_pa
 def test_grade_lists_every_note_that_check_shows(graded) -> None:
     path, report = graded
     # check() in a process of its own: a kernel session remembers functions that hung in another test
-    script = (f"import json; from grader.loader import load; from grader.live import run\n"
+    script = (f"import json; from grader.submission.loader import load; from grader.run.live import run\n"
               f"live = run('ReLU', load({str(path)!r}).namespace, 'cpu')\n"
               f"print(json.dumps([f'{{c.name}}: {{n}}' for c in live.checks for n in c.notes]))")
     r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -221,8 +221,8 @@ def test_skipped_cuda_checks_are_said_once_per_kernel_session() -> None:
     script = textwrap.dedent("""
         import torch
         torch.cuda.is_available = lambda: False   # as on a machine without CUDA
-        from grader.loader import load
-        from grader.live import run
+        from grader.submission.loader import load
+        from grader.run.live import run
         ns = load("solutions/01_standard.ipynb").namespace
         for name in ("ReLU", "Sigmoid", "ReLU"):
             report = run(name, ns)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from grader.catalog import ACTIVATIONS
-from grader.compare import assert_close, locate_index
+from grader.checks.compare import assert_close, locate_index
 
 from conftest import fresh_solution
 

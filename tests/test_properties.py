@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from grader.catalog import BY_NAME
-from grader.checks import CheckFailure, torch_impl
-from grader.compare import assert_close, locate_elementwise
+from grader.core.errors import CheckFailure
+from grader.checks.torch_checks import torch_impl
+from grader.checks.compare import assert_close, locate_elementwise
 
 from conftest import fresh_solution
 

@@ -1,4 +1,4 @@
-"""The float64 references of the activations torch does not have (grader/references.py) are checked
+"""The float64 references of the activations torch does not have (grader/spec/references.py) are checked
 against their papers' formulas written out naively (where the naive form is exact), at their
 limits, for smoothness where the catalogue says they are smooth, and for the precision policy the
 half-precision slack relies on."""
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.gradcheck import GradcheckError
 
-from grader import references as R
+from grader.spec import references as R
 from grader.catalog import ACTIVATIONS, BY_NAME, Activation
-from grader.recorder import Recorder
+from grader.checks.recorder import Recorder
 
 X = torch.linspace(-6, 6, 1201, dtype=torch.float64)
 # every activation with a reference, read from the catalogue: one added there is tested here too

@@ -1,0 +1,398 @@
+"""``python -m grader batch SUBMISSIONS_DIR --csv GRADEBOOK [--json REPORT] [--jobs N] [--force]``.
+
+Grades a class into a gradebook (:mod:`grader.report.gradebook`). A student is an immediate subfolder of
+SUBMISSIONS_DIR (every .ipynb and .py file inside it, at any depth, is that student's work) or a
+single file directly in it (the student is the file's stem). That covers the layouts of GitHub
+Classroom's assistant (``<assignment>-<user>/`` clones), Gradescope's "Export submissions"
+(``submission_<id>/`` folders; ``submission_metadata.yml`` names the students), nbgrader
+(``submitted/<student>/<assignment>/``) and a folder of loose files. Hidden files and folders,
+``__pycache__``, ``__MACOSX``, virtual environments and symbolic links are never graded: a link in
+a cloned repository could point at the instructor's solutions.
+
+Each student is graded by a ``python -m grader --json`` process of its own (its files one after the
+other), so every submission keeps the sandbox and limits of a single grading, and a student that
+crashes or hangs the grader costs that student alone; ``--jobs`` such processes run at once.
+With ``--json``, a re-run reuses the students whose files (SHA-256) are unchanged since that report
+was written by the same grader version, torch and device; ``--force`` regrades everyone.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader import __version__
+from grader.report import gradebook
+from grader.core import limits
+from grader.run import sandbox
+from grader.report.model import NOT_FINISHED
+
+SUFFIXES = (".ipynb", ".py")
+SKIPPED_DIRS = {"__pycache__", "__MACOSX", "node_modules", "site-packages"}
+MAX_FILES = 64  # per student: more is a committed library or environment, not an exercise
+GRADESCOPE_METADATA = "submission_metadata.yml"
+PER_FILE_LIMIT = 1800.0 + 120.0  # sandbox's total limit for one file, and slack for starting up
+CHECKPOINT_SECONDS = 60.0  # how often a long batch saves what it has graded (--json), to resume after a stop
+
+
+@dataclass
+class Student:
+    name: str
+    folder: str = ""  # the student's folder in SUBMISSIONS_DIR, "" for a loose file
+    files: list[Path] = field(default_factory=list)  # absolute
+    ignored: list[str] = field(default_factory=list)  # symbolic links, relative to SUBMISSIONS_DIR
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name in SKIPPED_DIRS
+
+
+def collect(folder: Path, root: Path, student: Student) -> None:
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        if (here / "pyvenv.cfg").exists():  # a committed virtual environment
+            dirnames[:] = []
+            continue
+        kept = []
+        for d in sorted(dirnames):
+            if _hidden(d):
+                continue
+            if (here / d).is_symlink():
+                student.ignored.append((here / d).relative_to(root).as_posix())
+            else:
+                kept.append(d)
+        dirnames[:] = kept
+        for f in sorted(filenames):
+            path = here / f
+            if _hidden(f) or not f.endswith(SUFFIXES):
+                continue
+            if path.is_symlink():
+                student.ignored.append(path.relative_to(root).as_posix())
+            elif path.is_file():
+                student.files.append(path)
+
+
+def gradescope_names(root: Path) -> dict[str, str]:
+    """``submission_<id>`` -> "Name <email>" (several, for a group) from Gradescope's export."""
+    meta = root / GRADESCOPE_METADATA
+    if not meta.is_file():
+        return {}
+    try:
+        import yaml  # instructors' tooling: PyYAML is in requirements.txt
+
+        data = yaml.safe_load(meta.read_text(encoding="utf-8"))
+    except Exception as exc:
+        print(f"warning: {meta}: cannot read it ({type(exc).__name__}); students are named by folder",
+              file=sys.stderr)
+        return {}
+    names: dict[str, str] = {}
+    for folder, info in (data or {}).items() if isinstance(data, dict) else ():
+        submitters = info.get(":submitters") if isinstance(info, dict) else None
+        people = []
+        for s in submitters if isinstance(submitters, list) else ():
+            if not isinstance(s, dict):
+                continue
+            name, email = str(s.get(":name") or "").strip(), str(s.get(":email") or "").strip()
+            people.append(f"{name} <{email}>" if name and email else name or email)
+        if any(people):
+            names[str(folder)] = "; ".join(p for p in people if p)
+    return names
+
+
+def discover(root: Path, strip_prefix: str = "") -> list[Student]:
+    """The students of SUBMISSIONS_DIR, sorted by name; two entries with one name (a folder and a
+    loose file) are one student."""
+    names = gradescope_names(root)
+    students: dict[str, Student] = {}
+    for entry in sorted(root.iterdir()):
+        if _hidden(entry.name):
+            continue
+        if entry.is_symlink():
+            if entry.is_dir() or entry.name.endswith(SUFFIXES):
+                print(f"warning: {entry.name}: a symbolic link, not graded", file=sys.stderr)
+            continue
+        if entry.is_dir():
+            name = names.get(entry.name) or entry.name.removeprefix(strip_prefix) or entry.name
+            student = students.setdefault(name, Student(name, folder=entry.name))
+            collect(entry, root, student)
+        elif entry.is_file() and entry.name.endswith(SUFFIXES):
+            name = entry.stem.removeprefix(strip_prefix) or entry.stem
+            students.setdefault(name, Student(name)).files.append(entry)
+    for s in students.values():
+        s.files.sort(key=lambda p: p.relative_to(root).as_posix())
+    return sorted(students.values(), key=lambda s: (s.name.casefold(), s.name))
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Options:
+    device: str = "all"
+    check_timeout: float = limits.CHECK_TIMEOUT
+    memory: int = limits.MEMORY
+    hide: tuple[str, ...] = ()
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _problem(student: Student) -> str:
+    """Why there is nothing to grade, before grading."""
+    where = f"{student.folder}/" if student.folder else student.name
+    if not student.files:
+        why = f"no .ipynb or .py file in {where}"
+        if student.ignored:
+            why += f" (symbolic links are not graded: {', '.join(sorted(student.ignored)[:3])})"
+        return why
+    if len(student.files) > MAX_FILES:
+        return (f"{len(student.files)} .ipynb/.py files in {where}, more than the {MAX_FILES} graded per "
+                "student: not graded (a committed library or environment?)")
+    return ""
+
+
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+_stopping = threading.Event()  # set on Ctrl-C: no new grading process starts
+
+
+def grade_student(student: Student, root: Path, files: list[dict], options: Options,
+                  maxima: dict[str, int]) -> dict:
+    """Grade one student's files in one ``python -m grader --json`` process; returns its record."""
+    problem = _problem(student)
+    if problem:
+        return gradebook.student_record(student.name, files, [], maxima, problem)
+    with tempfile.TemporaryDirectory(prefix="grader-batch-") as scratch:
+        report = Path(scratch) / "report.json"
+        cmd = [sys.executable, "-m", "grader", *map(str, student.files), "--json", str(report),
+               "--device", options.device, "--check-timeout", str(options.check_timeout),
+               "--memory", str(options.memory / 2**30), "--jobs", "1",  # the batch runs students side by side
+               *(f"--hide={h}" for h in options.hide)]
+        # the grading process imports the grader this batch runs, installed or not
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(sandbox.COURSE_ROOT),
+                                                                          os.environ.get("PYTHONPATH")])))
+        with _running_lock:
+            if _stopping.is_set():
+                return gradebook.student_record(student.name, files, [], maxima, "grader error: interrupted")
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, cwd=scratch, env=env)
+            _running.add(proc)
+        try:
+            _, stderr = proc.communicate(timeout=PER_FILE_LIMIT * len(student.files))
+            why = ""
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+            why = "took longer than the grader's total time limit"
+        finally:
+            with _running_lock:
+                _running.discard(proc)
+        try:
+            if why or proc.returncode not in (0, 1, 2):  # killed: its report is the provisional one, or none
+                raise ValueError(why)
+            submissions = json.loads(report.read_text(encoding="utf-8"))["submissions"]
+        except (OSError, ValueError, KeyError, TypeError):
+            tail = [l for l in stderr.decode(errors="replace").splitlines() if l.strip()]
+            why = why or f"exited with status {proc.returncode}" + (f": {tail[-1][:200]}" if tail else "")
+            return gradebook.student_record(student.name, files, [], maxima,
+                                            f"grader error: the grading process {why}")
+    by_path = {str(p): _relative(p, root) for p in student.files}
+    for sub in submissions:
+        sub["path"] = by_path.get(sub["path"], sub["path"])
+    return gradebook.student_record(student.name, files, submissions, maxima)
+
+
+def previous_records(path: Path, device: str, maxima: dict[str, int]) -> dict[str, dict]:
+    """The students of an earlier report that can be reused: same grader, torch and device."""
+    import torch
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        print(f"warning: {path}: cannot reuse it ({exc}); grading everyone", file=sys.stderr)
+        return {}
+    same = (isinstance(data, dict) and data.get("grader_version") == __version__
+            and data.get("torch_version") == torch.__version__ and data.get("device") == device
+            and data.get("cuda_available") == torch.cuda.is_available() and data.get("max_scores") == maxima)
+    if not same:
+        print(f"note: {path} was written by another grader, torch or device: grading everyone", file=sys.stderr)
+        return {}
+    return {r["student"]: r for r in data.get("students", []) if isinstance(r, dict) and "student" in r}
+
+
+def reusable(old: dict | None, files: list[dict]) -> bool:
+    # "grader error" is the batch's own failure (a killed process) and NOT_FINISHED a student the
+    # batch never got to: worth another try, unlike a corrupt notebook, which stays corrupt until its
+    # SHA-256 changes
+    return (old is not None and old.get("files") == files
+            and not str(old.get("error") or "").startswith(("grader error", NOT_FINISHED)))
+
+
+def not_finished(student: Student, files: list[dict], maxima: dict[str, int]) -> dict:
+    """The provisional record of a student not graded yet: what the gradebook says if the batch is
+    stopped before it gets there."""
+    return gradebook.student_record(student.name, files, [], maxima,
+                                    f"{NOT_FINISHED}: the batch was stopped before this student was graded")
+
+
+class Progress:
+    """A progress bar (tqdm) on a terminal; one line per student elsewhere (CI logs)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.bar = total, 0, None
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="student", file=sys.stderr, dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, record: dict) -> None:
+        self.done += 1
+        line = f"{record['student']}: {record['score']}/{record['max_score']}"
+        if record["error"]:
+            line += f"  error: {record['error']}"
+        if self.bar is not None:
+            self.bar.update(1)
+            if record["error"]:
+                self.bar.write(line, file=sys.stderr)
+        else:
+            print(f"[{self.done}/{self.total}] {line}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m grader batch", description=__doc__.splitlines()[0].strip("`"))
+    p.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="one subfolder or file per student")
+    p.add_argument("--csv", required=True, metavar="GRADEBOOK", help="write the gradebook (CSV) here")
+    p.add_argument("--json", metavar="REPORT",
+                   help="write the full report here; a re-run with it grades only the students whose files changed")
+    p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1, metavar="N", help="students graded at once (default: the number of CPUs)")
+    p.add_argument("--force", action="store_true", help="regrade every student, even unchanged ones")
+    p.add_argument("--strip-prefix", default="", metavar="PREFIX",
+                   help="remove PREFIX from folder names, e.g. the assignment's name in GitHub Classroom's 'NAME-user'")
+    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
+                   help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
+    p.add_argument("--check-timeout", type=float, default=limits.CHECK_TIMEOUT, metavar="SECONDS",
+                   help=f"seconds one check or cell may take (default {limits.CHECK_TIMEOUT:g})")
+    p.add_argument("--memory", type=float, default=limits.MEMORY / 2**30, metavar="GIB",
+                   help="address-space limit of each worker (default 6)")
+    p.add_argument("--hide", action="append", default=[], metavar="DIR",
+                   help="a folder the submissions' code must not read (repeatable; the course's solutions/ always "
+                        "is), where the system allows mount namespaces")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    root = Path(args.submissions)
+    if not root.is_dir():
+        print(f"error: {root}: not a folder of submissions", file=sys.stderr)
+        return 2
+    if args.jobs < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
+                  file=sys.stderr)
+            return 2
+    root = root.resolve()
+    students = discover(root, args.strip_prefix)
+    if not students:
+        print(f"error: {root}: no student (no subfolder, no .ipynb or .py file)", file=sys.stderr)
+        return 2
+    for folder in args.hide:
+        if not Path(folder).is_dir():
+            print(f"error: --hide {folder}: not a folder", file=sys.stderr)
+            return 2
+    options = Options(args.device, args.check_timeout, int(args.memory * 2**30),
+                      tuple(str(Path(h).resolve()) for h in args.hide))
+    maxima = gradebook.max_scores(args.device)
+    previous = {} if args.force or not args.json else previous_records(Path(args.json), args.device, maxima)
+    records: dict[str, dict] = {}
+    todo: list[tuple[Student, list[dict]]] = []
+    for s in students:
+        files = [{"path": _relative(p, root), "sha256": sha256(p)} for p in s.files]
+        if reusable(previous.get(s.name), files):
+            records[s.name] = previous[s.name]
+        else:
+            todo.append((s, files))
+    print(f"{len(students)} student{'' if len(students) == 1 else 's'}: {len(todo)} to grade, {len(records)} "
+          "unchanged since the last report "
+          f"(jobs: {args.jobs})", file=sys.stderr, flush=True)
+
+    pending = {s.name: not_finished(s, files, maxima) for s, files in todo}
+
+    def save() -> None:
+        """Both reports, atomically: the students graded so far, the others provisional."""
+        everyone = list({**pending, **records}.values())
+        gradebook.write_csv(everyone, maxima, args.csv)
+        if args.json:
+            gradebook.write_batch_json(everyone, args.device, maxima, args.json)
+
+    try:
+        save()  # before any student code runs: what stands if the batch is killed
+    except OSError as exc:
+        print(f"error: cannot write the gradebook: {exc}", file=sys.stderr)
+        return 2
+    progress = Progress(len(todo))
+    last_save = time.monotonic()
+    # threads only wait: each student is graded by a process of its own (grade_student)
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    futures: set[Future] = {pool.submit(grade_student, s, root, files, options, maxima) for s, files in todo}
+    try:
+        while futures:
+            done, futures = wait(futures, return_when=FIRST_COMPLETED)
+            for f in done:
+                record = f.result()
+                records[record["student"]] = record
+                progress.update(record)
+            if time.monotonic() - last_save > CHECKPOINT_SECONDS:
+                save()
+                last_save = time.monotonic()
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        with _running_lock:
+            _stopping.set()
+            for proc in _running:
+                proc.kill()
+        pool.shutdown(wait=True)
+        progress.close()
+        save()
+        print(f"interrupted: {len(records)} of {len(students)} students graded, saved in {args.csv}"
+              + (f" and {args.json} (run again to go on)" if args.json else ""), file=sys.stderr)
+        return 130
+    pool.shutdown()
+    progress.close()
+    save()
+    errors = sum(1 for r in records.values() if r["error"])
+    print(f"wrote {args.csv}" + (f" and {args.json}" if args.json else "")
+          + f": {len(records)} students, {errors} with an error", file=sys.stderr)
+    if errors == len(records):
+        return 2
+    return 1 if errors else 0

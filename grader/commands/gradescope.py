@@ -1,0 +1,285 @@
+"""``python -m grader gradescope OUTDIR``: Gradescope's autograder bundle, ``OUTDIR/autograder.zip``.
+
+The zip follows Gradescope's autograder specification: ``setup.sh`` (run once, as root, when
+Gradescope builds the image: a virtual environment with CPU torch and pytest, pinned as the course
+pins them) and ``run_autograder`` (run for every submission, in ``/autograder``), plus this grader's
+own source, so the autograder grades with exactly the grader that built it and needs no access to
+the course repository. ``run_autograder`` calls ``python -m grader gradescope --run ROOT``: it
+grades every .ipynb and .py file under ``ROOT/submission`` (the rules of
+:mod:`grader.commands.batch`: no hidden files, no symbolic links) and writes ``ROOT/results/results.json``
+with the total ``score``, an ``output`` in Markdown (``output_format: "md"``) and one test per
+activation (``name``, ``number``, ``score``, ``max_score``, ``status``, ``output``, ``visibility``).
+``ROOT`` is ``/autograder`` on Gradescope; ``$AUTOGRADER_ROOT`` moves it (local tests).
+
+Gradescope stops an autograder after 10 minutes by default and then shows the student "autograder
+failed", with none of what was graded. So ``--run`` writes a provisional results.json (score 0,
+"grading did not finish") before any student code runs, grades within a time budget (``--time-budget``,
+default :data:`TIME_BUDGET`), reports the checks it did not reach as "not run", and replaces the
+provisional file atomically at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+from grader import __version__
+from grader.commands import batch
+from grader.report import gradebook
+from grader.core import limits
+from grader.spec.catalog import BY_NAME, CHAPTER_NUMBERS
+from grader.run.containment import WORKER_USER
+from grader.core.paths import ROOT
+from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, write_json
+from grader.core.paths import PACKAGE
+
+VISIBILITY = ("visible", "hidden", "after_due_date", "after_published")
+# seconds of grading per submission: Gradescope's default timeout is 10 minutes (600 s) for the whole
+# run_autograder; the rest is for starting Python and torch, stopping the last worker (up to 30 s)
+# and writing results.json. Raise both together (Gradescope allows up to 40 minutes).
+TIME_BUDGET = 540.0
+
+
+def setup_sh(versions: dict[str, str]) -> str:
+    return f"""\
+#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder's image. The grader needs Python
+# 3.11 to 3.13: an image whose python3 is one of them keeps it; Gradescope's default image, Ubuntu
+# 22.04, has Python 3.10 as python3 and python3.11 in its universe component, which is installed.
+# AUTOGRADER_ROOT moves /autograder (local tests).
+set -euo pipefail
+root="${{AUTOGRADER_ROOT:-/autograder}}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+version_of() {{ "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }}
+python=""
+for candidate in python3 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null && [[ "$(version_of "$candidate")" =~ ^3\\.1[123]$ ]]; then
+        python="$(command -v "$candidate")"
+        break
+    fi
+done
+if [ -z "$python" ]; then
+    apt-get install -y python3.11 python3.11-venv
+    python="$(command -v python3.11)" || {{ echo "setup.sh: python3.11 is not installed" >&2; exit 1; }}
+fi
+# Debian and Ubuntu package venv's pip bootstrap (ensurepip) apart, as python3.X-venv
+"$python" -c 'import ensurepip, venv' 2>/dev/null || apt-get install -y "python$(version_of "$python")-venv"
+"$python" -m venv "$root/venv"
+"$root/venv/bin/python" -m pip install --upgrade pip
+# CPU torch from PyTorch's CPU index: PyPI's torch pulls a multi-GB CUDA build
+"$root/venv/bin/python" -m pip install --index-url https://download.pytorch.org/whl/cpu torch=={versions['torch']}
+"$root/venv/bin/python" -m pip install numpy=={versions['numpy']} pytest=={versions['pytest']}
+# the user submissions run as (grader/run/containment.py): it owns nothing, so a submission can write
+# neither the results nor the grader, and cannot signal the grader
+if ! id -u {WORKER_USER} >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin {WORKER_USER}
+fi
+"""
+
+
+RUN_AUTOGRADER = """\
+#!/usr/bin/env bash
+# Gradescope runs this for every submission: grade /autograder/submission and write
+# /autograder/results/results.json. AUTOGRADER_ROOT moves /autograder and AUTOGRADER_PYTHON picks
+# the interpreter (local tests).
+set -uo pipefail
+root="${AUTOGRADER_ROOT:-/autograder}"
+python="${AUTOGRADER_PYTHON:-$root/venv/bin/python}"
+cd "$root" || exit 1
+# the grader is the copy in this bundle (source/grader), whatever else is installed
+PYTHONPATH="$root/source${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m grader gradescope --run "$root"
+"""
+
+
+def build(outdir: Path, root: Path = ROOT, visibility: str = "visible", time_budget: float = TIME_BUDGET) -> Path:
+    """Write ``outdir/autograder.zip``; returns its path."""
+    from grader.commands.classroom import pins
+
+    versions = pins(root)
+    outdir.mkdir(parents=True, exist_ok=True)
+    target = outdir / "autograder.zip"
+    config = json.dumps({"visibility": visibility, "time_budget": time_budget}) + "\n"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+        _add(z, "setup.sh", setup_sh(versions), executable=True)
+        _add(z, "run_autograder", RUN_AUTOGRADER, executable=True)
+        _add(z, "grader.json", config)
+        for path in sorted(PACKAGE.rglob("*.py")):
+            _add(z, f"grader/{path.relative_to(PACKAGE).as_posix()}", path.read_text(encoding="utf-8"))
+    return target
+
+
+def _add(z: zipfile.ZipFile, name: str, text: str, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+    info.external_attr = (0o100755 if executable else 0o100644) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    z.writestr(info, text)
+
+
+# --- inside Gradescope ---------------------------------------------------------------------------
+
+def _test_output(exercise: dict | None, source: str, name: str, stopped: str = "",
+                 unread: tuple[str, ...] = ()) -> str:
+    if exercise is None:
+        if stopped and unread:  # perhaps in a file the grader never got to
+            return f"not run: {stopped} before {', '.join(f'`{p}`' for p in unread)} was graded."
+        names = ", ".join(f"`{n}`" for n in BY_NAME[name].names)
+        return f"Not defined in the submission (expected {names})."
+    failed = [c for c in exercise["checks"] if c["status"] == "failed"]
+    lines = [f"From `{source}`."]
+    if not failed:
+        lines.append(f"All {exercise['max_score']} checks passed.")
+    lines += [f"- **{c['name']}**: {c['message']}" for c in failed]
+    notes = [n for c in exercise["checks"] for n in c.get("notes", [])][:5]
+    lines += [f"- note: {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], visibility: str,
+            elapsed: float, stopped: str = "", unread: tuple[str, ...] = ()) -> dict:
+    """Gradescope's results.json for one submission's graded files. ``stopped``: what ran out before
+    every check ran (the time budget), ``unread``: the files it left ungraded."""
+    merged = gradebook.merge(submissions, maxima)
+    record = gradebook.student_record("", files, submissions, maxima,
+                                      "" if files else "no .ipynb or .py file in the submission")
+    by_name = {e["name"]: e for e in record["exercises"]}
+    tests, counters = [], {}
+    for name, top in maxima.items():
+        chapter = CHAPTER_NUMBERS[BY_NAME[name].chapter]
+        counters[chapter] = counters.get(chapter, 0) + 1
+        ex = by_name.get(name)
+        got = gradebook.score(ex, maxima) if ex else 0
+        tests.append({
+            "name": name,
+            "number": f"{chapter}.{counters[chapter]}",
+            "score": got,
+            "max_score": top,
+            "status": "passed" if got == top else "failed",
+            "output": _test_output(ex, merged.best[name][1] if ex else "", name, stopped, unread),
+            "output_format": "md",
+            "tags": [BY_NAME[name].chapter],
+            "visibility": visibility,
+        })
+    output = [f"**{record['score']}/{record['max_score']} points** (one per check; CUDA checks are not run "
+              "on Gradescope)."]
+    if stopped:
+        output.append(f"**Grading stopped:** {stopped}. The checks it did not reach score 0 and say "
+                      "\"not run\"; what was graded before counts.")
+    if record["error"]:
+        output.append(f"**Could not grade:** {record['error']}")
+    if record["notes"]:
+        output.append("\n".join(f"- note: {n}" for n in record["notes"][:20]))
+    return {
+        "score": record["score"],
+        "execution_time": round(elapsed),
+        "output": "\n\n".join(output),
+        **_formats(visibility),
+        "extra_data": {"grader_version": __version__, "files": files},
+        "tests": tests,
+    }
+
+
+def _formats(visibility: str) -> dict:
+    return {"output_format": "md", "test_output_format": "md", "test_name_format": "text", "visibility": visibility,
+            "stdout_visibility": "hidden"}
+
+
+def provisional(visibility: str, time_budget: float) -> dict:
+    """The results.json that stands if Gradescope stops the autograder before it writes its own:
+    score 0 and why, instead of Gradescope's bare "autograder failed"."""
+    return {
+        "score": 0,
+        "execution_time": 0,
+        "output": f"{NOT_FINISHED}: the autograder was stopped before it wrote the results (Gradescope's time "
+                  f"or memory limit; the grader's own time budget is {time_budget:g} s). This score of 0 is "
+                  "provisional: tell your instructor.",
+        **_formats(visibility),
+        "extra_data": {"grader_version": __version__, "provisional": True},
+        "tests": [],
+    }
+
+
+def _config(root: Path) -> tuple[str, float]:
+    """The bundle's settings (grader.json, written by :func:`build`): visibility and time budget."""
+    config = {}
+    try:
+        config = json.loads((root / "source" / "grader.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    config = config if isinstance(config, dict) else {}
+    visibility = config.get("visibility") if config.get("visibility") in VISIBILITY else "visible"
+    budget = config.get("time_budget")
+    valid = isinstance(budget, (int, float)) and not isinstance(budget, bool) and 0 < budget < float("inf")
+    return visibility, float(budget) if valid else TIME_BUDGET
+
+
+def run(root: Path, time_budget: float | None = None) -> int:
+    """Grade ``root/submission`` into ``root/results/results.json`` within ``time_budget`` seconds
+    (default: the bundle's, else :data:`TIME_BUDGET`). The exit status is 0 whenever results.json was
+    written: a submission that cannot be graded scores 0 with the reason."""
+    from grader.commands import grade as cli
+
+    start = time.monotonic()
+    visibility, budget = _config(root)
+    budget = time_budget or budget
+    deadline = start + budget
+    submission, out = root / "submission", root / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        out.chmod(0o755)  # root's alone: the users submissions run as cannot write the results
+    write_json(provisional(visibility, budget), out / "results.json")
+    student = batch.Student("submission")
+    if submission.is_dir():
+        batch.collect(submission, submission, student)
+    maxima = gradebook.max_scores("cpu")
+    out_of_time = f"the grader's time budget of {budget:g} s ran out"
+    reports, unread, cut = [], [], False
+    for path in student.files[: batch.MAX_FILES]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            report = SubmissionReport(str(path), batch.sha256(path), error=f"not run: {out_of_time}")
+        else:
+            report = cli.grade(str(path), "cpu", read_only=(out.resolve(),),
+                               total_timeout=min(left, limits.TOTAL_TIMEOUT), out_of_time=out_of_time)
+        reports.append(report)
+        if out_of_time in report.error:  # never started, or stopped while its cells ran
+            unread.append(path.relative_to(submission).as_posix())
+        cut = cut or bool(unread) or any(out_of_time in c.message for e in report.exercises for c in e.results)
+    submissions = as_json(reports, "cpu")["submissions"]
+    for sub, path in zip(submissions, student.files):
+        sub["path"] = path.relative_to(submission).as_posix()
+    files = [{"path": s["path"], "sha256": s["sha256"]} for s in submissions]
+    data = results(submissions, files, maxima, visibility, time.monotonic() - start,
+                   out_of_time if cut else "", tuple(unread))
+    data["extra_data"]["time_budget"] = budget
+    write_json(data, out / "results.json")
+    print(f"{data['score']}/{sum(maxima.values())} points; wrote {out / 'results.json'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m grader gradescope", description=__doc__.splitlines()[0].strip("`"))
+    p.add_argument("outdir", nargs="?", type=Path, metavar="OUTDIR", help="where to write autograder.zip")
+    p.add_argument("--visibility", choices=VISIBILITY, default="visible",
+                   help="when students see the tests (Gradescope's visibility; default: visible)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help=f"seconds of grading per submission, after which the checks left are reported as not run "
+                        f"(default {TIME_BUDGET:g}, under Gradescope's default timeout of 10 minutes: raise both "
+                        "together); with OUTDIR it is stored in the bundle")
+    p.add_argument("--run", type=Path, metavar="ROOT",
+                   help="inside Gradescope (run_autograder): grade ROOT/submission into ROOT/results/results.json")
+    args = p.parse_args(argv)
+    if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
+        print(f"error: --time-budget {args.time_budget:g}: give a positive number of seconds", file=sys.stderr)
+        return 2
+    if args.run:
+        return run(args.run, args.time_budget)
+    if args.outdir is None:
+        p.error("give OUTDIR (or --run ROOT inside Gradescope)")
+    target = build(args.outdir, visibility=args.visibility, time_budget=args.time_budget or TIME_BUDGET)
+    print(f"wrote {target}: upload it as the assignment's autograder (Configure Autograder > Zip file upload)")
+    return 0

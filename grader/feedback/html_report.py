@@ -1,0 +1,184 @@
+"""``python -m grader SUBMISSION... --html feedback.html``: one self-contained page of feedback.
+
+Per submission and activation: the table of checks, then every failure with its hint and, for a
+values, grad, edges or kinks failure of an elementwise activation, a picture of the student's f and f'
+against torch's (PNG, embedded). No script, no external file: the page can be mailed or uploaded as a
+CI artifact as it is.
+
+The parent draws the pictures without running student code: the worker evaluated the student's
+functions around the failing inputs after the check failed and recorded the numbers on the check's
+tape (grader/feedback/curves.py); the parent watches the tapes it replays while it judges, validates those
+numbers against the catalogue and computes torch's curves itself. The verdicts never depend on them.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from grader import __version__
+from grader.feedback import curves, pages
+from grader.checks import replay
+from grader.spec.catalog import BY_NAME
+from grader.feedback.hints import hint_for
+from grader.report.model import SubmissionReport
+
+_STYLE = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 70rem;
+       padding: 0 1rem; color: #222; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
+table.checks { border-collapse: collapse; margin: .5rem 0 1rem; }
+table.checks td, table.checks th { padding: .15rem .6rem; border-bottom: 1px solid #eee; text-align: left;
+       vertical-align: top; }
+td.ok { color: #1a7f37; } td.fail { color: #c00000; } td.skip { color: #888; }
+.note { color: #666; font-size: .9em; }
+.failure { border-left: 4px solid #c00000; padding: .2rem 1rem; margin: 1rem 0; background: #fcf7f7; }
+.hint { background: #fff8dc; padding: .4rem .6rem; border-radius: 4px; }
+img { max-width: 100%; height: auto; display: block; margin: .5rem 0; }
+summary { cursor: pointer; font-weight: 600; font-size: 1.1rem; margin: .6rem 0; }
+code { font-size: .95em; }
+"""
+
+_MARK = {True: ("✓", "ok"), False: ("✗", "fail"), None: ("–", "skip")}
+
+
+# Inline, because a notebook's front end styles output tables its own way (JupyterLab and the classic
+# Notebook right-align every cell and centre the table): an element's own style wins over theirs.
+TABLE_STYLE = "border-collapse:collapse;margin:.5rem auto 1rem 0;table-layout:auto;width:auto"
+CELL_STYLE = ("text-align:left;vertical-align:top;padding:.15rem .6rem;border:none;"
+              "border-bottom:1px solid #eee;white-space:normal")
+
+
+def cell(tag: str, content: str, style: str = "", cls: str = "") -> str:
+    """A ``<th>`` or ``<td>`` aligned left whatever the page's stylesheet says."""
+    attributes = f' class="{cls}"' if cls else ""
+    return f'<{tag}{attributes} style="{CELL_STYLE}{";" + style if style else ""}">{content}</{tag}>'
+
+
+def table(header: list[str], rows: list[list[str]], cls: str = "checks") -> str:
+    """A table of already escaped cells, left-aligned in any notebook front end."""
+    out = [f'<table class="{cls}" style="{TABLE_STYLE}"><thead><tr>'
+           + "".join(cell("th", h) for h in header) + "</tr></thead><tbody>"]
+    out += ["<tr>" + "".join(row) + "</tr>" for row in rows]
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def checks_table(rows: list[tuple[str, bool | None, str, list[str]]]) -> str:
+    """The table of checks (name, passed or None when skipped, message, notes): shared with the
+    notebook's ``check()`` display."""
+    body = []
+    for name, passed, message, notes in rows:
+        mark, cls = _MARK[passed]
+        colour = {"ok": "#1a7f37", "fail": "#c00000", "skip": "#888"}[cls]
+        body.append([cell("td", f"<code>{html.escape(name)}</code>"),
+                     cell("td", mark, f"color:{colour}", cls),
+                     cell("td", html.escape(message) + notes_html(notes))])
+    return table(["check", "", "message"], body)
+
+
+def notes_html(notes: list[str]) -> str:
+    return "".join(f'<div class="note" style="color:#666;font-size:.9em">note: {html.escape(n)}</div>'
+                   for n in notes)
+
+
+class Collector:
+    """Collects, per graded submission in order, the curves its worker recorded."""
+
+    def __init__(self) -> None:
+        self.recorded: dict[int, dict[tuple[str, str], tuple]] = {}
+
+    @contextlib.contextmanager
+    def watch(self, index: int) -> Iterator[None]:
+        """Around the grading of submission number ``index`` (submissions are graded in threads)."""
+        with replay.watching(lambda tape: curves.has_curves(tape.entries)) as tapes:
+            yield
+        found: dict[tuple[str, str], tuple] = {}
+        for tape in tapes:
+            for activation, check, failure, student in curves.from_tape(tape.entries):
+                found[(activation, check)] = (failure, student)
+        self.recorded[index] = found
+
+
+def page(reports: list[SubmissionReport], collector: Collector | None = None, device: str = "all") -> str:
+    from grader.feedback import plots
+
+    drawing = plots.available()
+    body = ["<h1>Feedback from the activation-functions grader</h1>",
+            f"<p>grader {html.escape(__version__)}, torch {html.escape(torch.__version__)}, "
+            f"checks on {html.escape(device)}. ✓ passed, ✗ failed, – skipped; one point per check.</p>"]
+    if not drawing:
+        body.append("<p>Pictures of failures need matplotlib, which is not installed here.</p>")
+    for n, report in enumerate(reports):
+        found = collector.recorded.get(n, {}) if collector else {}
+        body.append(_submission(report, found, drawing))
+    title = "Feedback: " + ", ".join(Path(r.path).name for r in reports)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<link rel="icon" href="data:,"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n'
+            f'<body>\n' + "\n".join(body) + "\n</body></html>\n")
+
+
+def _submission(report: SubmissionReport, found: dict, drawing: bool) -> str:
+    out = [f"<h2>{html.escape(report.path)}</h2>"]
+    if report.error:
+        out.append(f'<p class="failure">Cannot be graded: {html.escape(report.error)}</p>')
+        return "\n".join(out)
+    out.append(f"<p><strong>{report.score} of {report.max_score} points</strong>"
+               + (f" (sha256 <code>{report.sha256[:12]}</code>)" if report.sha256 else "") + "</p>")
+    out.extend(f'<p class="note">note: {html.escape(n)}</p>' for n in report.notes)
+    if not report.exercises:
+        out.append("<p>No activation defined: expected the names of the exercises, e.g. relu, ReLU, "
+                   "ReLUFunction.</p>")
+    for e in report.exercises:
+        failed = [r for r in e.results if r.status == "failed"]
+        out.append(f"<details{' open' if failed else ''}><summary>{html.escape(e.name)}: "
+                   f"{e.score} of {e.max_score} checks pass</summary>")
+        out.append(checks_table([(r.name, None if r.status == "skipped" else r.status == "passed", r.message,
+                                  r.notes) for r in e.results]))
+        for r in failed:
+            out.append(_failure(e.name, r.name, r.message, found.get((e.name, r.name)), drawing))
+        out.append("</details>")
+    return "\n".join(out)
+
+
+def _failure(activation: str, check: str, message: str, recorded: tuple | None, drawing: bool) -> str:
+    out = [f'<div class="failure"><p><strong><code>{html.escape(check)}</code></strong>: {html.escape(message)}</p>']
+    hint = hint_for(activation, check, message)
+    if hint:
+        out.append(f'<p class="hint"><strong>Hint:</strong> {html.escape(hint)}</p>')
+    if recorded is not None and drawing:
+        figure = _figure(activation, check, *recorded)
+        if figure:
+            out.append(figure)
+    out.append("</div>")
+    return "\n".join(out)
+
+
+def _figure(activation: str, check: str, failure, student: tuple) -> str:
+    from grader.feedback import plots
+
+    entry = BY_NAME[activation]
+    device = check.split("@", 1)[1] if "@" in check else "cpu"
+    if device != "cpu" and not torch.cuda.is_available():
+        device = "cpu"
+    try:
+        shown = curves.build(entry, check, failure, device, student)
+        data = plots.png(shown)
+    except Exception:  # a picture is a bonus: the verdicts stand without it
+        return ""
+    if not data:
+        return ""
+    alt = (f"{activation} {check}: your f and f' against torch's around x = "
+           f"{curves.describe_inputs(list(failure.inputs))}")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
+
+
+def write(reports: list[SubmissionReport], path: str | Path, collector: Collector | None = None,
+          device: str = "all") -> bool:
+    """Write the page atomically; a path that cannot be written is a one-line error (False)."""
+    return pages.write(page(reports, collector, device), path, "--html")

@@ -1,0 +1,158 @@
+"""A class's gradebook: one record per student, written as CSV (a spreadsheet) and JSON (everything).
+
+The columns are the same for every student: ``student``, one per activation of the catalogue in
+catalogue order (points earned, 0 when the student submitted nothing for it), ``total``, ``max``
+and ``error`` (empty, or one line saying why some or all of the work could not be graded). The
+maximum is the catalogue's, not what a student happened to submit, so a missing exercise costs its
+points instead of shrinking the denominator.
+
+A student's work may be several files (a student's folder): each file is a submission of
+:mod:`grader.report.model`'s JSON shape; the exercises of all of them are merged, and an activation
+defined in two files counts once, with the better score (a note says so).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from grader.spec.catalog import ACTIVATIONS
+from grader.checks.torch_checks import checks_for
+from grader.core.results import DEVICES
+from grader.report.model import environment, write_json
+
+ACTIVATION_NAMES = [a.name for a in ACTIVATIONS]
+COLUMNS = ["student", *ACTIVATION_NAMES, "total", "max", "error"]
+NOTHING_DEFINED = ("graded 0 activations: no activation defined (expected the exercises' names, "
+                   "e.g. relu, ReLU, ReLUFunction)")
+
+
+def max_scores(device: str) -> dict[str, int]:
+    """Points of a full-marks submission per activation: one per check that runs on this machine.
+    Without CUDA the CUDA checks are skipped and count in no one's maximum, as in a report."""
+    cuda = torch.cuda.is_available()
+    return {a.name: sum(1 for _, dev in checks_for(a, DEVICES[device]) if dev != "cuda" or cuda)
+            for a in ACTIVATIONS}
+
+
+@dataclass
+class Merged:
+    """The exercises of several files of one student: the best of each activation and the file it
+    came from, with the files' notes and one-line errors."""
+    best: dict[str, tuple[dict, str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    graded_files: int = 0
+
+    def exercises(self) -> list[dict]:
+        return [self.best[name][0] for name in ACTIVATION_NAMES if name in self.best]
+
+
+def merge(submissions: list[dict], maxima: dict[str, int]) -> Merged:
+    """``submissions``: graded reports (``report.as_json``'s entries) of one student's files."""
+    m = Merged()
+    for sub in submissions:
+        path = sub["path"]
+        if sub.get("error"):
+            m.errors.append(_one_line(sub["error"], path))
+            continue
+        m.graded_files += 1
+        m.notes.extend(f"{path}: {n}" for n in sub.get("notes", []))
+        for ex in sub.get("exercises", []):
+            name = ex["name"]
+            if name not in maxima:
+                continue
+            if ex["max_score"] != maxima[name]:
+                m.notes.append(f"{path}: {name} was graded out of {ex['max_score']}, the gradebook's maximum "
+                               f"is {maxima[name]}")
+            if name not in m.best:
+                m.best[name] = (ex, path)
+                continue
+            kept, kept_path = m.best[name]
+            if ex["score"] > kept["score"]:
+                m.best[name] = (ex, path)
+            m.notes.append(f"{name} is defined in {kept_path} ({kept['score']} points) and in {path} "
+                           f"({ex['score']} points): the better score counts, from {m.best[name][1]}")
+    if m.graded_files and not m.best:
+        m.errors.append(NOTHING_DEFINED)
+    return m
+
+
+def score(exercise: dict, maxima: dict[str, int]) -> int:
+    return min(exercise["score"], maxima[exercise["name"]])
+
+
+def student_record(student: str, files: list[dict], submissions: list[dict], maxima: dict[str, int],
+                   problem: str = "") -> dict:
+    """One student's record in the batch report. ``files``: ``{"path", "sha256"}`` relative to the
+    submissions folder; ``submissions``: their graded reports, paths relative the same way;
+    ``problem``: why there was nothing to grade (an empty folder), found before grading."""
+    m = merge(submissions, maxima)
+    exercises = m.exercises()
+    errors = ([problem] if problem else []) + m.errors
+    return {
+        "student": student,
+        "files": files,
+        "score": sum(score(e, maxima) for e in exercises),
+        "max_score": sum(maxima.values()),
+        "error": "; ".join(errors) or None,
+        "notes": m.notes,
+        "exercises": exercises,
+    }
+
+
+def _one_line(error: str, path: str) -> str:
+    """The grader's error for one file, naming the file by its path in the submissions folder."""
+    first = error.strip().splitlines()[0] if error.strip() else "cannot be graded"
+    head, sep, rest = first.partition(": ")
+    if sep and (head == path or head.endswith(os.sep + path) or head.endswith("/" + path)):
+        first = rest
+    return f"{path}: {first}"
+
+
+def sort_key(record: dict) -> tuple[str, str]:
+    return record["student"].casefold(), record["student"]
+
+
+def batch_json(records: list[dict], device: str, maxima: dict[str, int]) -> dict:
+    return {
+        **environment(device),
+        "max_scores": dict(maxima),
+        "students": sorted(records, key=sort_key),
+    }
+
+
+def _text(value: str) -> str:
+    """A text cell that a spreadsheet will not run: names and errors quote files the students named,
+    and a cell starting with = + - @ would be a formula (OWASP's CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def csv_rows(records: list[dict], maxima: dict[str, int]) -> list[list[str | int]]:
+    rows: list[list[str | int]] = [COLUMNS]
+    for r in sorted(records, key=sort_key):
+        scores = {e["name"]: score(e, maxima) for e in r["exercises"]}
+        rows.append([_text(r["student"]), *(scores.get(name, 0) for name in ACTIVATION_NAMES), r["score"],
+                     r["max_score"], _text(r["error"] or "")])
+    return rows
+
+
+def write_csv(records: list[dict], maxima: dict[str, int], path: str | Path) -> None:
+    """Write atomically, like the JSON report."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(csv_rows(records, maxima))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        f.write(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def write_batch_json(records: list[dict], device: str, maxima: dict[str, int], path: str | Path) -> None:
+    write_json(batch_json(records, device, maxima), path)

@@ -1,0 +1,232 @@
+"""The engine of ``check()``: one activation's checks on a live namespace, in this process.
+
+The same checks as ``python -m grader`` (``grader.checks.torch_checks.checks_for``), called the way the pytest
+suite calls them, so the verdicts and messages are the grader's. The code checked is the student's
+own, in the student's own kernel: nothing is sandboxed here (graded runs are, see
+``grader/run/sandbox.py``). torch's side of every check is computed once per process (grader/checks/torch_checks.py).
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from grader.feedback import curves
+from grader.core import hangs, limits
+from grader.spec.catalog import ACTIVATIONS, BY_NAME, Activation
+from grader.core.errors import CheckFailure
+from grader.checks.torch_checks import Impl, checks_for
+from grader.feedback.hints import hint_for
+from grader.submission.loader import time_limit
+from grader.core.results import DEVICES, NO_CUDA
+from grader.core.errors import CheckTimeout
+from grader.checks.recorder import Recorder
+from grader.checks.replay import Tape, using
+
+
+@dataclass
+class CheckLine:
+    """One check: ``passed`` is None when it was skipped (CUDA checks without CUDA)."""
+
+    name: str
+    passed: bool | None
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+    hint: str | None = None
+
+
+@dataclass
+class CheckReport:
+    """What ``check()`` returns: the checks of one activation, with score, hint and picture."""
+
+    activation: str
+    checks: list[CheckLine]
+    figure: bytes | None = None  # PNG of the first failure, when it is a values/grad/edges/kinks one
+    figure_caption: str = ""
+    show_skipped: bool = True  # the skipped checks' line: once per kernel session (see run)
+
+    @property
+    def score(self) -> int:
+        return sum(c.passed is True for c in self.checks)
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.passed is not None for c in self.checks)
+
+    @property
+    def first_failure(self) -> CheckLine | None:
+        return next((c for c in self.checks if c.passed is False), None)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.score} of {self.max_score} checks pass"
+
+    def _skipped(self) -> str:
+        skipped = [c for c in self.checks if c.passed is None]
+        if not self.show_skipped:
+            return ""
+        reasons = sorted({c.message for c in skipped})
+        return f"{len(skipped)} checks skipped: {'; '.join(reasons)}" if skipped else ""
+
+    def __str__(self) -> str:
+        width = max((len(c.name) for c in self.checks), default=0)
+        lines = [f"{self.activation}: {self.summary}"]
+        for c in self.checks:
+            if c.passed is None:
+                continue
+            mark = "✓" if c.passed else "✗"
+            lines.append(f"  {mark} {c.name:<{width}}  {c.message}".rstrip())
+            lines.extend(f"  {'':<{width + 2}}  note: {n}" for n in c.notes)
+        if self._skipped():
+            lines.append(f"  ({self._skipped()})")
+        failure = self.first_failure
+        if failure is not None:
+            lines.append(f"First failure: {failure.name}: {failure.message}")
+            if failure.hint:
+                lines.append(f"Hint: {failure.hint}")
+        lines.append(self.summary)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from grader.feedback.html_report import checks_table
+
+        parts = [f"<div><strong>{html.escape(self.activation)}</strong></div>",
+                 checks_table([(c.name, c.passed, c.message, c.notes) for c in self.checks if c.passed is not None])]
+        if self._skipped():
+            parts.append(f"<p>({html.escape(self._skipped())})</p>")
+        failure = self.first_failure
+        if failure is not None:
+            parts.append(f"<p><strong>First failure</strong> ({html.escape(failure.name)}): "
+                         f"{html.escape(failure.message)}</p>")
+            if failure.hint:
+                parts.append(f"<p><strong>Hint:</strong> {html.escape(failure.hint)}</p>")
+        parts.append(f"<p><strong>{html.escape(self.summary)}</strong></p>")
+        return "\n".join(parts)
+
+    def _ipython_display_(self) -> None:
+        """The table, then the first failure's picture as its own image output."""
+        from IPython.display import display
+
+        display({"text/html": self._repr_html_(), "text/plain": str(self)}, raw=True)
+        if self.figure:
+            display({"image/png": base64.b64encode(self.figure).decode("ascii"),
+                     "text/plain": f"<figure: {self.figure_caption}>"}, raw=True)
+
+
+def find(name: str) -> Activation:
+    """An activation by its module name (``LeakyReLU``) or functional name (``leaky_relu``)."""
+    if name in BY_NAME:
+        return BY_NAME[name]
+    for entry in ACTIVATIONS:
+        if name in (entry.functional, entry.name.lower()):
+            return entry
+    raise ValueError(f"unknown activation {name!r}; one of: {', '.join(a.name for a in ACTIVATIONS)}")
+
+
+def run(name: str, namespace: dict, device: str = "all", timeout: float = limits.CHECK_TIMEOUT, plot: bool = True) -> CheckReport:
+    """Every check of ``name`` on the definitions in ``namespace``. An interrupt (Jupyter's stop
+    button) stops the checks, although student code turns exceptions into check failures."""
+    entry = find(name)
+    _warm_up()
+    lines: list[CheckLine] = []
+    first: tuple[str, CheckFailure] | None = None  # the first failure that a picture can show
+    cuda = torch.cuda.is_available()
+    # the kernel's cells are student code: a function that hung costs one limit in this check(), and
+    # the next check() starts afresh (the student may have fixed it, or the helper it called)
+    with _interruptible() as interrupted, hangs.scope(namespace):
+        for check, dev in checks_for(entry, DEVICES[device]):
+            label = check.name if dev == "cpu" else f"{check.name}@{dev}"
+            if dev == "cuda" and not cuda:
+                lines.append(CheckLine(label, None, NO_CUDA))
+                continue
+            line, failure = _one(entry, check, dev, namespace, timeout)
+            lines.append(line)
+            if failure is not None and first is None and curves.plottable(entry, label, failure):
+                first = (label, failure)
+            if interrupted():
+                raise KeyboardInterrupt
+    report = CheckReport(entry.name, lines)
+    reasons = {c.message for c in lines if c.passed is None}
+    report.show_skipped = not reasons <= _skips_said  # "CUDA is not available" under every check is noise
+    _skips_said.update(reasons)
+    if plot and first is not None:
+        _draw(report, entry, namespace, *first)
+    return report
+
+
+_warmed = False
+_skips_said: set[str] = set()  # why checks were skipped, as already said in this kernel session
+
+
+def _warm_up() -> None:
+    """torch imports torch._dynamo the first time an op runs under a function mode (the forbidden
+    check's recorder): do it outside any time limit, since a limit or an interrupt that lands inside
+    that import leaves it half-initialised in the student's kernel until a restart."""
+    global _warmed
+    if not _warmed:
+        with Recorder():
+            torch.zeros(1) + 1
+        _warmed = True
+
+
+def _one(entry: Activation, check, device: str, namespace: dict, timeout: float) -> tuple[CheckLine, CheckFailure | None]:
+    label = check.name if device == "cpu" else f"{check.name}@{device}"
+    impl = Impl(entry, namespace)
+    try:  # the limit and its message as the grader's (plugin.check_timeout)
+        with using(Tape("direct")), time_limit(timeout, lambda what: CheckTimeout(
+                f"{entry.name} {check.name}: {what} (an infinite loop?)")):
+            notes = check.run(impl, device)
+    except CheckFailure as exc:
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        return CheckLine(label, False, message, [], hint_for(entry.name, label, message)), exc
+    except Exception as exc:  # the grader's own error: reported, never hidden
+        message = f"grader error: {type(exc).__name__}: {exc}".splitlines()[0]
+        return CheckLine(label, False, message), None
+    return CheckLine(label, True, "", [str(n) for n in notes]), None
+
+
+def _draw(report: CheckReport, entry: Activation, namespace: dict, label: str, failure: CheckFailure) -> None:
+    from grader.feedback import plots
+
+    impl = Impl(entry, namespace)
+    device = label.split("@", 1)[1] if "@" in label else "cpu"
+    try:
+        with using(Tape("direct")), time_limit(10.0, lambda what: TimeoutError(f"drawing: {what}")):
+            form = impl.function() if failure.form == "function" else impl.functional()
+            shown = curves.build(entry, label, failure, device, None, curves.student_side(form, entry, failure, device))
+            report.figure = plots.png(shown)
+    except Exception:  # a picture is a bonus: the verdicts stand without it
+        return
+    report.figure_caption = (f"{entry.name} {label}: your f and f' against torch's around "
+                             f"x = {curves.describe_inputs(list(failure.inputs))}")
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator:
+    """Remember an interrupt that student code swallowed (checks turn it into a failure)."""
+    hit = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        hit.append(True)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(hit)
+    finally:
+        signal.signal(signal.SIGINT, previous)

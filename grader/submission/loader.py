@@ -1,0 +1,207 @@
+"""Load a submission (.ipynb or .py) into a namespace, cell by cell, as a kernel would."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import signal
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from grader.core import hangs, limits
+from grader.spec.catalog import ACTIVATIONS, Activation
+from grader.core.env import RUNNING
+from grader.core.errors import SubmissionError
+
+
+MAX_BYTES = 50 * 2**20  # a notebook with huge outputs is refused before it is parsed
+
+
+@dataclass
+class Submission:
+    path: str
+    sha256: str
+    namespace: dict
+    notes: list[str] = field(default_factory=list)
+
+    def defines(self, entry: Activation) -> bool:
+        return any(name in self.namespace for name in entry.names)
+
+    @property
+    def graded(self) -> list[Activation]:
+        """Every activation whose names the submission defines, in catalogue order."""
+        return [a for a in ACTIVATIONS if self.defines(a)]
+
+
+def read_cells(path: Path) -> list[str]:
+    """The code cells of a notebook, or the whole file of a .py, as source strings."""
+    if not path.exists():
+        raise SubmissionError(f"{path}: no such file")
+    if path.is_dir():
+        raise SubmissionError(f"{path}: is a directory, expected an .ipynb or .py file")
+    if path.stat().st_size > MAX_BYTES:
+        raise SubmissionError(f"{path}: {path.stat().st_size:,} bytes is too large for a submission "
+                              f"(limit {MAX_BYTES:,}; clear the notebook's outputs)")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SubmissionError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if path.suffix == ".py":
+        return [text]
+    if path.suffix != ".ipynb":
+        raise SubmissionError(f"{path}: expected an .ipynb or .py file")
+    try:
+        nb = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SubmissionError(f"{path}: not a notebook (invalid JSON at line {exc.lineno})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise SubmissionError(f"{path}: not a notebook (no list of cells)")
+    if nb.get("nbformat") != 4:
+        raise SubmissionError(f"{path}: nbformat {nb.get('nbformat')!r} is not supported, save it as nbformat 4")
+    cells = []
+    for cell in nb["cells"]:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        cells.append("".join(src) if isinstance(src, list) else str(src))
+    return cells
+
+
+def strip_ipython(source: str) -> tuple[str, list[str]]:
+    """Drop notebook magics and shell escapes, which only a kernel understands."""
+    lines, dropped = [], []
+    if source.lstrip().startswith("%%"):
+        return "", [source.lstrip().splitlines()[0]]
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            dropped.append(stripped)
+            lines.append(line[: len(line) - len(stripped)] + "pass")
+        else:
+            lines.append(line)
+    return "\n".join(lines), dropped
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {msg[0]}" if msg else type(exc).__name__
+
+
+class CellTimeout(Exception):
+    pass
+
+
+class BoundedOutput(io.TextIOBase):
+    """Where printed output goes while student code runs: the first ``limit`` characters are kept and
+    the rest only counted, so printing 10 GB costs time, not memory."""
+
+    def __init__(self, limit: int = limits.OUTPUT) -> None:
+        self.limit, self.kept, self.dropped = limit, io.StringIO(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.kept.tell()
+        if room > 0:
+            self.kept.write(text[:room])
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        return self.kept.getvalue()
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, error: Callable[[str], BaseException]):
+    """SIGALRM interrupts Python code that runs longer than ``seconds`` by raising ``error(what)``,
+    ``what`` naming the submission's function that was running, if any (main thread only; C code
+    that holds the GIL runs on until it returns). The exception carries ``student_code`` and
+    ``seconds`` for :func:`grader.core.hangs.remember`."""
+    if not seconds or seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        running = hangs.stuck(frame, seconds)
+        what = (f"`{hangs.name_of(running[-1])}` did not return within {seconds:g} s" if running
+                else f"took longer than {seconds:g} s")
+        exc = error(what)
+        exc.student_code, exc.seconds = running, seconds
+        raise exc
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def load(path: str | Path, after_cell: Callable[[], None] = lambda: None,
+         cell_timeout: float | None = None) -> Submission:
+    """Execute the submission's code cells in order in one namespace; errors become notes.
+    ``after_cell`` runs after each cell (the worker undoes monkeypatching there); a cell running
+    longer than ``cell_timeout`` seconds is interrupted."""
+    path = Path(path)
+    cells = read_cells(path)
+    sub = Submission(str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
+                     {"__name__": "__submission__", "__file__": str(path)})
+    hangs.start(sub.namespace)  # a new scope: what hung in an earlier submission is not this one's
+    with _grading():
+        for number, source in enumerate(cells, start=1):
+            _run_cell(sub, path, number, source, after_cell, cell_timeout)
+    return sub
+
+
+@contextlib.contextmanager
+def _grading():
+    """Tell a ``grade()`` cell in the submission that it is being graded (so it does not recurse)."""
+    old = os.environ.get(RUNNING)
+    os.environ[RUNNING] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(RUNNING, None)
+        else:
+            os.environ[RUNNING] = old
+
+
+def _run_cell(sub: Submission, path: Path, number: int, source: str, after_cell: Callable[[], None],
+              cell_timeout: float | None) -> None:
+    where = f"code cell {number}" if path.suffix == ".ipynb" else "file"
+    source, dropped = strip_ipython(source)
+    for magic in dropped:
+        sub.notes.append(f"{where}: skipped '{magic[:60]}' (magics and shell commands do not run when graded)")
+    filename = f"<{path.name} {where}>"
+    try:
+        code = compile(source, filename, "exec")
+    except SyntaxError as exc:
+        sub.notes.append(f"{where}: SyntaxError: {exc.msg} (line {exc.lineno}); the cell was skipped")
+        return
+    out = BoundedOutput()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), time_limit(
+                cell_timeout, CellTimeout), hangs.calling(timed=False):
+            exec(code, sub.namespace)
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a failing cell must not stop the others
+        hangs.remember(exc)
+        line = _failing_line(exc, code.co_filename)
+        sub.notes.append(f"{where}: {_one_line(exc)}{line}")
+    finally:
+        after_cell()
+
+
+def _failing_line(exc: BaseException, filename: str) -> str:
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == filename:
+            return f" (line {frame.lineno})"
+    return ""
