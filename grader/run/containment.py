@@ -21,7 +21,6 @@ import functools
 import os
 import pwd
 import random
-import resource
 import shutil
 import signal
 import subprocess
@@ -157,11 +156,12 @@ def _unreachable(user: tuple[int, int], paths: tuple[str, ...]) -> str | None:
             "install Python, torch and the grader where every user can read them, or allow namespaces")
 
 
-def command(worker: list[str], result_fd: int, user: tuple[int, int] | None = None) -> list[str]:
-    """The worker's command line inside its keeper (as ``user`` when given), and inside namespaces
-    where they are allowed."""
+def command(worker: list[str], result_fd: int, user: tuple[int, int] | None = None,
+            setup: list[str] = ()) -> list[str]:
+    """The worker's command line inside its keeper (as ``user`` when given; ``setup``: the keeper's
+    limits and mounts), and inside namespaces where they are allowed."""
     switch = ["--user", f"{user[0]}:{user[1]}:{limits.PROCESSES}"] if user is not None else []
-    kept = [sys.executable, "-m", "grader.run.keeper", "--result-fd", str(result_fd), *switch, "--", *worker]
+    kept = [sys.executable, "-m", "grader.run.keeper", "--result-fd", str(result_fd), *switch, *setup, "--", *worker]
     return [shutil.which("unshare"), *_UNSHARE, "--", *kept] if namespaces() else kept
 
 
@@ -216,11 +216,6 @@ class ProcessCap:
             return None
         return cls(path)
 
-    def enter(self) -> None:
-        """In the child, before exec: it and everything it starts count against the cap."""
-        with open(self.path / "cgroup.procs", "w") as f:
-            f.write("0")
-
     def close(self) -> None:
         """Kill what is left in the cgroup and remove it."""
         for _ in range(100):
@@ -240,17 +235,3 @@ class ProcessCap:
             self.path.rmdir()
         except OSError:
             pass
-
-
-def cap_processes_unprivileged() -> None:
-    """In the child, before exec, where no cgroup is available: RLIMIT_NPROC counts every process
-    of the user, so the cap is what the user has now plus the worker's share (root is exempt)."""
-    if os.geteuid() == 0:
-        return
-    uid = os.getuid()
-    mine = sum(keeper.threads_of(p) for p in os.listdir("/proc") if p.isdigit() and keeper.owner_of(p) == uid)
-    cap = mine + limits.PROCESSES
-    soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
-    if hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
-    resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))

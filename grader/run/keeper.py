@@ -14,6 +14,7 @@ Standard library only: it starts in milliseconds and imports nothing a submissio
 """
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import os
@@ -106,27 +107,87 @@ def kill_children() -> int:
         time.sleep(0.005)
 
 
+_CLONE_NEWNS, _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
+
+
+def private_mounts(read_only: list[str], hidden: list[str]) -> None:
+    """In a private mount namespace (root only), remount ``read_only`` read-only for this process and
+    what it starts, and cover each of ``hidden`` with an empty read-only tmpfs. Does nothing where
+    the system refuses."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        return
+    for path in map(os.fsencode, read_only):
+        if libc.mount(path, path, None, _MS_BIND | _MS_REC, None) == 0:
+            libc.mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
+    for path in map(os.fsencode, hidden):
+        libc.mount(b"tmpfs", path, b"tmpfs", _MS_RDONLY, b"size=4k")
+
+
+def limit_self(memory: int, file_size: int, cgroup: str | None, processes: int | None) -> None:
+    """Before the worker is started: bounded memory and files, no core file, and a cap on processes
+    (a pids cgroup, or RLIMIT_NPROC over what this user runs now), all inherited by the worker."""
+    if cgroup:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write("0")
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+    # a write past the file-size limit then fails with EFBIG in student code instead of killing the worker
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if processes is not None and os.geteuid() != 0:  # RLIMIT_NPROC does not bind root
+        uid = os.getuid()
+        cap = sum(threads_of(p) for p in os.listdir("/proc") if p.isdigit() and owner_of(p) == uid) + processes
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        raise SystemExit(USAGE)
+    split = argv.index("--")
+    p = argparse.ArgumentParser(prog="python -m grader.run.keeper", usage=USAGE.removeprefix("usage: "))
+    p.add_argument("--result-fd", type=int, required=True)
+    p.add_argument("--user", help="UID:GID:PROCESSES: run the worker as this user, with this many more processes")
+    p.add_argument("--memory", type=int, help="bytes of address space")
+    p.add_argument("--file-size", type=int, help="bytes: the largest file the worker may write")
+    p.add_argument("--cgroup", help="a pids cgroup to enter")
+    p.add_argument("--processes", type=int, help="RLIMIT_NPROC's share where there is no cgroup")
+    p.add_argument("--read-only", action="append", default=[], help="a folder to remount read-only")
+    p.add_argument("--hide", action="append", default=[], help="a folder to cover with an empty tmpfs")
+    args = p.parse_args(argv[:split])
+    if args.user is not None:
+        user = tuple(int(n) for n in args.user.split(":"))
+        if len(user) != 3:
+            p.error("--user UID:GID:PROCESSES")
+        args.user = user
+    return args, argv[split + 1:]
+
+
+USAGE = "usage: python -m grader.run.keeper --result-fd N [--user UID:GID:PROCESSES] [--memory BYTES] [...] -- COMMAND..."
+
+
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m grader.run.keeper --result-fd N [--user UID:GID:PROCESSES] -- COMMAND..."
     try:
-        result_fd, rest = int(argv[1]), argv[2:] if argv[0] == "--result-fd" else None
-        user = None
-        if rest and rest[0] == "--user":
-            user = tuple(int(n) for n in rest[1].split(":"))
-            rest = rest[2:]
-        if not rest or rest[0] != "--" or len(rest) < 2 or (user is not None and len(user) != 3):
-            raise ValueError
-    except (IndexError, ValueError, TypeError):
-        print(usage, file=sys.stderr)
+        args, command = parse(argv)
+    except (SystemExit, ValueError) as exc:
+        print(exc if isinstance(exc, SystemExit) and isinstance(exc.code, str) else USAGE, file=sys.stderr)
         return 2
-    command = rest[1:]
+    # the set-up happens here, in a process of its own, not between fork and exec in the grader (whose
+    # threads make anything but exec unsafe there)
+    if args.read_only or args.hide:
+        private_mounts(args.read_only, args.hide)
+    if args.memory is not None:
+        limit_self(args.memory, args.file_size or resource.RLIM_INFINITY, args.cgroup, args.processes)
     set_subreaper()
     worker = os.fork()
     if worker == 0:
         try:
             drop_capabilities()
-            if user is not None:
-                become(*user)
+            if args.user is not None:
+                become(*args.user)
             os.execvp(command[0], command)
         except BaseException as exc:  # never run the worker as root when it was to be another user
             os.write(2, f"keeper: cannot start the worker: {exc}\n".encode())
@@ -148,7 +209,7 @@ def main(argv: list[str]) -> int:
         pass
     left = kill_children()
     try:
-        os.write(result_fd, (json.dumps({"event": "worker-exit", "returncode": status, "killed": left}) + "\n").encode())
+        os.write(args.result_fd, (json.dumps({"event": "worker-exit", "returncode": status, "killed": left}) + "\n").encode())
     except OSError:
         pass
     return 0

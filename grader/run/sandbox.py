@@ -11,10 +11,8 @@ parent's own: :func:`judge` reruns the check here against the worker's tape (gra
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
-import resource
 import select
 import shutil
 import signal
@@ -50,44 +48,6 @@ class Outcome:
 
 
 COURSE_ROOT = paths.ROOT
-_CLONE_NEWNS, _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
-
-
-def _mount_namespace(read_only: list[bytes], hidden: list[bytes]) -> None:
-    """In a private mount namespace, remount ``read_only`` read-only for the worker alone and cover
-    each of ``hidden`` with an empty read-only tmpfs. Needs the privilege to create mount namespaces
-    (root in CI); does nothing without it."""
-    if not containment.privileged():
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
-            return
-        for path in read_only:
-            if libc.mount(path, path, None, _MS_BIND | _MS_REC, None) == 0:
-                libc.mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
-        for path in hidden:
-            libc.mount(b"tmpfs", path, b"tmpfs", _MS_RDONLY, b"size=4k")
-    except OSError:
-        return
-
-
-def _limits(memory: int, read_only: list[bytes], hidden: list[bytes], cap: containment.ProcessCap | None) -> None:
-    """In the child, before exec: its own session, bounded memory, files and processes, no core
-    file, and the course and the submissions' folders read-only where the system allows it."""
-    os.setsid()
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.FILE_SIZE, limits.FILE_SIZE))
-    # a write past the file-size limit then fails with EFBIG in student code instead of killing the worker
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    if cap is not None:
-        cap.enter()
-    else:
-        containment.cap_processes_unprivileged()
-    _mount_namespace(read_only, hidden)
-
-
 def _describe(returncode: int | None, stderr_tail: str) -> str:
     if returncode is None:
         return "was stopped"
@@ -306,8 +266,7 @@ def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip:
     read_fd, write_fd = os.pipe()
     stderr_path = scratch / "stderr.txt"
     protected = {COURSE_ROOT, Path(path).resolve().parent, *extra_read_only}
-    read_only = [str(p).encode() for p in sorted(protected) if p.is_dir() and p != Path("/")]
-    hidden_paths = [str(h).encode() for h in hidden]
+    read_only = [str(p) for p in sorted(protected) if p.is_dir() and p != Path("/")]
     # the worker imports the grader this parent runs, installed or not (it starts in a scratch folder)
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
                PYTHONPATH=os.pathsep.join(filter(None, [str(COURSE_ROOT), os.environ.get("PYTHONPATH")])))
@@ -322,11 +281,20 @@ def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip:
             env.update(HOME=str(cwd), MPLCONFIGDIR=str(cwd / ".matplotlib"), XDG_CACHE_HOME=str(cwd / ".cache"),
                        USER=containment.WORKER_USER, LOGNAME=containment.WORKER_USER)
         stack.callback(lambda: cap.close() if cap is not None else None)
+        # the keeper limits itself before it starts the worker, which inherits all of it: nothing runs
+        # between fork and exec here, where the grader's threads would make it unsafe
+        setup = ["--memory", str(memory), "--file-size", str(limits.FILE_SIZE)]
+        if cap is not None:
+            setup += ["--cgroup", str(cap.path)]
+        elif os.geteuid() != 0:
+            setup += ["--processes", str(limits.PROCESSES)]
+        if containment.privileged():  # the course and the submissions read-only, the solutions hidden
+            setup += [a for path in read_only for a in ("--read-only", path)]
+            setup += [a for path in hidden for a in ("--hide", str(path))]
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen(
-                containment.command(worker, write_fd, user), pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd, env=env,
-                preexec_fn=lambda: _limits(memory, read_only, hidden_paths, cap))
+                containment.command(worker, write_fd, user, setup), pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd, env=env, start_new_session=True)
         os.close(write_fd)
         events, timed_out = _read_events(read_fd, check_timeout, deadline_total, proc, on_event)
         returncode = _end(proc)  # the keeper has killed all the worker left: its uid is free again
