@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from grader.spec.catalog import REQUIRED
-from grader.checks.torch_checks import (Check, Impl, Notes, _check_slopes, _edge_skip, _one_line,
+from grader.checks.torch_checks import (Check, Impl, Notes, check_slopes, edge_skip, one_line,
                                         compare_grads, edge_input, observe, random_input, seed_of,
                                         student_call, torch_impl, upstream_for)
 from grader.core.errors import CheckFailure
@@ -129,7 +129,7 @@ def _hint(port: Port, case: Case, x: torch.Tensor, got: torch.Tensor, grads: tup
             same = torch.allclose(g[0].double(), grads[0].double(), rtol=1e-4, atol=1e-6, equal_nan=True)
         del mx
     except Exception as exc:  # mlx.nn rejects the arguments (softplus has no beta): that is the difference
-        return f"; mlx.nn.{case.functional} cannot do this ({_one_line(exc)}): {port.differs}"
+        return f"; mlx.nn.{case.functional} cannot do this ({one_line(exc)}): {port.differs}"
     return f"; mlx.nn.{case.functional} gives this too: {port.differs}" if same else ""
 
 
@@ -271,10 +271,10 @@ def check_edges(impl: Impl, device: str) -> Notes:
         expected = ref(x, *args, **kwargs)
         got = student_call(what, _forward, impl.get(case.functional), x, args, case.kwargs, what)
         _with_hint(port, case, x, lambda: assert_close(
-            got, expected, what, where, skip=_edge_skip(entry, x, entry.odd_values, False)) or [], got)
+            got, expected, what, where, skip=edge_skip(entry, x, entry.odd_values, False)) or [], got)
         _, gr, up = _torch_grads(impl, case, x, seed_of(entry.name, "edge-up"))
         _, gs = _student_grads(impl, case, x, up, what)
-        skip = _edge_skip(entry, x, entry.odd_grads, True)
+        skip = edge_skip(entry, x, entry.odd_grads, True)
         notes += _with_hint(port, case, x, lambda: compare_grads(gs, gr, x, what, where, entry, case.torch_case,
                                                                  skip=skip), gs[0], gs)
     return notes
@@ -354,7 +354,7 @@ def check_random(impl: Impl, device: str) -> Notes:
         x = torch.cat([x, torch.tensor([2.0, 0.5], dtype=torch.float64)])
         kwargs = {"lower": lower, "upper": upper, "training": True}
         y, (g,) = student_call(what, _forward_backward, impl.get("rrelu"), x, (), kwargs, torch.ones_like(x), what)
-        _check_slopes(y.double(), x, g.double(), lower, upper, what, n)
+        check_slopes(y.double(), x, g.double(), lower, upper, what, n)
         label = f"{port.cls}({', '.join(f'{k}={v!r}' for k, v in case.init.items())})"
         module = student_call(label, _module_class(impl, port), **case.init)
         if observe(f"{label}.training", lambda: getattr(module, "training", None)) is not True:

@@ -26,7 +26,7 @@ from grader.checks.replay import interact, type_name
 Notes = list[str]
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
@@ -60,7 +60,7 @@ def _run_student(what: str, fn: Callable, args: tuple, kwargs: dict):
     except NotImplementedError:
         raise CheckFailure(f"{what}: not implemented (raises NotImplementedError)") from None
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        raise CheckFailure(f"{what}: raised {_one_line(exc)}") from None
+        raise CheckFailure(f"{what}: raised {one_line(exc)}") from None
     finally:
         after_student_code()
 
@@ -529,7 +529,7 @@ def _grads(dtype: torch.dtype) -> Callable[[Impl, str], Notes]:
     return check
 
 
-def _edge_skip(entry: Activation, x: torch.Tensor, odd: tuple[float, ...], nan_inputs: bool) -> torch.Tensor:
+def edge_skip(entry: Activation, x: torch.Tensor, odd: tuple[float, ...], nan_inputs: bool) -> torch.Tensor:
     xd = x.detach().cpu().double()
     skip = torch.zeros_like(xd, dtype=torch.bool)
     for v in odd:
@@ -556,11 +556,11 @@ def check_edges(impl: Impl, device: str) -> Notes:
             expected = torch_forward(entry, x, args, kwargs)
             got = student_call(what, impl.functional(), x.clone(), *args, **kwargs)
             with _about(case, dtype):
-                assert_close(got, expected, what, where, skip=_edge_skip(entry, x, entry.odd_values, False))
+                assert_close(got, expected, what, where, skip=edge_skip(entry, x, entry.odd_values, False))
             seed = seed_of(entry.name, "edge-up")
             _, _, gr = torch_forward_backward(entry, x, args, kwargs, seed)
             _, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
-            skip = _edge_skip(entry, x, entry.odd_grads, True)
+            skip = edge_skip(entry, x, entry.odd_grads, True)
             with _about(case, dtype):
                 notes += compare_grads(gs, gr, x, what, where, entry, case, skip=skip)
     return notes
@@ -708,7 +708,7 @@ def check_function(impl: Impl, device: str) -> Notes:
         seed = seed_of("function-edge-up")
         _, _, gr = torch_forward_backward(entry, x, args, kwargs, seed)
         _, _, gs = forward_backward(what, fn, x, entry.function_arguments(case, x), {}, seed, entry)
-        notes += compare_grads(gs, gr, x, what, where, entry, case, skip=_edge_skip(entry, x, entry.odd_grads, True))
+        notes += compare_grads(gs, gr, x, what, where, entry, case, skip=edge_skip(entry, x, entry.odd_grads, True))
     return notes
 
 
@@ -807,7 +807,7 @@ def check_invalid(impl: Impl, device: str) -> Notes:
             except bad.raises:
                 return ""
             except Exception as exc:
-                return f"raised {_one_line(exc)}; torch raises {bad.raises.__name__}"
+                return f"raised {one_line(exc)}; torch raises {bad.raises.__name__}"
             return f"returned a result; torch raises {bad.raises.__name__}"
 
         outcome = observe(label, attempt)
@@ -829,10 +829,10 @@ def check_random(impl: Impl, device: str) -> Notes:
         x = -torch.rand(n, dtype=torch.float64, generator=gen).to(device) - 0.5  # negative: slope = y / x
         x = torch.cat([x, torch.tensor([2.0, 0.5], dtype=torch.float64, device=device)])
         y, xs, (g,) = forward_backward(what, impl.functional(), x, (), {**p, "training": True}, 0, entry)
-        _check_slopes(y, x, g, lower, upper, what, n)
+        check_slopes(y, x, g, lower, upper, what, n)
         y, xs, (g,) = forward_backward(f"{entry.function_name} {what}", impl.function(), x,
                                        (lower, upper, True), {}, 0, entry)
-        _check_slopes(y, x, g, lower, upper, f"{entry.function_name} {what}", n)
+        check_slopes(y, x, g, lower, upper, f"{entry.function_name} {what}", n)
         # no .train(): a module is constructed in training mode (torch's RReLU() draws random
         # slopes), unlike the functional form, whose training defaults to False
         label = f"{entry.name}({', '.join(f'{k}={fmt_arg(v)}' for k, v in entry.module_args(case).items())})"
@@ -847,7 +847,7 @@ def check_random(impl: Impl, device: str) -> Notes:
     return []
 
 
-def _check_slopes(y: torch.Tensor, x: torch.Tensor, g: torch.Tensor, lower: float, upper: float,
+def check_slopes(y: torch.Tensor, x: torch.Tensor, g: torch.Tensor, lower: float, upper: float,
                   what: str, n: int) -> None:
     y = y.detach()
     assert_close(y[n:], x[n:], f"{what}: positive inputs", locate_elementwise(x[n:]))

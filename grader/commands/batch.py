@@ -40,7 +40,7 @@ SUFFIXES = (".ipynb", ".py")
 SKIPPED_DIRS = {"__pycache__", "__MACOSX", "node_modules", "site-packages"}
 MAX_FILES = 64  # per student: more is a committed library or environment, not an exercise
 GRADESCOPE_METADATA = "submission_metadata.yml"
-PER_FILE_LIMIT = 1800.0 + 120.0  # sandbox's total limit for one file, and slack for starting up
+PER_FILE_LIMIT = limits.TOTAL_TIMEOUT + 120.0  # the sandbox's total limit for one file, and slack for starting up
 CHECKPOINT_SECONDS = 60.0  # how often a long batch saves what it has graded (--json), to resume after a stop
 
 

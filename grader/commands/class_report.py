@@ -38,9 +38,9 @@ from typing import Callable
 from grader import __version__
 from grader.feedback import pages
 from grader.spec.catalog import BY_NAME, CHAPTER_NUMBERS, CHAPTERS
-from grader.report.gradebook import _text as csv_text_cell
+from grader.report.gradebook import csv_cell as csv_text_cell
 from grader.feedback.hints import hint_for
-from grader.feedback.html_report import _STYLE as BASE_STYLE
+from grader.feedback.html_report import STYLE as BASE_STYLE
 
 HARD = 0.9  # a check that at least this share of the students who started it fails is flagged
 MIN_STUDENTS = 5  # a flag needs at least this many students who started the check

@@ -27,7 +27,7 @@ from grader.spec.catalog import BY_NAME
 from grader.feedback.hints import hint_for
 from grader.report.model import SubmissionReport
 
-_STYLE = """
+STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 70rem;
        padding: 0 1rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
@@ -119,7 +119,7 @@ def page(reports: list[SubmissionReport], collector: Collector | None = None, de
     title = "Feedback: " + ", ".join(Path(r.path).name for r in reports)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<link rel="icon" href="data:,"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n'
+            f'<link rel="icon" href="data:,"><title>{html.escape(title)}</title><style>{STYLE}</style></head>\n'
             f'<body>\n' + "\n".join(body) + "\n</body></html>\n")
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import sys
-import tempfile
 from pathlib import Path
+from grader.core.files import write_atomic
 
 
 def img(data: bytes, alt: str) -> str:
@@ -28,20 +27,8 @@ def document(title: str, style: str, body: list[str]) -> str:
 def write(text: str, path: str | Path, option: str) -> bool:
     """Write ``text`` atomically, readable like any file written here (a page is for sharing);
     a path that cannot be written is a one-line error naming ``option`` (False)."""
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomic(path, text, shared=True)
     except OSError as exc:
         print(f"error: {option} {path}: {exc.strerror or exc}", file=sys.stderr)
         return False

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from grader.spec.catalog import ACTIVATIONS
 from grader.checks.torch_checks import checks_for
 from grader.core.results import DEVICES
 from grader.report.model import environment, write_json
+from grader.core.files import write_atomic
 
 ACTIVATION_NAMES = [a.name for a in ACTIVATIONS]
 COLUMNS = ["student", *ACTIVATION_NAMES, "total", "max", "error"]
@@ -127,7 +127,7 @@ def batch_json(records: list[dict], device: str, maxima: dict[str, int]) -> dict
     }
 
 
-def _text(value: str) -> str:
+def csv_cell(value: str) -> str:
     """A text cell that a spreadsheet will not run: names and errors quote files the students named,
     and a cell starting with = + - @ would be a formula (OWASP's CSV injection)."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
@@ -137,8 +137,8 @@ def csv_rows(records: list[dict], maxima: dict[str, int]) -> list[list[str | int
     rows: list[list[str | int]] = [COLUMNS]
     for r in sorted(records, key=sort_key):
         scores = {e["name"]: score(e, maxima) for e in r["exercises"]}
-        rows.append([_text(r["student"]), *(scores.get(name, 0) for name in ACTIVATION_NAMES), r["score"],
-                     r["max_score"], _text(r["error"] or "")])
+        rows.append([csv_cell(r["student"]), *(scores.get(name, 0) for name in ACTIVATION_NAMES), r["score"],
+                     r["max_score"], csv_cell(r["error"] or "")])
     return rows
 
 
@@ -146,12 +146,7 @@ def write_csv(records: list[dict], maxima: dict[str, int], path: str | Path) -> 
     """Write atomically, like the JSON report."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(csv_rows(records, maxima))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(buffer.getvalue())
-    os.replace(tmp, path)
+    write_atomic(path, buffer.getvalue())
 
 
 def write_batch_json(records: list[dict], device: str, maxima: dict[str, int], path: str | Path) -> None:

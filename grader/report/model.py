@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from grader import __version__
 from grader.spec.catalog import ACTIVATIONS
 from grader.checks.registry import ALL_CHECKS
 from grader.core.results import CheckResult
+from grader.core.files import write_atomic
 
 _ORDER = {c.name: i for i, c in enumerate(ALL_CHECKS)}
 _ACT_ORDER = {a.name: i for i, a in enumerate(ACTIVATIONS)}
@@ -163,14 +162,4 @@ NOT_FINISHED = "grading did not finish"
 
 def write_json(data: dict, path: str | Path) -> None:
     """Write atomically, so a gradebook never reads half a report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:  # e.g. the path is a folder: leave no temporary file behind
-        os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
