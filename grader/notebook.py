@@ -224,13 +224,13 @@ def _grade(path: str | os.PathLike | None, options: tuple[str, ...]) -> GradeRep
 def from_json(data: dict, returncode: int, verbose: bool = False, warning: str = "", stderr: str = "") -> GradeReport:
     """The report of one submission (an item of ``submissions`` in ``python -m grader --json``'s
     report), its table with every note, as ``check()`` shows them."""
-    from grader.core.results import CheckResult
+    from grader.core.results import CheckResult, parse_check_label
     from grader.report.model import Exercise, SubmissionReport, table
 
     exercises, activations = [], []
     for e in data["exercises"]:
-        results = [CheckResult(e["name"], c["name"].partition("@")[0], c["name"].partition("@")[2] or "cpu",
-                               c["status"], c["message"], list(c["notes"])) for c in e["checks"]]
+        results = [CheckResult(e["name"], *parse_check_label(c["name"]), c["status"], c["message"], list(c["notes"]))
+                   for c in e["checks"]]
         exercise = Exercise(e["name"], results)
         exercises.append(exercise)
         activations.append(GradedActivation(e["name"], e["score"], e["max_score"], exercise.first_failure,

@@ -22,6 +22,7 @@ from grader.spec.catalog import BY_NAME, Activation
 from grader.core.errors import CheckFailure
 from grader.checks.compare import dtype_name, fmt
 from grader.checks.replay import recorded
+from grader.core.results import check_kind
 
 PLOTTED = ("values", "grad", "edges", "kinks")
 LABEL = "feedback: the student's curves around the failing inputs"
@@ -54,7 +55,7 @@ class Curves:
 
 
 def plottable(entry: Activation, check: str, failure: CheckFailure) -> bool:
-    kind = check.split("@", 1)[0].split("[", 1)[0]
+    kind = check_kind(check)
     return (entry.elementwise and kind in PLOTTED and failure.case is not None and failure.dtype is not None
             and any(math.isfinite(v) for v in failure.inputs))
 

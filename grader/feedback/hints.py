@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Callable
+from grader.core.results import check_kind
 
 _POS = r"(?:[0-9.]+(?:e[+-]?[0-9]+)?|inf|nan)"
 _NUM = "-?" + _POS
@@ -294,11 +295,6 @@ HINTS: dict[str, tuple[Hint, ...]] = {
              "tensors (masks with where, reductions along dim)."),
     ),
 }
-
-
-def check_kind(check: str) -> str:
-    """``grad[float32]@cuda`` -> ``grad``."""
-    return check.split("@", 1)[0].split("[", 1)[0]
 
 
 def find_hint(activation: str, check: str, message: str) -> Hint | None:

@@ -26,6 +26,7 @@ from grader.checks import replay
 from grader.spec.catalog import BY_NAME
 from grader.feedback.hints import hint_for
 from grader.report.model import SubmissionReport
+from grader.core.results import parse_check_label
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 70rem;
@@ -163,7 +164,7 @@ def _figure(activation: str, check: str, failure, student: tuple) -> str:
     from grader.feedback import plots
 
     entry = BY_NAME[activation]
-    device = check.split("@", 1)[1] if "@" in check else "cpu"
+    device = parse_check_label(check)[1]
     if device != "cpu" and not torch.cuda.is_available():
         device = "cpu"
     try:

@@ -24,7 +24,7 @@ from grader.core.errors import CheckFailure
 from grader.checks.torch_checks import Impl, checks_for
 from grader.feedback.hints import hint_for
 from grader.submission.loader import time_limit
-from grader.core.results import DEVICES, NO_CUDA
+from grader.core.results import DEVICES, NO_CUDA, check_label, parse_check_label
 from grader.core.errors import CheckTimeout
 from grader.checks.recorder import Recorder
 from grader.checks.replay import Tape, using
@@ -143,7 +143,7 @@ def run(name: str, namespace: dict, device: str = "all", timeout: float = limits
     # the next check() starts afresh (the student may have fixed it, or the helper it called)
     with _interruptible() as interrupted, hangs.scope(namespace):
         for check, dev in checks_for(entry, DEVICES[device]):
-            label = check.name if dev == "cpu" else f"{check.name}@{dev}"
+            label = check_label(check.name, dev)
             if dev == "cuda" and not cuda:
                 lines.append(CheckLine(label, None, NO_CUDA))
                 continue
@@ -178,7 +178,7 @@ def _warm_up() -> None:
 
 
 def _one(entry: Activation, check, device: str, namespace: dict, timeout: float) -> tuple[CheckLine, CheckFailure | None]:
-    label = check.name if device == "cpu" else f"{check.name}@{device}"
+    label = check_label(check.name, device)
     impl = Impl(entry, namespace)
     try:  # the limit and its message as the grader's (plugin.check_timeout)
         with using(Tape("direct")), time_limit(timeout, lambda what: CheckTimeout(
@@ -197,7 +197,7 @@ def _draw(report: CheckReport, entry: Activation, namespace: dict, label: str, f
     from grader.feedback import plots
 
     impl = Impl(entry, namespace)
-    device = label.split("@", 1)[1] if "@" in label else "cpu"
+    device = parse_check_label(label)[1]
     try:
         with using(Tape("direct")), time_limit(10.0, lambda what: TimeoutError(f"drawing: {what}")):
             form = impl.function() if failure.form == "function" else impl.functional()

@@ -34,7 +34,7 @@ from grader.core.errors import CheckFailure
 from grader.checks.torch_checks import Impl
 from grader.checks.registry import CHECKS_BY_NAME, checks_for
 from grader.submission.framework import framework_of
-from grader.core.results import DEVICES, NO_CUDA, CheckResult
+from grader.core.results import DEVICES, NO_CUDA, CheckResult, check_label
 from grader.core import paths
 
 
@@ -122,7 +122,7 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
             """Keep what was graded: every check not run yet fails, none is left out of the report."""
             for name in graded or []:
                 for check, dev in checks_for(BY_NAME[name], devices, framework):
-                    key = (name, check.name if dev == "cpu" else f"{check.name}@{dev}")
+                    key = (name, check_label(check.name, dev))
                     if key in done:
                         continue
                     if dev == "cuda" and not cuda:
@@ -181,7 +181,7 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
             if lost is None:
                 break
             for check, dev in checks_for(BY_NAME[lost], devices, framework):
-                name = check.name if dev == "cpu" else f"{check.name}@{dev}"
+                name = check_label(check.name, dev)
                 if (lost, name) in done:
                     continue
                 if dev == "cuda" and not cuda:
@@ -232,7 +232,7 @@ def judge(worker: CheckResult, tape: str | None) -> CheckResult:
 
 
 def _complete(activation: str, done: dict, devices: list[str], framework: str = "torch") -> bool:
-    return all((activation, c.name if d == "cpu" else f"{c.name}@{d}") in done
+    return all((activation, check_label(c.name, d)) in done
                for c, d in checks_for(BY_NAME[activation], devices, framework))
 
 

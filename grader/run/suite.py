@@ -13,6 +13,7 @@ from grader.submission.loader import time_limit
 from grader.spec.mlx_catalog import NO_MLX, available
 from grader.core.results import NO_CUDA
 from grader.checks.replay import interact, using
+from grader.core.results import check_label
 
 FEEDBACK_SECONDS = 10.0  # for evaluating a failed check's curves; a timeout just leaves them out
 
@@ -32,7 +33,7 @@ def test_check(submission, activation, check, device, check_timeout, tape, reque
             notes = check.run(impl, device)
     except CheckFailure as exc:
         if tape.mode == "record":  # the worker: the parent will draw this failure from the tape
-            name = check.name if device == "cpu" else f"{check.name}@{device}"
+            name = check_label(check.name, device)
             form = impl.function if exc.form == "function" else impl.functional
             with using(tape), time_limit(FEEDBACK_SECONDS, lambda what: TimeoutError(f"feedback curves: {what}")):
                 curves.record(form, activation, name, device, exc, interact, lambda: checks.after_student_code())
