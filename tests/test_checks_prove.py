@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pytest
 
 from grader.catalog import BY_NAME, IMPLICIT_DIM_WARNING
-from grader.checks.torch_checks import CHECKS, CHECKS_BY_NAME, Impl, checks_for
+from grader.checks.registry import CHECKS_BY_NAME
+from grader.checks.torch_checks import CHECKS, Impl, checks_for
 from grader.core.errors import CheckFailure
 
 from conftest import fresh_solution

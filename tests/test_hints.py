@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import ACTIVATIONS, BY_NAME
-from grader.checks.torch_checks import CHECKS_BY_NAME, Impl
+from grader.checks.registry import CHECKS_BY_NAME
+from grader.checks.torch_checks import Impl
 from grader.core.errors import CheckFailure
 from grader.feedback.hints import HINTS, find_hint, hint_for
 from grader.run.live import run

@@ -962,7 +962,6 @@ CHECKS: tuple[Check, ...] = (
     Check("forbidden", check_forbidden, per_device=False),
     Check("vectorised", check_vectorised, per_device=False),
 )
-CHECKS_BY_NAME = {c.name: c for c in CHECKS}
 
 
 def checks_for(entry: Activation, devices: list[str]) -> list[tuple[Check, str]]:

@@ -182,7 +182,7 @@ class Item:
 
 
 @dataclass
-class Activation:
+class ActivationTally:
     name: str
     attempted: int = 0
     full_marks: int = 0
@@ -195,7 +195,7 @@ class ClassAnalysis:
     max_score: int
     scores: list[int] = field(default_factory=list)
     with_error: list[bool] = field(default_factory=list)
-    activations: dict[str, Activation] = field(default_factory=dict)
+    activations: dict[str, ActivationTally] = field(default_factory=dict)
     items: dict[tuple[str, str], Item] = field(default_factory=dict)
     errors: dict[tuple[str, str | None], Group] = field(default_factory=dict)
 
@@ -203,8 +203,8 @@ class ClassAnalysis:
     def students(self) -> int:
         return len(self.scores)
 
-    def by_chapter(self) -> list[tuple[str, list[Activation]]]:
-        chapters: dict[tuple[int, str], list[Activation]] = {}
+    def by_chapter(self) -> list[tuple[str, list[ActivationTally]]]:
+        chapters: dict[tuple[int, str], list[ActivationTally]] = {}
         for a in self.activations.values():
             chapters.setdefault(chapter_of(a.name), []).append(a)
         return [(title, acts) for (_, title), acts in sorted(chapters.items())]
@@ -226,7 +226,7 @@ def analyse(report: dict) -> ClassAnalysis:
     result = ClassAnalysis({k: report.get(k) for k in ("grader_version", "torch_version", "device")},
                            sum(maxima.values()))
     for name in maxima:  # catalogue order; an activation no one submitted stays out of the page
-        result.activations[name] = Activation(name)
+        result.activations[name] = ActivationTally(name)
     for record in report["students"]:
         student, scrub = str(record["student"]), _scrubber(record)
         result.scores.append(record["score"])
@@ -238,7 +238,7 @@ def analyse(report: dict) -> ClassAnalysis:
             group.students.append(student)
         for exercise in record["exercises"]:
             name = exercise["name"]
-            act = result.activations.setdefault(name, Activation(name))
+            act = result.activations.setdefault(name, ActivationTally(name))
             act.attempted += 1
             act.scores.append(exercise.get("score", 0))
             graded = [c for c in exercise["checks"] if c["passed"] is not None]
