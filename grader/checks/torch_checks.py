@@ -31,8 +31,18 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
-# Called after every piece of student code; the worker sets it to undo monkeypatching (guard.py).
-after_student_code: Callable[[], None] = lambda: None
+_after_student_code: Callable[[], None] = lambda: None
+
+
+def after_student_code(hook: Callable[[], None]) -> None:
+    """Have ``hook`` called after every piece of student code: the worker undoes monkeypatching there
+    (grader/run/guard.py)."""
+    global _after_student_code
+    _after_student_code = hook
+
+
+def student_code_returned() -> None:
+    _after_student_code()
 
 
 def student_call(what: str, fn: Callable, *args, **kwargs):
@@ -62,7 +72,7 @@ def _run_student(what: str, fn: Callable, args: tuple, kwargs: dict):
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         raise CheckFailure(f"{what}: raised {one_line(exc)}") from None
     finally:
-        after_student_code()
+        _after_student_code()
 
 
 class Impl:

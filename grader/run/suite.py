@@ -36,7 +36,7 @@ def test_check(submission, activation, check, device, check_timeout, tape, reque
             name = check_label(check.name, device)
             form = impl.function if exc.form == "function" else impl.functional
             with using(tape), time_limit(FEEDBACK_SECONDS, lambda what: TimeoutError(f"feedback curves: {what}")):
-                curves.record(form, activation, name, device, exc, interact, lambda: checks.after_student_code())
+                curves.record(form, activation, name, device, exc, interact, checks.student_code_returned)
         pytest.fail(str(exc), pytrace=False)
     for note in notes:
         request.node.user_properties.append(("note", note))

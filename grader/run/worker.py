@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from grader.run.plugin import SUITE, GraderPlugin
 
     # the hook is set first so that the snapshot holds it; it calls the guard created next
-    checks.after_student_code = lambda: guard.restore()
+    checks.after_student_code(lambda: guard.restore())
     guard = Guard()  # snapshot before any student code runs
     try:
         submission = load(args.path, after_cell=guard.restore, cell_timeout=args.check_timeout)
