@@ -168,3 +168,14 @@ def _torch_with_function(entry):
 
     impl.ns[entry.function_name] = TorchFunction
     return impl
+
+
+def test_edge_layouts_are_ones_the_checks_know() -> None:
+    """The edge check lays out non-elementwise inputs by the entry's ``edge_layout``, never its name."""
+    from grader.checks.torch_checks import edge_input
+
+    assert {a.edge_layout for a in ACTIVATIONS} <= {"rows", "pairs", "channels"}
+    by_layout = {a.edge_layout: a for a in ACTIVATIONS if not a.elementwise and not a.halves}
+    assert edge_input(by_layout["pairs"], {}, torch.float32)[0].shape[-1] == 2
+    assert edge_input(by_layout["channels"], {}, torch.float32)[0].dim() == 4
+    assert edge_input(by_layout["rows"], {}, torch.float32)[0].dim() == 2

@@ -220,7 +220,7 @@ def edge_input(entry: Activation, case: dict, dtype: torch.dtype) -> tuple[torch
         rows = [[1.5, v] for v in pts] + [[v, 1.5] for v in pts]
         x = torch.tensor(rows, dtype=dtype)
         return x, lambda index: f"at a={fmt(rows[index[0] if index else 0][0])}, b={fmt(rows[index[0] if index else 0][1])}"
-    if entry.name == "GLU":
+    if entry.edge_layout == "pairs":
         a = torch.tensor(pts, dtype=dtype)
         b = a.flip(0)
         x = torch.stack([a, b], 0)  # halves along dim 0 -> pairs (a_i, b_i) along dim 1
@@ -231,7 +231,7 @@ def edge_input(entry: Activation, case: dict, dtype: torch.dtype) -> tuple[torch
             return f"at a={fmt(x[i, 0].item())}, b={fmt(x[i, 1].item())}"
 
         return x, where
-    # softmax-like: rows, reduced over the last dimension (or channels for Softmax2d)
+    # rows, reduced over the last dimension (or, as channels, over dim -3)
     rows = [[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [1e4, 0.0, -1e4], [88.8, -88.8, 0.0],
             [100.0, 100.0, -100.0], [-100.0, -100.0, -100.0], [-math.inf, 0.0, 1.0],
             [-math.inf, -math.inf, 5.0], [math.nan, 0.0, 1.0], [1e-40, 0.0, -1e-40], [20.0, -20.0, 0.0]]
@@ -241,7 +241,7 @@ def edge_input(entry: Activation, case: dict, dtype: torch.dtype) -> tuple[torch
         i = index[0] if index else 0
         return f"in row [{', '.join(fmt(v) for v in rows[i])}] at position {index[1] if len(index) > 1 else 0}"
 
-    if entry.name == "Softmax2d":
+    if entry.edge_layout == "channels":
         x4 = x.reshape(len(rows), 3, 1, 1)
         return x4, lambda index: where_row(index[:2])
     return x, where_row

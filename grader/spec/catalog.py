@@ -109,6 +109,10 @@ class Activation:
     channels: Callable[[dict], int] | None = None
     # Elementwise: edge inputs are tested one element at a time.
     elementwise: bool = True
+    # Not elementwise: how the edge inputs are laid out. "rows": each row reduced over the last dim
+    # (softmax-like); "pairs": rows [a, b] a gate splits into halves over the last dim (GLU);
+    # "channels": the rows as the channels of (N, C, 1, 1) inputs (Softmax2d's dim -3).
+    edge_layout: str = "rows"
     # ATen ops (by overload packet name) and torch callables that compute this very function.
     forbidden_ops: tuple[str, ...] = ()
     forbidden_functions: tuple[str, ...] = ()
@@ -513,7 +517,7 @@ ACTIVATIONS: tuple[Activation, ...] = (
         params=(Param("dim", -1),),
         cases=({}, {"dim": 0}, {"dim": 1}),
         shape=(4, 6, 8), shapes=((0, 4), (6,), (1, 4), (2, 4, 6, 8)), vector_shapes=((5, 2), (10, 100)),
-        elementwise=False,
+        elementwise=False, edge_layout="pairs",
         odd_values=(math.inf, -math.inf), odd_grads=(math.inf, -math.inf),
         odd_note="with a = ±inf torch's value or gradient is nan or ±inf depending on the kernel path",
         forbidden_ops=("glu",),
@@ -537,7 +541,7 @@ ACTIVATIONS: tuple[Activation, ...] = (
         "Softmax2d", "normalization", None,
         shape=(2, 3, 4, 5), shapes=((3, 1, 5), (0, 3, 4, 5), (2, 3, 4, 5)),
         vector_shapes=((2, 1, 5), (10, 10, 10)),
-        elementwise=False, scale=10.0,
+        elementwise=False, edge_layout="channels", scale=10.0,
         forbidden_ops=_SOFTMAX_FORBIDDEN,
         invalid=(Invalid({}, ValueError, shape=(4, 5)),),
         notes="softmax over the channel dimension (-3) of a 3-D or 4-D input.",
