@@ -35,6 +35,7 @@ from grader.report import gradebook
 from grader.core import limits
 from grader.run import sandbox
 from grader.report.model import NOT_FINISHED
+from grader.commands import options as grading_options
 
 SUFFIXES = (".ipynb", ".py")
 SKIPPED_DIRS = {"__pycache__", "__MACOSX", "node_modules", "site-packages"}
@@ -293,15 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="regrade every student, even unchanged ones")
     p.add_argument("--strip-prefix", default="", metavar="PREFIX",
                    help="remove PREFIX from folder names, e.g. the assignment's name in GitHub Classroom's 'NAME-user'")
-    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
-                   help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
-    p.add_argument("--check-timeout", type=float, default=limits.CHECK_TIMEOUT, metavar="SECONDS",
-                   help=f"seconds one check or cell may take (default {limits.CHECK_TIMEOUT:g})")
-    p.add_argument("--memory", type=float, default=limits.MEMORY / 2**30, metavar="GIB",
-                   help="address-space limit of each worker (default 6)")
-    p.add_argument("--hide", action="append", default=[], metavar="DIR",
-                   help="a folder the submissions' code must not read (repeatable; the course's solutions/ always "
-                        "is), where the system allows mount namespaces")
+    grading_options.add(p)
     return p
 
 
@@ -314,23 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return 2
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
-                  file=sys.stderr)
-            return 2
+    wrong = grading_options.problem(args)
+    if wrong:
+        print(f"error: {wrong}", file=sys.stderr)
+        return 2
     root = root.resolve()
     students = discover(root, args.strip_prefix)
     if not students:
         print(f"error: {root}: no student (no subfolder, no .ipynb or .py file)", file=sys.stderr)
         return 2
-    for folder in args.hide:
-        if not Path(folder).is_dir():
-            print(f"error: --hide {folder}: not a folder", file=sys.stderr)
-            return 2
-    options = Options(args.device, args.check_timeout, int(args.memory * 2**30),
+    grading = Options(args.device, args.check_timeout, grading_options.memory_bytes(args),
                       tuple(str(Path(h).resolve()) for h in args.hide))
     maxima = gradebook.max_scores(args.device)
     previous = {} if args.force or not args.json else previous_records(Path(args.json), args.device, maxima)
@@ -364,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     last_save = time.monotonic()
     # threads only wait: each student is graded by a process of its own (grade_student)
     pool = ThreadPoolExecutor(max_workers=args.jobs)
-    futures: set[Future] = {pool.submit(grade_student, s, root, files, options, maxima) for s, files in todo}
+    futures: set[Future] = {pool.submit(grade_student, s, root, files, grading, maxima) for s, files in todo}
     try:
         while futures:
             done, futures = wait(futures, return_when=FIRST_COMPLETED)

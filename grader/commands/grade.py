@@ -17,6 +17,7 @@ from grader.feedback import html_report
 from grader.core import limits
 from grader.run import sandbox
 from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, build, table, write_json
+from grader.commands import options as grading_options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,16 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="REPORT", help="also write a JSON report to this path")
     p.add_argument("--html", metavar="PAGE", help="also write a self-contained HTML feedback page (every "
                    "failure with its hint and a plot) to this path")
-    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
-                   help="where to run the checks (default: all; CUDA checks are skipped without CUDA)")
-    p.add_argument("--check-timeout", type=float, default=limits.CHECK_TIMEOUT, metavar="SECONDS",
-                   help=f"seconds one check or cell may take (default {limits.CHECK_TIMEOUT:g}); a function "
-                        "that used them up fails every later check at once")
-    p.add_argument("--hide", action="append", default=[], metavar="DIR",
-                   help="a folder the submission's code must not read (repeatable; the course's solutions/ "
-                        "always is), where the system allows mount namespaces")
-    p.add_argument("--memory", type=float, default=limits.MEMORY / 2**30, metavar="GIB",
-                   help="address-space limit of the worker that runs a submission (default 6)")
+    grading_options.add(p)
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                    help="submissions graded at once (default: the number of CPUs)")
     p.add_argument("-v", "--verbose", action="store_true", help="list every check")
@@ -61,17 +53,10 @@ def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TI
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            print("error: --device cuda: CUDA is not available on this machine (use --device all or cpu)",
-                  file=sys.stderr)
-            return 2
-    for folder in args.hide:
-        if not Path(folder).is_dir():
-            print(f"error: --hide {folder}: not a folder", file=sys.stderr)
-            return 2
+    wrong = grading_options.problem(args)
+    if wrong:
+        print(f"error: {wrong}", file=sys.stderr)
+        return 2
     if args.json:  # before any student code runs: what stands if this process is killed before the end
         try:
             write_json(as_json([SubmissionReport(p, error=f"{NOT_FINISHED}: the grader was stopped before it finished")
@@ -84,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(index: int, path: str) -> SubmissionReport:
         with feedback.watch(index) if feedback else contextlib.nullcontext():
-            return grade(path, args.device, args.check_timeout, int(args.memory * 2**30), report_dir,
+            return grade(path, args.device, args.check_timeout, grading_options.memory_bytes(args), report_dir,
                          tuple(Path(h) for h in args.hide))
 
     # submissions are graded side by side: each in its own worker process, judged here in a thread
