@@ -1,13 +1,13 @@
-"""An instructor adds an activation torch does not have by following README.md's "Add an activation"
-literally: its four code blocks (reference, catalogue entry, solution cell, check cell) go where the
-README says, in a temporary copy of the whole course, then the exercises are regenerated as `make
-exercises` does. Nothing else is edited. In that copy the new activation earns full marks, the
-mistakes the README warns about lose marks, and the catalogue, reference, check() and book tests
-pass. The book is built with every page of the table of contents, the design chapter and the
-catalogue page executed; the other chapters are replaced by their titles (they read only torch's
-entries, and the MLX chapter only counts the catalogue): executing them all takes over 10 minutes on
-2 cores, the design chapter took 33 to 51 s here and the whole test 140 s. One test: it runs once in
-the suite."""
+"""An instructor adds an activation torch does not have by following the book's "Add an activation"
+page (book/guide_add_activation.md) literally: its four code blocks (reference, catalogue entry,
+solution cell, check cell) go into the files the page names, in a temporary copy of the whole course,
+then the exercises are regenerated as `make exercises` does. Nothing else is edited. In that copy the
+new activation earns full marks, the mistakes the page warns about lose marks, and the catalogue,
+reference, check() and book tests pass. The book is built with every page of the table of contents,
+the design chapter and the catalogue page executed; the other chapters are replaced by their titles
+(they read only torch's entries, and the MLX chapter only counts the catalogue): executing them all
+takes over 10 minutes on 2 cores, the design chapter took 33 to 51 s here and the whole test 140 s.
+One test: it runs once in the suite."""
 from __future__ import annotations
 
 import html as html_lib
@@ -27,12 +27,22 @@ DESIGN = "09_design.ipynb"
 KEEP = {"13_design.ipynb", "catalogue.ipynb"}  # the book's pages that read the design entries
 
 
-def readme_blocks() -> list[str]:
-    """The code blocks of README.md's "Add an activation", without the list's indentation."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Add an activation", 1)[1].split("\n### ", 1)[0]
-    blocks = re.findall(r"\n( *)```python\n(.*?)\n *```", section, re.S)
+GUIDE = ROOT / "book" / "guide_add_activation.md"
+
+
+def guide_blocks() -> list[str]:
+    """The code blocks of the "Add an activation" page, without the list's indentation."""
+    text = GUIDE.read_text(encoding="utf-8")
+    blocks = re.findall(r"\n( *)```python\n(.*?)\n *```", text, re.S)
     return [re.sub(rf"(?m)^{indent}", "", code) + "\n" for indent, code in blocks]
+
+
+def guide_files() -> tuple[str, str]:
+    """Where the page says the reference and the catalogue entry go (paths in the repository)."""
+    text = GUIDE.read_text(encoding="utf-8")
+    (references,) = re.findall(r"\*\*A reference\*\*, appended to `([^`]+\.py)`", text)
+    (catalog,) = re.findall(r"\*\*A catalogue entry\*\*, appended to `ACTIVATIONS` in `([^`]+\.py)`", text)
+    return references, catalog
 
 
 def _copy_of_the_course(tmp: Path) -> Path:
@@ -56,11 +66,13 @@ def _append_cell(notebook: Path, source: str, tags: list[str]) -> None:
     notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def follow_the_readme(repo: Path) -> None:
-    reference, entry, solution, check = readme_blocks()
-    with open(repo / "grader" / "references.py", "a", encoding="utf-8") as f:
+def follow_the_guide(repo: Path) -> None:
+    reference, entry, solution, check = guide_blocks()
+    references_file, catalog_file = guide_files()
+    assert (repo / references_file).is_file() and (repo / catalog_file).is_file(), (references_file, catalog_file)
+    with open(repo / references_file, "a", encoding="utf-8") as f:
         f.write("\n\n" + reference)
-    catalog = repo / "grader" / "catalog.py"
+    catalog = repo / catalog_file
     text = catalog.read_text(encoding="utf-8")
     end = "\n)\n\nBY_NAME"  # the end of ACTIVATIONS
     assert text.count(end) == 1
@@ -79,7 +91,7 @@ def _run(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProc
 
 
 def _variant(repo: Path, tmp: Path, name: str, old: str, new: str) -> Path:
-    """The solution notebook with its last solution cell edited: a mistake the README warns about."""
+    """The solution notebook with its last solution cell edited: a mistake the page warns about."""
     nb = json.loads((repo / "solutions" / DESIGN).read_text(encoding="utf-8"))
     cell = nb["cells"][-2]
     assert old in cell["source"], old
@@ -89,9 +101,9 @@ def _variant(repo: Path, tmp: Path, name: str, old: str, new: str) -> Path:
     return path
 
 
-def test_an_instructor_adds_an_activation_by_the_readme(tmp_path: Path) -> None:
+def test_an_instructor_adds_an_activation_by_the_guide(tmp_path: Path) -> None:
     repo = _copy_of_the_course(tmp_path)
-    follow_the_readme(repo)
+    follow_the_guide(repo)
 
     # the exercise: stubs where the answers were, and a check cell for the new activation
     exercise = json.loads((repo / "exercises" / DESIGN).read_text(encoding="utf-8"))
@@ -100,7 +112,7 @@ def test_an_instructor_adds_an_activation_by_the_readme(tmp_path: Path) -> None:
     assert stub.count("raise NotImplementedError") == 6 and "expm1" not in stub
     assert sources[sources.index(stub) + 1].endswith('check("BipolarSigmoid")')
 
-    # graded against the new reference: full marks for the solution; the README's warnings hold
+    # graded against the new reference: full marks for the solution; the page's warnings hold
     body = "    x = _compute(input)\n    m = torch.where(x < 0, x, -x)"
     wrong = {
         "naive": _variant(repo, tmp_path, "naive", body, "    return 2 / (1 + torch.exp(-input)) - 1\n" + body),

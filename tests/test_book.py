@@ -6,6 +6,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,38 @@ def toc_pages() -> list[str]:
                 yield from walk(item)
 
     return list(walk(yaml.safe_load((ROOT / "_toc.yml").read_text())))
+
+
+GUIDES_CAPTION = "Using this course"  # the book's part that holds the guides README.md links to
+
+
+def toc_part(caption: str) -> list[str]:
+    """The documents of one part of _toc.yml, in order, without their suffix."""
+    parts = yaml.safe_load((ROOT / "_toc.yml").read_text())["parts"]
+    (part,) = [p for p in parts if p["caption"] == caption]
+    return [str(c["file"]).removesuffix(".md").removesuffix(".ipynb") for c in part["chapters"]]
+
+
+def test_readme_is_the_front_door() -> None:
+    """README.md stays short and sends readers to the guides, which are pages of the book: every
+    guide page is in the toc's part, every one is linked from the README, and every link resolves."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) < 150, len(readme.splitlines())
+    guides = toc_part(GUIDES_CAPTION)
+    assert guides == [g for g in toc_pages() if g.startswith("book/guide_")], "a guide outside its part"
+    on_disk = sorted(f"book/{p.stem}" for p in (ROOT / "book").glob("guide_*.md"))
+    assert sorted(guides) == on_disk, "a guide page missing from the toc"
+    links = re.findall(r"\]\(([^)\s]+)\)", readme)
+    local = {link.split("#")[0] for link in links if not link.startswith(("http://", "https://"))}
+    for page in guides:
+        assert f"{page}.md" in local, f"README.md does not link {page}.md"
+    for link in local:
+        assert (ROOT / link).exists(), f"README.md links {link}, which does not exist"
+    # the guides send measured figures to the README's "Measured" section: it must be there
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    measured = config["repository"]["url"].rstrip("/") + "#measured"
+    if any(measured in (ROOT / f"{g}.md").read_text(encoding="utf-8") for g in guides):
+        assert re.search(r"(?m)^## Measured$", readme), "the guides link README.md#measured"
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +187,10 @@ def _source_has_math(page: str) -> bool:
 
 def _source_has_plot(page: str) -> bool:
     path = ROOT / f"{page}.ipynb"
-    return path.exists() and ("plot_derivatives(" in path.read_text() or "plt." in path.read_text())
+    if path.exists():
+        return "plot_derivatives(" in path.read_text() or "plt." in path.read_text()
+    path = ROOT / f"{page}.md"  # a figure or an image in a markdown page (a guide's screenshot)
+    return path.exists() and bool(re.search(r"```\{figure\}|!\[", path.read_text()))
 
 
 @pytest.mark.parametrize("page", toc_pages())

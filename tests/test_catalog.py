@@ -132,7 +132,7 @@ def test_forbidden_list_catches_torch_itself(entry) -> None:
 def test_forbidden_check_catches_a_submission_that_calls_the_reference(entry) -> None:
     """The references take part in __torch_function__, so calling one instead of writing the
     activation is seen, like a call of torch's own op; a reference built on an op the entry forbids
-    (the README's bipolar sigmoid calls tanh) may be caught by that op first."""
+    (the bipolar sigmoid of book/guide_add_activation.md calls tanh) may be caught by that op first."""
     seen = [rf"calls the grader's reference grader\.spec\.references\.{entry.functional}\b"]
     seen += [rf"calls torch's own aten\.{re.escape(op)}\b" for op in entry.forbidden_ops]
     with pytest.raises(CheckFailure, match="|".join(seen)):

@@ -95,7 +95,7 @@ def test_template_holds_exercises_the_grader_and_no_solution(template: Path) -> 
             assert hashlib.sha256(path.read_bytes()).hexdigest() not in solution_hashes, path
             found = lines(path) & secret
             if path.relative_to(template).parts[0] == "grader":  # the Gradescope bundle's rule: short lines such as
-                # `return out` are the grader's too; references.py is the README's threat model
+                # `return out` are the grader's too; references.py: see book/guide_threat_model.md
                 found = set() if path.name == "references.py" else {l for l in found if len(l) > 12}
             assert not found, (path, sorted(found)[:3])
 

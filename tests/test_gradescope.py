@@ -56,7 +56,7 @@ def test_bundle_layout(bundle: Path) -> None:
         # no line of a solution in the bundle (short ones such as `return out` are also the grader's)
         secret = {line for line in solution_lines() if len(line) > 12}
         # grader/spec/references.py is the float64 reference of the activations torch lacks: like torch's own
-        # source for the 28 others, a grader cannot judge them without it (the README's threat model)
+        # source for the 28 others, a grader cannot judge them without it (book/guide_threat_model.md)
         assert not [n for n in names if n != "grader/spec/references.py"
                     and {l.strip() for l in z.read(n).decode().splitlines()} & secret]
     subprocess.run(["bash", "-n", "-c", setup], check=True)
