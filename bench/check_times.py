@@ -18,7 +18,8 @@ from grader.core import limits
 from grader.submission import loader  # noqa: E402
 from grader.catalog import BY_NAME  # noqa: E402
 from grader.core.errors import CheckFailure
-from grader.checks.torch_checks import Impl, checks_for  # noqa: E402
+from grader.checks.harness import Impl
+from grader.checks.torch_checks import checks_for  # noqa: E402
 
 
 def time_checks(label: str, sub: loader.Submission, only: str | None = None) -> list[tuple[float, str, str]]:

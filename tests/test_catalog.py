@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from grader.catalog import ACTIVATIONS, BY_NAME, CHAPTERS, REQUIRED, measured_implicit_dim, quiet_implicit_dim
 from grader.core.errors import CheckFailure
-from grader.checks.torch_checks import check_forbidden, torch_impl
+from grader.checks.torch_checks import check_forbidden
+from grader.checks.harness import torch_impl
 
 IDS = [a.name for a in ACTIVATIONS]
 
@@ -172,7 +173,7 @@ def _torch_with_function(entry):
 
 def test_edge_layouts_are_ones_the_checks_know() -> None:
     """The edge check lays out non-elementwise inputs by the entry's ``edge_layout``, never its name."""
-    from grader.checks.torch_checks import edge_input
+    from grader.checks.inputs import edge_input
 
     assert {a.edge_layout for a in ACTIVATIONS} <= {"rows", "pairs", "channels"}
     by_layout = {a.edge_layout: a for a in ACTIVATIONS if not a.elementwise and not a.halves}

@@ -14,7 +14,8 @@ import pytest
 
 from grader.catalog import BY_NAME, IMPLICIT_DIM_WARNING
 from grader.checks.registry import CHECKS_BY_NAME
-from grader.checks.torch_checks import CHECKS, Impl, checks_for
+from grader.checks.torch_checks import CHECKS, checks_for
+from grader.checks.harness import Impl
 from grader.core.errors import CheckFailure
 
 from conftest import fresh_solution

@@ -14,7 +14,7 @@ import nbformat
 from grader.core import hangs, limits
 from grader.catalog import BY_NAME
 from grader.core.errors import CheckFailure
-from grader.checks.torch_checks import Impl
+from grader.checks.harness import Impl
 from grader.checks.registry import checks_for
 from grader.run.live import run
 from grader.submission.loader import load, time_limit

@@ -10,7 +10,7 @@ import pytest
 
 from grader.catalog import ACTIVATIONS, BY_NAME
 from grader.checks.registry import CHECKS_BY_NAME
-from grader.checks.torch_checks import Impl
+from grader.checks.harness import Impl
 from grader.core.errors import CheckFailure
 from grader.feedback.hints import HINTS, find_hint, hint_for
 from grader.run.live import run

@@ -12,7 +12,7 @@ import pytest
 from grader.catalog import BY_NAME
 from grader.commands.grade import grade
 from grader.core.errors import CheckFailure
-from grader.checks.torch_checks import Impl
+from grader.checks.harness import Impl
 from grader.checks.registry import checks_for
 from grader.submission.loader import load
 from grader.spec.mlx_catalog import NO_MLX, PORTS, available

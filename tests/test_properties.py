@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 from grader.catalog import BY_NAME
 from grader.core.errors import CheckFailure
-from grader.checks.torch_checks import torch_impl
+from grader.checks.harness import torch_impl
 from grader.checks.compare import assert_close, locate_elementwise
 
 from conftest import fresh_solution

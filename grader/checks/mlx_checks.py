@@ -15,9 +15,9 @@ from typing import Callable
 import torch
 
 from grader.spec.catalog import REQUIRED
-from grader.checks.torch_checks import (Check, Impl, Notes, check_slopes, edge_skip, one_line,
-                                        compare_grads, edge_input, observe, random_input, seed_of,
-                                        student_call, torch_impl, upstream_for)
+from grader.checks.torch_checks import Check, check_slopes, edge_skip
+from grader.checks.harness import Impl, Notes, one_line, compare_grads, observe, student_call, torch_impl
+from grader.checks.inputs import edge_input, random_input, seed_of, upstream_for
 from grader.core.errors import CheckFailure
 from grader.checks.compare import (HALF, assert_close, assert_half_close, dtype_name, locate_elementwise,
                                    locate_index)

@@ -6,417 +6,21 @@ pytest suite (``grader/run/suite.py``) parametrises over catalogue entries x che
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
-import zlib
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
-from grader.core import hangs
 from grader.spec.catalog import REQUIRED, Activation, format_params, quiet_implicit_dim
-from grader.checks.compare import (HALF, Locate, assert_close, assert_half_close, check_tensor, dtype_name,
-                                   failing_inputs, fmt, locate_elementwise, locate_index)
+from grader.checks.compare import (HALF, assert_close, assert_half_close, dtype_name, fmt, locate_elementwise,
+                                   locate_index)
 from grader.core.errors import CheckFailure
 from grader.checks.recorder import Recorder, resolve
-from grader.checks.replay import interact, type_name
-
-Notes = list[str]
-
-
-def one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
-
-
-_after_student_code: Callable[[], None] = lambda: None
-
-
-def after_student_code(hook: Callable[[], None]) -> None:
-    """Have ``hook`` called after every piece of student code: the worker undoes monkeypatching there
-    (grader/run/guard.py)."""
-    global _after_student_code
-    _after_student_code = hook
-
-
-def student_code_returned() -> None:
-    _after_student_code()
-
-
-def student_call(what: str, fn: Callable, *args, **kwargs):
-    """Call student code; any exception, even SystemExit or KeyboardInterrupt, becomes a one-line failure.
-    Taped in the worker, replayed in the parent (replay.py)."""
-    return interact(what, lambda: _run_student(what, fn, args, kwargs))
-
-
-def _run_student_direct(what: str, fn: Callable, *args, **kwargs):
-    return _run_student(what, fn, args, kwargs)
-
-
-def observe(label: str, thunk: Callable[[], object]) -> object:
-    """Look at a student object (repr, attributes, signature): taped like a call."""
-    return student_call(label, thunk)
-
-
-def _run_student(what: str, fn: Callable, args: tuple, kwargs: dict):
-    try:
-        with hangs.calling():
-            return fn(*args, **kwargs)
-    except CheckFailure as exc:
-        hangs.remember(exc)  # a timeout: the functions that were running are not waited for again
-        raise
-    except NotImplementedError:
-        raise CheckFailure(f"{what}: not implemented (raises NotImplementedError)") from None
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        raise CheckFailure(f"{what}: raised {one_line(exc)}") from None
-    finally:
-        _after_student_code()
-
-
-class Impl:
-    """A student's (or torch's) three forms of one activation, called the same way."""
-
-    def __init__(self, entry: Activation, namespace: dict | None, student: bool = True) -> None:
-        self.entry = entry
-        self.ns = namespace  # None in the parent, which replays the worker's tape
-        self.student = student
-
-    def get(self, name: str, kind: type | None = None, what: str = "") -> object:
-        def lookup() -> object:
-            if name not in self.ns:
-                raise CheckFailure(f"{name} is not defined")
-            obj = self.ns[name]
-            if kind is not None and not (isinstance(obj, type) and issubclass(obj, kind)):
-                raise CheckFailure(f"{name} is not a subclass of {what}")
-            if kind is None and not callable(obj):
-                raise CheckFailure(f"{name} is not callable")
-            return obj
-        return self.observe(f"look up {name}", lookup)
-
-    def observe(self, label: str, thunk: Callable[[], object]) -> object:
-        """A look at student code (taped), or at torch's (direct)."""
-        return interact(label, thunk) if self.student else thunk()
-
-    def module_class(self) -> type:
-        return self.get(self.entry.name, torch.nn.Module, "torch.nn.Module")
-
-    def function_class(self) -> type:
-        return self.get(self.entry.function_name, torch.autograd.Function, "torch.autograd.Function")
-
-    def make_module(self, case: dict, inplace: bool = False) -> torch.nn.Module:
-        kwargs = self.entry.module_args(case)
-        if inplace:
-            kwargs["inplace"] = True
-        label = f"{self.entry.name}({', '.join(f'{k}={fmt_arg(v)}' for k, v in kwargs.items())})"
-        module = self.call(label, self.module_class(), **kwargs)
-        if self.entry.random:
-            self.observe(f"{label}.eval()", lambda: module.eval() and None)
-        return module
-
-    def call(self, what: str, fn: Callable, *args, **kwargs):
-        return student_call(what, fn, *args, **kwargs) if self.student else _run_student(what, fn, args, kwargs)
-
-    def functional(self) -> Callable:
-        """``f(x, *args, **kwargs)``; Softmax2d, which has no functional form, goes through its module."""
-        if self.entry.functional:
-            return self.get(self.entry.functional)
-        return lambda x, *a, **k: self.make_module({})(x)
-
-    def function(self) -> Callable:
-        return self.function_class().apply
-
-
-def torch_impl(entry: Activation) -> Impl:
-    """torch itself, seen through the same interface: the reference of every check."""
-    ns = {entry.name: entry.torch_module()}
-    if entry.functional:
-        fn = entry.torch_functional()
-        ns[entry.functional] = _quiet(fn) if entry.implicit_dim_shapes else fn
-    return Impl(entry, ns, student=False)
-
-
-def _quiet(fn: Callable) -> Callable:
-    """torch's reference without its dim=None deprecation warning, which is not part of the grade."""
-    def reference(*args, **kwargs):
-        with quiet_implicit_dim():
-            return fn(*args, **kwargs)
-    return reference
-
-
-def _reference_call(what: str, fn: Callable, *args, **kwargs):
-    with quiet_implicit_dim():
-        return _run_student_direct(what, fn, *args, **kwargs)
-
-
-def on_input(entry: Activation, case: dict, shape: tuple[int, ...]) -> str:
-    """`` on a (4, 6, 5) input, where torch's dim=None is dim=0``, for a case that leaves the dim to
-    torch; empty otherwise (the messages' locations name the shape)."""
-    dim = entry.implicit_dim(case, len(shape))
-    return "" if dim is None else f" on a {tuple(shape)} input, where torch's dim=None is dim={dim}"
-
-
-def fmt_arg(v: object) -> str:
-    return fmt(v) if isinstance(v, float) else repr(v)
-
-
-# ---------------------------------------------------------------------------------- inputs
-
-def seed_of(*parts: object) -> int:
-    return zlib.crc32(repr(parts).encode())
-
-
-def random_input(entry: Activation, dtype: torch.dtype, device: str, seed: int,
-                 shape: tuple[int, ...] | None = None) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(shape if shape is not None else entry.shape, generator=g, dtype=torch.float64) * 2 - 1)
-    return (x * entry.scale).to(dtype).to(device)
-
-
-def noncontiguous(x: torch.Tensor) -> torch.Tensor:
-    """The same values in a transposed (non-contiguous) layout."""
-    if x.dim() < 2:
-        return x
-    y = x.transpose(-1, -2).contiguous().transpose(-1, -2)
-    assert not y.is_contiguous() or min(x.shape[-2:]) <= 1
-    return y
-
-
-def upstream_for(entry: Activation, y: torch.Tensor, seed: int) -> torch.Tensor:
-    """Ones for elementwise functions (the gradient is then the derivative itself); random otherwise,
-    since the gradient of sum(softmax) is 0 whatever the implementation."""
-    if entry.elementwise:
-        return torch.ones_like(y)
-    # multiples of 1/8 in ±[1/8, 2]: exact in every dtype, so half-precision runs and their float64
-    # truth see the same upstream gradient
-    g = torch.Generator().manual_seed(seed)
-    magnitude = torch.randint(1, 17, y.shape, generator=g).double() / 8
-    sign = torch.randint(0, 2, y.shape, generator=g).double() * 2 - 1
-    return (magnitude * sign).to(y.dtype).to(y.device)
-
-
-def _finite_floats(dtype: torch.dtype) -> list[float]:
-    tiny = torch.finfo(dtype).smallest_normal
-    sub = [tiny / 2 ** 10, float(torch.finfo(dtype).tiny) * 2.0 ** -(52 if dtype == torch.float64 else 23)]
-    return [0.0, -0.0, 100.0, -100.0, 1e4, -1e4, 88.8, -88.8, 20.0, -20.0, 1e-3, -1e-3] + sub + [-s for s in sub]
-
-
-def edge_points(entry: Activation, case: dict, dtype: torch.dtype) -> list[float]:
-    points = _finite_floats(dtype) + [math.inf, -math.inf, math.nan]
-    p = entry.resolve(case)
-    return points + [float(k) for k in entry.kinks(p)] + [float(j) for j in entry.joints(p)]
-
-
-def edge_input(entry: Activation, case: dict, dtype: torch.dtype) -> tuple[torch.Tensor, Locate]:
-    """Edge inputs in the layout the activation needs, and how messages name an element."""
-    pts = edge_points(entry, case, dtype)
-    if entry.elementwise:
-        x = entry.elementwise_tensor(case, pts, dtype)
-        return x, locate_elementwise(x)
-    if entry.halves:
-        # each edge value meets a finite, nonzero partner (1.5): as b, the gate's limits are graded; as a,
-        # the gradient a * gate'(b) never multiplies an infinite a by a derivative that rounds to 0
-        rows = [[1.5, v] for v in pts] + [[v, 1.5] for v in pts]
-        x = torch.tensor(rows, dtype=dtype)
-        return x, lambda index: f"at a={fmt(rows[index[0] if index else 0][0])}, b={fmt(rows[index[0] if index else 0][1])}"
-    if entry.edge_layout == "pairs":
-        a = torch.tensor(pts, dtype=dtype)
-        b = a.flip(0)
-        x = torch.stack([a, b], 0)  # halves along dim 0 -> pairs (a_i, b_i) along dim 1
-        x = x.transpose(0, 1).reshape(len(pts), 2)  # row i is [a_i, b_i], glu over dim -1
-
-        def where(index: tuple) -> str:
-            i = index[0] if index else 0
-            return f"at a={fmt(x[i, 0].item())}, b={fmt(x[i, 1].item())}"
-
-        return x, where
-    # rows, reduced over the last dimension (or, as channels, over dim -3)
-    rows = [[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [1e4, 0.0, -1e4], [88.8, -88.8, 0.0],
-            [100.0, 100.0, -100.0], [-100.0, -100.0, -100.0], [-math.inf, 0.0, 1.0],
-            [-math.inf, -math.inf, 5.0], [math.nan, 0.0, 1.0], [1e-40, 0.0, -1e-40], [20.0, -20.0, 0.0]]
-    x = torch.tensor(rows, dtype=dtype)
-
-    def where_row(index: tuple) -> str:
-        i = index[0] if index else 0
-        return f"in row [{', '.join(fmt(v) for v in rows[i])}] at position {index[1] if len(index) > 1 else 0}"
-
-    if entry.edge_layout == "channels":
-        x4 = x.reshape(len(rows), 3, 1, 1)
-        return x4, lambda index: where_row(index[:2])
-    return x, where_row
-
-
-# ---------------------------------------------------------------------------------- autograd
-
-def forward_backward(what: str, fn: Callable, x: torch.Tensor, args: tuple, kwargs: dict,
-                     upstream_seed: int, entry: Activation, *, grads: bool = True, student: bool = True):
-    """Run ``fn(x, *args, **kwargs)`` with gradients w.r.t. x and tensor args; returns (y, grads).
-    ``student=False``: torch's reference, computed here and never taped."""
-    call = student_call if student else _reference_call
-    x = x.detach().clone().requires_grad_(grads and x.is_floating_point())
-    args = tuple(a.detach().clone().requires_grad_(grads) if isinstance(a, torch.Tensor) else a for a in args)
-    y = call(what, fn, x, *args, **kwargs)
-    if not isinstance(y, torch.Tensor):
-        raise CheckFailure(f"{what}: returned {type_name(y)}, torch returns a Tensor")
-    if not grads or y.numel() == 0:
-        return y, x, ()
-    inputs = (x,) + tuple(a for a in args if isinstance(a, torch.Tensor))
-    if not y.requires_grad:
-        raise CheckFailure(f"{what}: the output does not require grad: is it detached from the input?")
-    up = upstream_for(entry, y, upstream_seed)
-    g = call(f"{what} backward", torch.autograd.grad, y, inputs, up, allow_unused=True)
-    for i, gi in enumerate(g):
-        if gi is None:
-            name = "input" if i == 0 else entry.weight_name
-            raise CheckFailure(f"{what}: the gradient w.r.t. {name} is None: is the output connected to it?")
-    return y, x, g
-
-
-# ---------------------------------------------------------------------------------- torch's side, once
-
-# torch's answer for given inputs never changes within a process: the notebook's check() asks for the
-# same references at every call, and the parent judges every submission against the same ones
-_REFERENCES: dict[tuple, object] = {}
-_MAX_REFERENCES = 8192
-
-
-def _key(part: object) -> object:
-    """A hashable key that is equal only for equal inputs (tensors by dtype, shape, device and bytes)."""
-    if isinstance(part, torch.Tensor):
-        t = part.detach()
-        raw = t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        return ("tensor", t.dtype, tuple(t.shape), str(t.device), raw)
-    if isinstance(part, (tuple, list)):
-        return (type(part).__name__, tuple(_key(p) for p in part))
-    if isinstance(part, dict):
-        return ("dict", tuple((k, _key(v)) for k, v in part.items()))
-    return (type(part).__name__, repr(part))
-
-
-def _remember(key: tuple, compute: Callable[[], object]) -> object:
-    if key not in _REFERENCES:
-        if len(_REFERENCES) >= _MAX_REFERENCES:
-            _REFERENCES.clear()
-        _REFERENCES[key] = compute()
-    return _REFERENCES[key]
-
-
-def torch_forward(entry: Activation, x: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
-    """torch's ``f(x, *args, **kwargs)``, computed once per distinct input."""
-    def compute() -> torch.Tensor:
-        return torch_impl(entry).functional()(x.clone(), *args, **kwargs).detach()
-    return _remember(("forward", entry.name, _key(x), _key(args), _key(kwargs)), compute)
-
-
-def torch_forward_backward(entry: Activation, x: torch.Tensor, args: tuple, kwargs: dict,
-                           upstream_seed: int) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-    """:func:`forward_backward` of torch itself (detached results), computed once per distinct input."""
-    def compute() -> tuple:
-        y, xr, g = forward_backward("torch", torch_impl(entry).functional(), x, args, kwargs, upstream_seed,
-                                    entry, student=False)
-        return y.detach(), xr.detach(), tuple(gi.detach() for gi in g)
-    return _remember(("forward-backward", entry.name, _key(x), _key(args), _key(kwargs), upstream_seed), compute)
-
-
-@contextlib.contextmanager
-def _about(case: dict, dtype: torch.dtype, form: str = "functional") -> Iterator[None]:
-    """A failure inside says which parameter set, dtype and form it was testing (feedback plots them)."""
-    try:
-        yield
-    except CheckFailure as exc:
-        if exc.case is None:
-            exc.case, exc.dtype, exc.form = dict(case), dtype, form
-        raise
-
-
-@dataclass
-class KinkRule:
-    """At a kink any value between the one-sided derivatives is a valid (Clarke) subgradient."""
-
-    mask: torch.Tensor
-    lo: torch.Tensor
-    hi: torch.Tensor
-    torch_value: torch.Tensor
-
-
-def _one_sided(entry: Activation, case: dict, k: float) -> tuple[float, float]:
-    return _remember(("one-sided", entry.name, _key(case), k), lambda: _one_sided_now(entry, case, k))
-
-
-def _one_sided_now(entry: Activation, case: dict, k: float) -> tuple[float, float]:
-    ref = torch_impl(entry).functional()
-    delta = 1e-7 * max(1.0, abs(k))
-    out = []
-    for p in (k - delta, k + delta):
-        x = entry.elementwise_tensor(case, [p], torch.float64).requires_grad_()
-        args, kwargs = entry.functional_arguments(case, x)
-        (g,) = torch.autograd.grad(ref(x, *args, **kwargs).sum(), x)
-        out.append(g.reshape(-1)[0].item())
-    return out[0], out[1]
-
-
-def kink_rule(entry: Activation, case: dict, x: torch.Tensor, torch_grad: torch.Tensor) -> KinkRule | None:
-    kinks = sorted(set(entry.kinks(entry.resolve(case)))) if entry.elementwise else []
-    if not kinks:
-        return None
-    xd = x.detach().cpu().double()
-    mask = torch.zeros_like(xd, dtype=torch.bool)
-    lo, hi = torch.zeros_like(xd), torch.zeros_like(xd)
-    for k in kinks:
-        at = xd == float(torch.tensor(k, dtype=x.dtype))
-        if bool(at.any()):
-            left, right = _one_sided(entry, case, k)
-            mask |= at
-            lo = torch.where(at, min(left, right), lo)
-            hi = torch.where(at, max(left, right), hi)
-    if not bool(mask.any()):
-        return None
-    return KinkRule(mask, lo, hi, torch_grad.detach().cpu().double())
-
-
-def check_kinks_subgradient(g: torch.Tensor, rule: KinkRule, what: str, where: Locate,
-                            entry: Activation, case: dict) -> Notes:
-    notes = []
-    gd = g.detach().cpu().double()
-    tol = 1e-3 * (1 + rule.hi.abs())
-    ok = ((gd >= rule.lo - tol) & (gd <= rule.hi + tol)) | ((gd - rule.torch_value).abs() <= tol)
-    bad = rule.mask & ~ok
-    if bool(bad.any()):
-        i = tuple(int(v) for v in bad.nonzero()[0])
-        raise CheckFailure(
-            f"{what}: grad is {fmt(gd[i].item())} {where(i)}, a kink: any value in "
-            f"[{fmt(rule.lo[i].item())}, {fmt(rule.hi[i].item())}] is accepted (torch gives {fmt(rule.torch_value[i].item())})",
-            failing_inputs(where, bad), "grad")
-    differs = rule.mask & ((gd - rule.torch_value).abs() > tol)
-    if bool(differs.any()):
-        i = tuple(int(v) for v in differs.nonzero()[0])
-        notes.append(
-            f"{what}: grad {fmt(gd[i].item())} {where(i)} is a valid subgradient, but torch's convention "
-            f"is {fmt(rule.torch_value[i].item())}")
-    return notes
-
-
-def compare_grads(student: tuple, reference: tuple, x: torch.Tensor, what: str, where: Locate,
-                  entry: Activation, case: dict, skip: torch.Tensor | None = None,
-                  truth: tuple | None = None) -> Notes:
-    """Gradients w.r.t. input (kink-aware) and tensor arguments; half precision against ``truth``."""
-    notes: Notes = []
-    for i, (gs, gr) in enumerate(zip(student, reference)):
-        label = what if i == 0 else f"{what} ({entry.weight_name})"
-        check_tensor(gs, gr, f"{label} grad")
-        rule = kink_rule(entry, case, x, gr) if i == 0 else None
-        local_skip = skip if i == 0 else None
-        if rule is not None:
-            notes += check_kinks_subgradient(gs, rule, label, where, entry, case)
-            local_skip = rule.mask if local_skip is None else (local_skip | rule.mask)
-        loc = where if i == 0 else locate_index(gr)
-        if truth is not None:
-            assert_half_close(gs, gr, truth[i], label, loc, kind="grad", skip=local_skip)
-        else:
-            assert_close(gs, gr, label, loc, kind="grad", skip=local_skip)
-    return notes
-
+from grader.checks.harness import (Impl, Notes, about, compare_grads, fmt_arg, forward_backward, observe,
+                                   on_input, one_line, student_call, torch_forward, torch_forward_backward)
+from grader.checks.inputs import edge_input, noncontiguous, random_input, seed_of, upstream_for
 
 # ---------------------------------------------------------------------------------- the checks
 
@@ -496,7 +100,7 @@ def _values(dtype: torch.dtype) -> Callable[[Impl, str], Notes]:
             expected = torch_forward(entry, x, args, kwargs)
             got = student_call(what, impl.functional(), x.clone(), *args, **kwargs)
             where = locate_elementwise(x) if entry.elementwise else locate_index(x)
-            with _about(case, dtype):
+            with about(case, dtype):
                 if expected.dtype in HALF:
                     truth = torch_forward(entry, x.double(), _cast(args, torch.float64), kwargs)
                     assert_half_close(got, expected, truth, what, where)
@@ -533,7 +137,7 @@ def _grads(dtype: torch.dtype) -> Callable[[Impl, str], Notes]:
             truth = None
             if dtype in HALF:
                 _, _, truth = torch_forward_backward(entry, x.double(), _cast(args, torch.float64), kwargs, seed)
-            with _about(case, dtype):
+            with about(case, dtype):
                 notes += compare_grads(gs, gr, x, what, where, entry, case, truth=truth)
         return notes
     return check
@@ -565,13 +169,13 @@ def check_edges(impl: Impl, device: str) -> Notes:
             what = f"{entry.describe(case)} {dtype_name(dtype)}"
             expected = torch_forward(entry, x, args, kwargs)
             got = student_call(what, impl.functional(), x.clone(), *args, **kwargs)
-            with _about(case, dtype):
+            with about(case, dtype):
                 assert_close(got, expected, what, where, skip=edge_skip(entry, x, entry.odd_values, False))
             seed = seed_of(entry.name, "edge-up")
             _, _, gr = torch_forward_backward(entry, x, args, kwargs, seed)
             _, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
             skip = edge_skip(entry, x, entry.odd_grads, True)
-            with _about(case, dtype):
+            with about(case, dtype):
                 notes += compare_grads(gs, gr, x, what, where, entry, case, skip=skip)
     return notes
 
@@ -592,11 +196,11 @@ def check_kinks(impl: Impl, device: str) -> Notes:
             args, kwargs = entry.functional_arguments(case, x)
             _, _, gr = torch_forward_backward(entry, x, args, kwargs, seed)
             _, _, gs = forward_backward(what, impl.functional(), x, args, kwargs, seed, entry)
-            with _about(case, dtype):
+            with about(case, dtype):
                 notes += compare_grads(gs, gr, x, what, where, entry, case)
             fargs = entry.function_arguments(case, x)
             _, _, gf = forward_backward(f"{entry.function_name} {what}", impl.function(), x, fargs, {}, seed, entry)
-            with _about(case, dtype, "function"):
+            with about(case, dtype, "function"):
                 notes += compare_grads(gf, gr, x, f"{entry.function_name} {what}", where, entry, case)
     return notes
 
@@ -981,3 +585,4 @@ def checks_for(entry: Activation, devices: list[str]) -> list[tuple[Check, str]]
             if check.applies(entry) and (device == "cpu" or check.per_device):
                 out.append((check, device))
     return out
+

@@ -21,7 +21,8 @@ from grader.feedback import curves
 from grader.core import hangs, limits
 from grader.spec.catalog import ACTIVATIONS, BY_NAME, Activation
 from grader.core.errors import CheckFailure
-from grader.checks.torch_checks import Impl, checks_for
+from grader.checks.harness import Impl
+from grader.checks.torch_checks import checks_for
 from grader.feedback.hints import hint_for
 from grader.submission.loader import time_limit
 from grader.core.results import DEVICES, NO_CUDA, check_label, parse_check_label

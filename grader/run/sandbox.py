@@ -31,7 +31,7 @@ from grader.core import limits
 from grader.checks import replay
 from grader.spec.catalog import BY_NAME
 from grader.core.errors import CheckFailure
-from grader.checks.torch_checks import Impl
+from grader.checks.harness import Impl
 from grader.checks.registry import CHECKS_BY_NAME, checks_for
 from grader.submission.framework import framework_of
 from grader.core.results import DEVICES, NO_CUDA, CheckResult, check_label

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from grader.checks import torch_checks as checks
 from grader.feedback import curves
 from grader.core.errors import CheckFailure
-from grader.checks.torch_checks import Impl
+from grader.checks.harness import Impl, student_code_returned
 from grader.submission.loader import time_limit
 from grader.spec.mlx_catalog import NO_MLX, available
 from grader.core.results import NO_CUDA
@@ -36,7 +35,7 @@ def test_check(submission, activation, check, device, check_timeout, tape, reque
             name = check_label(check.name, device)
             form = impl.function if exc.form == "function" else impl.functional
             with using(tape), time_limit(FEEDBACK_SECONDS, lambda what: TimeoutError(f"feedback curves: {what}")):
-                curves.record(form, activation, name, device, exc, interact, checks.student_code_returned)
+                curves.record(form, activation, name, device, exc, interact, student_code_returned)
         pytest.fail(str(exc), pytrace=False)
     for note in notes:
         request.node.user_properties.append(("note", note))

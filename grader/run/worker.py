@@ -30,14 +30,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import pytest
 
-    from grader.checks import torch_checks as checks
+    from grader.checks import harness
     from grader.run.guard import Guard
     from grader.submission.loader import BoundedOutput, load
     from grader.core.errors import SubmissionError
     from grader.run.plugin import SUITE, GraderPlugin
 
     # the hook is set first so that the snapshot holds it; it calls the guard created next
-    checks.after_student_code(lambda: guard.restore())
+    harness.after_student_code(lambda: guard.restore())
     guard = Guard()  # snapshot before any student code runs
     try:
         submission = load(args.path, after_cell=guard.restore, cell_timeout=args.check_timeout)
