@@ -22,7 +22,7 @@ import nbformat
 import pytest
 
 from grader.commands import class_report
-from grader.commands.class_report import pattern
+from grader.feedback.class_analysis import pattern
 from grader.feedback.hints import hint_for
 
 from test_book import ARTIFACTS, browser  # noqa: F401  (a fixture: Chromium driven by playwright)
