@@ -36,6 +36,7 @@ from grader.run.containment import WORKER_USER
 from grader.core.paths import ROOT
 from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, write_json
 from grader.core.paths import PACKAGE
+from grader.authoring.templates import render
 
 VISIBILITY = ("visible", "hidden", "after_due_date", "after_published")
 # seconds of grading per submission: Gradescope's default timeout is 10 minutes (600 s) for the whole
@@ -44,42 +45,45 @@ VISIBILITY = ("visible", "hidden", "after_due_date", "after_published")
 TIME_BUDGET = 540.0
 
 
-def setup_sh(versions: dict[str, str]) -> str:
-    return f"""\
-#!/usr/bin/env bash
+SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image. The grader needs Python
 # 3.11 to 3.13: an image whose python3 is one of them keeps it; Gradescope's default image, Ubuntu
 # 22.04, has Python 3.10 as python3 and python3.11 in its universe component, which is installed.
 # AUTOGRADER_ROOT moves /autograder (local tests).
 set -euo pipefail
-root="${{AUTOGRADER_ROOT:-/autograder}}"
+root="${AUTOGRADER_ROOT:-/autograder}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-version_of() {{ "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }}
+version_of() { "$1" -c 'import sys; print("%%d.%%d" %% sys.version_info[:2])' 2>/dev/null; }
 python=""
 for candidate in python3 python3.13 python3.12 python3.11; do
-    if command -v "$candidate" >/dev/null && [[ "$(version_of "$candidate")" =~ ^3\\.1[123]$ ]]; then
+    if command -v "$candidate" >/dev/null && [[ "$(version_of "$candidate")" =~ ^3\.1[123]$ ]]; then
         python="$(command -v "$candidate")"
         break
     fi
 done
 if [ -z "$python" ]; then
     apt-get install -y python3.11 python3.11-venv
-    python="$(command -v python3.11)" || {{ echo "setup.sh: python3.11 is not installed" >&2; exit 1; }}
+    python="$(command -v python3.11)" || { echo "setup.sh: python3.11 is not installed" >&2; exit 1; }
 fi
 # Debian and Ubuntu package venv's pip bootstrap (ensurepip) apart, as python3.X-venv
 "$python" -c 'import ensurepip, venv' 2>/dev/null || apt-get install -y "python$(version_of "$python")-venv"
 "$python" -m venv "$root/venv"
 "$root/venv/bin/python" -m pip install --upgrade pip
 # CPU torch from PyTorch's CPU index: PyPI's torch pulls a multi-GB CUDA build
-"$root/venv/bin/python" -m pip install --index-url https://download.pytorch.org/whl/cpu torch=={versions['torch']}
-"$root/venv/bin/python" -m pip install numpy=={versions['numpy']} pytest=={versions['pytest']}
+"$root/venv/bin/python" -m pip install --index-url https://download.pytorch.org/whl/cpu torch==%{torch}
+"$root/venv/bin/python" -m pip install numpy==%{numpy} pytest==%{pytest}
 # the user submissions run as (grader/run/containment.py): it owns nothing, so a submission can write
 # neither the results nor the grader, and cannot signal the grader
-if ! id -u {WORKER_USER} >/dev/null 2>&1; then
-    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin {WORKER_USER}
+if ! id -u %{user} >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin %{user}
 fi
 """
+
+
+def setup_sh(versions: dict[str, str]) -> str:
+    return render(SETUP_SH, torch=versions["torch"], numpy=versions["numpy"], pytest=versions["pytest"],
+                  user=WORKER_USER)
 
 
 RUN_AUTOGRADER = """\
