@@ -22,6 +22,7 @@ import nbformat
 import pytest
 
 from grader.commands import class_report
+from grader.feedback import class_analysis
 from grader.feedback.class_analysis import pattern
 from grader.feedback.hints import hint_for
 
@@ -128,7 +129,7 @@ def expected_items(data: dict) -> dict[tuple[str, str], dict[str, int]]:
 
 def read_csv(path: Path) -> dict[tuple[str, str], dict[str, str]]:
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    assert list(rows[0]) == class_report.CSV_COLUMNS
+    assert list(rows[0]) == class_analysis.CSV_COLUMNS
     return {(r["activation"], r["check"]): r for r in rows}
 
 
@@ -234,7 +235,7 @@ def test_the_hint_splits_a_pattern(tmp_path: Path) -> None:
     students = [{"student": f"s{i}", "files": [], "score": 0, "max_score": 1, "error": None, "notes": [],
                  "exercises": [{"name": "SELU", "score": 0, "max_score": 1, "checks": [check(m)]}]}
                 for i, m in enumerate([close, close, far])]
-    analysis = class_report.analyse({"max_scores": {"SELU": 1}, "students": students})
+    analysis = class_analysis.analyse({"max_scores": {"SELU": 1}, "students": students})
     groups = analysis.items[("SELU", "values[float32]")].ranked()
     assert [(g.count, g.hint) for g in groups] == [(2, hint_for("SELU", "values[float32]", close)),
                                                    (1, hint_for("SELU", "values[float32]", far))]
