@@ -13,17 +13,12 @@ from grader.core import hangs
 from grader.spec.catalog import Activation, quiet_implicit_dim
 from grader.checks.compare import (Locate, assert_close, assert_half_close, check_tensor, failing_inputs, fmt,
                                    locate_index)
-from grader.core.errors import CheckFailure
+from grader.core.errors import CheckFailure, one_line
 from grader.checks.replay import interact, type_name
 from grader.checks.inputs import upstream_for
 
 Notes = list[str]
 
-
-
-def one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
 _after_student_code: Callable[[], None] = lambda: None

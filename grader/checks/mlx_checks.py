@@ -16,9 +16,9 @@ import torch
 
 from grader.spec.catalog import REQUIRED
 from grader.checks.torch_checks import Check, check_slopes, edge_skip
-from grader.checks.harness import Impl, Notes, one_line, compare_grads, observe, student_call, torch_impl
+from grader.checks.harness import Impl, Notes, compare_grads, observe, student_call, torch_impl
 from grader.checks.inputs import edge_input, random_input, seed_of, upstream_for
-from grader.core.errors import CheckFailure
+from grader.core.errors import CheckFailure, one_line
 from grader.checks.compare import (HALF, assert_close, assert_half_close, dtype_name, locate_elementwise,
                                    locate_index)
 from grader.spec.mlx_catalog import PORT_OF, Case, Port, cases

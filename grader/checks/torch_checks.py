@@ -16,10 +16,10 @@ import torch
 from grader.spec.catalog import REQUIRED, Activation, format_params, quiet_implicit_dim
 from grader.checks.compare import (HALF, assert_close, assert_half_close, dtype_name, fmt, locate_elementwise,
                                    locate_index)
-from grader.core.errors import CheckFailure
+from grader.core.errors import CheckFailure, one_line
 from grader.checks.recorder import Recorder, resolve
 from grader.checks.harness import (Impl, Notes, about, compare_grads, fmt_arg, forward_backward, observe,
-                                   on_input, one_line, student_call, torch_forward, torch_forward_backward)
+                                   on_input, student_call, torch_forward, torch_forward_backward)
 from grader.checks.inputs import edge_input, noncontiguous, random_input, seed_of, upstream_for
 
 # ---------------------------------------------------------------------------------- the checks

@@ -31,3 +31,10 @@ class CheckTimeout(CheckFailure):
 
 class SubmissionError(Exception):
     """The file cannot be graded at all (missing, not a notebook, unreadable). One line."""
+
+
+def one_line(exc: BaseException, limit: int | None = 200) -> str:
+    """An exception as one line: its type and the first line of its message (at most ``limit``
+    characters), as failures and notes show it."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__

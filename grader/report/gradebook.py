@@ -59,7 +59,7 @@ def merge(submissions: list[dict], maxima: dict[str, int]) -> Merged:
     for sub in submissions:
         path = sub["path"]
         if sub.get("error"):
-            m.errors.append(_one_line(sub["error"], path))
+            m.errors.append(_file_error(sub["error"], path))
             continue
         m.graded_files += 1
         m.notes.extend(f"{path}: {n}" for n in sub.get("notes", []))
@@ -106,7 +106,7 @@ def student_record(student: str, files: list[dict], submissions: list[dict], max
     }
 
 
-def _one_line(error: str, path: str) -> str:
+def _file_error(error: str, path: str) -> str:
     """The grader's error for one file, naming the file by its path in the submissions folder."""
     first = error.strip().splitlines()[0] if error.strip() else "cannot be graded"
     head, sep, rest = first.partition(": ")

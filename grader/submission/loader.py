@@ -16,7 +16,7 @@ from typing import Callable
 from grader.core import hangs, limits
 from grader.spec.catalog import ACTIVATIONS, Activation
 from grader.core.env import RUNNING
-from grader.core.errors import SubmissionError
+from grader.core.errors import SubmissionError, one_line
 
 
 MAX_BYTES = 50 * 2**20  # a notebook with huge outputs is refused before it is parsed
@@ -86,11 +86,6 @@ def strip_ipython(source: str) -> tuple[str, list[str]]:
         else:
             lines.append(line)
     return "\n".join(lines), dropped
-
-
-def _one_line(exc: BaseException) -> str:
-    msg = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {msg[0]}" if msg else type(exc).__name__
 
 
 class CellTimeout(Exception):
@@ -195,7 +190,7 @@ def _run_cell(sub: Submission, path: Path, number: int, source: str, after_cell:
     except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a failing cell must not stop the others
         hangs.remember(exc)
         line = _failing_line(exc, code.co_filename)
-        sub.notes.append(f"{where}: {_one_line(exc)}{line}")
+        sub.notes.append(f"{where}: {one_line(exc, None)}{line}")
     finally:
         after_cell()
 
