@@ -78,6 +78,80 @@ def hidden_folders(hide: tuple[Path, ...] = ()) -> list[Path]:
     return sorted(f for f in folders if f.is_dir())
 
 
+class _Grading:
+    """What one submission's grading knows so far, across the workers it takes: the results, the
+    activations given up on, and what the worker was doing when it stopped."""
+
+    def __init__(self, path: str, device: str) -> None:
+        self.outcome = Outcome()
+        self.done: dict[tuple[str, str], CheckResult] = {}
+        self.skip: set[str] = set()
+        self.graded: list[str] | None = None
+        self.devices = DEVICES[device]
+        self.framework = framework_of(path)  # read, not run: an MLX submission gets the MLX checks
+        self.cuda = torch.cuda.is_available()
+        self.verdicts: dict[int, CheckResult] = {}
+
+    def judge_now(self, ev: dict) -> None:
+        """Judge each result as it arrives, while the worker runs the next checks."""
+        r = _result(ev) if ev.get("event") == "result" else None
+        if r is not None and r.activation in BY_NAME and r.check in CHECKS_BY_NAME:
+            self.verdicts[id(ev)] = judge(r, ev.get("tape"))
+
+    def absorb(self, events: list[dict]) -> tuple[tuple | None, bool]:
+        """Take in one worker's events; returns the check it was running when it stopped (None if
+        none) and whether it finished. Sets ``outcome.error`` when the file cannot be graded."""
+        current, finished = None, False
+        for ev in events:
+            kind = ev.get("event")
+            if kind == "error":
+                self.outcome.error = str(ev.get("message", "cannot be graded"))
+                return current, True
+            if kind == "loaded":
+                if self.graded is None:
+                    self.graded = [g for g in ev.get("graded", []) if g in BY_NAME]
+                    self.outcome.sha256 = str(ev.get("sha256", ""))
+                    self.outcome.notes = [str(n) for n in ev.get("notes", [])]
+            elif kind == "start":
+                current = (ev.get("activation"), ev.get("check"), ev.get("device"))
+            elif kind == "result":
+                r = _result(ev)
+                if r is not None and r.activation in (self.graded or []) and r.check in CHECKS_BY_NAME:
+                    self.done[(r.activation, r.name)] = self.verdicts[id(ev)]
+                current = None
+            elif kind == "done":
+                finished = True
+                if ev.get("exit_code") not in (0, 1, 5) and not self.done:  # pytest itself could not run
+                    self.outcome.error = ("grader error: the checks could not run "
+                                          f"(pytest exit status {ev.get('exit_code')})")
+                    return current, True
+                restored = ev.get("restored") or []
+                if restored:
+                    self.outcome.notes.append("the submission replaced " + ", ".join(map(str, restored[:8]))
+                                              + "; the grader restored the originals")
+        return current, finished
+
+    def fail_rest(self, activations: list[str], current: tuple | None, during: str, left: str) -> None:
+        """Every check of ``activations`` without a result fails: the one that was running with
+        ``during``, the others with ``left`` (CUDA checks without CUDA are skipped, as always)."""
+        for name in activations:
+            for check, dev in checks_for(BY_NAME[name], self.devices, self.framework):
+                key = (name, check_label(check.name, dev))
+                if key in self.done:
+                    continue
+                if dev == "cuda" and not self.cuda:
+                    self.done[key] = CheckResult(name, check.name, dev, "skipped", NO_CUDA)
+                elif current == (name, check.name, dev):
+                    self.done[key] = CheckResult(name, check.name, dev, "failed", during)
+                else:
+                    self.done[key] = CheckResult(name, check.name, dev, "failed", left)
+
+    def unfinished(self) -> str | None:
+        """The next activation whose checks are not all in, not given up on."""
+        return next((g for g in self.graded or [] if g not in self.skip
+                     and not _complete(g, self.done, self.devices, self.framework)), None)
+
+
 def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT, memory: int = limits.MEMORY,
         total_timeout: float = limits.TOTAL_TIMEOUT, read_only: tuple[Path, ...] = (),
         hide: tuple[Path, ...] = (), out_of_time: str = "") -> Outcome:
@@ -85,15 +159,12 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
     report's); the course and the submission's own folder always are, where the system allows.
     ``hide``: more folders the worker must not read (the course's solutions always are).
     When ``total_timeout`` runs out, what was graded is kept and every check left fails with
-    ``out_of_time`` (what ran out) as the reason."""
-    outcome = Outcome()
-    done: dict[tuple[str, str], CheckResult] = {}
-    skip: set[str] = set()
-    graded: list[str] | None = None
+    ``out_of_time`` (what ran out) as the reason. A worker that dies costs the exercise it was in:
+    a new one grades the rest."""
+    grading = _Grading(path, device)
+    outcome = grading.outcome
     deadline_total = time.monotonic() + total_timeout
-    devices = DEVICES[device]
-    framework = framework_of(path)  # read, not run: an MLX submission gets the MLX checks
-    cuda = torch.cuda.is_available()
+    out_of_time = out_of_time or f"the grader's total time limit of {total_timeout:g} s ran out"
     hidden = hidden_folders(hide)
     another_user = containment.needs_another_user()
     if another_user and containment.unreachable():
@@ -108,95 +179,34 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
             shutil.copyfile(source, copy)
             os.chmod(copy, 0o644)
             source = copy
-        verdicts: dict[int, CheckResult] = {}
-
-        def judge_now(ev: dict) -> None:
-            """Judge each result as it arrives, while the worker runs the next checks."""
-            r = _result(ev) if ev.get("event") == "result" else None
-            if r is not None and r.activation in BY_NAME and r.check in CHECKS_BY_NAME:
-                verdicts[id(ev)] = judge(r, ev.get("tape"))
-
-        out_of_time = out_of_time or f"the grader's total time limit of {total_timeout:g} s ran out"
-
-        def time_is_up(current: tuple | None) -> None:
-            """Keep what was graded: every check not run yet fails, none is left out of the report."""
-            for name in graded or []:
-                for check, dev in checks_for(BY_NAME[name], devices, framework):
-                    key = (name, check_label(check.name, dev))
-                    if key in done:
-                        continue
-                    if dev == "cuda" and not cuda:
-                        done[key] = CheckResult(name, check.name, dev, "skipped", NO_CUDA)
-                    elif current == (name, check.name, dev):
-                        done[key] = CheckResult(name, check.name, dev, "failed", f"{out_of_time} during this check")
-                    else:
-                        done[key] = CheckResult(name, check.name, dev, "failed", f"not run: {out_of_time}")
-            outcome.notes.append(f"{out_of_time}: the checks left were not run")
-
         while True:
             events, returncode, stderr_tail, timed_out = _one_worker(
-                str(source), device, check_timeout, memory, skip, Path(scratch), deadline_total, read_only, hidden,
-                judge_now)
-            current = None
-            finished = False
-            for ev in events:
-                kind = ev.get("event")
-                if kind == "error":
-                    outcome.error = str(ev.get("message", "cannot be graded"))
-                    return outcome
-                if kind == "loaded":
-                    if graded is None:
-                        graded = [g for g in ev.get("graded", []) if g in BY_NAME]
-                        outcome.sha256 = str(ev.get("sha256", ""))
-                        outcome.notes = [str(n) for n in ev.get("notes", [])]
-                elif kind == "start":
-                    current = (ev.get("activation"), ev.get("check"), ev.get("device"))
-                elif kind == "result":
-                    r = _result(ev)
-                    if r is not None and r.activation in (graded or []) and r.check in CHECKS_BY_NAME:
-                        done[(r.activation, r.name)] = verdicts[id(ev)]
-                    current = None
-                elif kind == "done":
-                    finished = True
-                    if ev.get("exit_code") not in (0, 1, 5) and not done:  # pytest itself could not run
-                        outcome.error = f"grader error: the checks could not run (pytest exit status {ev.get('exit_code')})"
-                        return outcome
-                    restored = ev.get("restored") or []
-                    if restored:
-                        outcome.notes.append("the submission replaced " + ", ".join(map(str, restored[:8]))
-                                             + "; the grader restored the originals")
-            if graded is None:  # died while loading the notebook
+                str(source), device, check_timeout, memory, grading.skip, Path(scratch), deadline_total, read_only,
+                hidden, grading.judge_now)
+            current, finished = grading.absorb(events)
+            if outcome.error:
+                return outcome
+            if grading.graded is None:  # died while loading the notebook
                 why = "timed out" if timed_out else _describe(returncode, stderr_tail)
                 outcome.error = (f"{out_of_time} while the submission's cells were running"
                                  if time.monotonic() >= deadline_total else f"the submission {why} while its cells were running")
                 return outcome
             if finished:
                 break
-            if time.monotonic() >= deadline_total:
-                time_is_up(current)
+            if time.monotonic() < deadline_total:
+                why = "took longer than the time limit" if timed_out else _describe(returncode, stderr_tail)
+                lost = current[0] if current and current[0] in BY_NAME else grading.unfinished()
+                if lost is None:
+                    break
+                grading.fail_rest([lost], current, f"the grader's worker {why} during this check",
+                                  f"not run: the worker {why} during {current[1] if current else 'loading'}")
+                grading.skip.add(lost)
+                current = None
+            if time.monotonic() >= deadline_total:  # keep what was graded: no check is left out of the report
+                grading.fail_rest(grading.graded, current, f"{out_of_time} during this check", f"not run: {out_of_time}")
+                outcome.notes.append(f"{out_of_time}: the checks left were not run")
                 break
-            why = ("took longer than the time limit" if timed_out else _describe(returncode, stderr_tail))
-            lost = current[0] if current and current[0] in BY_NAME else next(
-                (g for g in graded if g not in skip and not _complete(g, done, devices, framework)), None)
-            if lost is None:
-                break
-            for check, dev in checks_for(BY_NAME[lost], devices, framework):
-                name = check_label(check.name, dev)
-                if (lost, name) in done:
-                    continue
-                if dev == "cuda" and not cuda:
-                    done[(lost, name)] = CheckResult(lost, check.name, dev, "skipped", NO_CUDA)
-                elif current and (check.name, dev) == (current[1], current[2]):
-                    done[(lost, name)] = CheckResult(lost, check.name, dev, "failed",
-                                                     f"the grader's worker {why} during this check")
-                else:
-                    done[(lost, name)] = CheckResult(lost, check.name, dev, "failed",
-                                                     f"not run: the worker {why} during {current[1] if current else 'loading'}")
-            skip.add(lost)
-            if time.monotonic() >= deadline_total:
-                time_is_up(None)
-                break
-    outcome.results = list(done.values())
+    outcome.results = list(grading.done.values())
     return outcome
 
 
