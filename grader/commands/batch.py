@@ -29,6 +29,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from grader import __version__
 from grader.report import gradebook
@@ -298,28 +299,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    root = Path(args.submissions)
+def _problem(args: argparse.Namespace, root: Path) -> str | None:
+    """What is wrong with the command line, as one line, or None."""
     if not root.is_dir():
-        print(f"error: {root}: not a folder of submissions", file=sys.stderr)
-        return 2
+        return f"{root}: not a folder of submissions"
     if args.jobs < 1:
-        print("error: --jobs must be at least 1", file=sys.stderr)
-        return 2
-    wrong = grading_options.problem(args)
-    if wrong:
-        print(f"error: {wrong}", file=sys.stderr)
-        return 2
-    root = root.resolve()
-    students = discover(root, args.strip_prefix)
-    if not students:
-        print(f"error: {root}: no student (no subfolder, no .ipynb or .py file)", file=sys.stderr)
-        return 2
-    grading = Options(args.device, args.check_timeout, grading_options.memory_bytes(args),
-                      tuple(str(Path(h).resolve()) for h in args.hide))
-    maxima = gradebook.max_scores(args.device)
-    previous = {} if args.force or not args.json else previous_records(Path(args.json), args.device, maxima)
+        return "--jobs must be at least 1"
+    return grading_options.problem(args)
+
+
+def _plan(students: list[Student], root: Path, previous: dict[str, dict]) -> tuple[dict[str, dict], list]:
+    """The records that can be kept from the last report (same files, same grader) and the students
+    left to grade, each with its files' paths and hashes."""
     records: dict[str, dict] = {}
     todo: list[tuple[Student, list[dict]]] = []
     for s in students:
@@ -328,28 +319,17 @@ def main(argv: list[str] | None = None) -> int:
             records[s.name] = previous[s.name]
         else:
             todo.append((s, files))
-    print(f"{len(students)} student{'' if len(students) == 1 else 's'}: {len(todo)} to grade, {len(records)} "
-          "unchanged since the last report "
-          f"(jobs: {args.jobs})", file=sys.stderr, flush=True)
+    return records, todo
 
-    pending = {s.name: not_finished(s, files, maxima) for s, files in todo}
 
-    def save() -> None:
-        """Both reports, atomically: the students graded so far, the others provisional."""
-        everyone = list({**pending, **records}.values())
-        gradebook.write_csv(everyone, maxima, args.csv)
-        if args.json:
-            gradebook.write_batch_json(everyone, args.device, maxima, args.json)
-
-    try:
-        save()  # before any student code runs: what stands if the batch is killed
-    except OSError as exc:
-        print(f"error: cannot write the gradebook: {exc}", file=sys.stderr)
-        return 2
-    progress = Progress(len(todo))
+def _grade_all(todo: list, root: Path, grading: Options, maxima: dict[str, int], jobs: int,
+               records: dict[str, dict], progress: "Progress", save: Callable[[], None]) -> bool:
+    """Grade every student of ``todo``, ``jobs`` at a time, into ``records``, saving both reports
+    every :data:`CHECKPOINT_SECONDS`; False when interrupted (every grading process is then
+    stopped and what was graded is saved)."""
     last_save = time.monotonic()
     # threads only wait: each student is graded by a process of its own (grade_student)
-    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    pool = ThreadPoolExecutor(max_workers=jobs)
     futures: set[Future] = {pool.submit(grade_student, s, root, files, grading, maxima) for s, files in todo}
     try:
         while futures:
@@ -370,11 +350,52 @@ def main(argv: list[str] | None = None) -> int:
         pool.shutdown(wait=True)
         progress.close()
         save()
+        return False
+    pool.shutdown()
+    progress.close()
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    root = Path(args.submissions)
+    wrong = _problem(args, root)
+    if wrong:
+        print(f"error: {wrong}", file=sys.stderr)
+        return 2
+    root = root.resolve()
+    students = discover(root, args.strip_prefix)
+    if not students:
+        print(f"error: {root}: no student (no subfolder, no .ipynb or .py file)", file=sys.stderr)
+        return 2
+    grading = Options(args.device, args.check_timeout, grading_options.memory_bytes(args),
+                      tuple(str(Path(h).resolve()) for h in args.hide))
+    maxima = gradebook.max_scores(args.device)
+    previous = {} if args.force or not args.json else previous_records(Path(args.json), args.device, maxima)
+    records, todo = _plan(students, root, previous)
+    print(f"{len(students)} student{'' if len(students) == 1 else 's'}: {len(todo)} to grade, {len(records)} "
+          "unchanged since the last report "
+          f"(jobs: {args.jobs})", file=sys.stderr, flush=True)
+
+    pending = {s.name: not_finished(s, files, maxima) for s, files in todo}
+
+    def save() -> None:
+        """Both reports, atomically: the students graded so far, the others provisional."""
+        everyone = list({**pending, **records}.values())
+        gradebook.write_csv(everyone, maxima, args.csv)
+        if args.json:
+            gradebook.write_batch_json(everyone, args.device, maxima, args.json)
+
+    try:
+        save()  # before any student code runs: what stands if the batch is killed
+    except OSError as exc:
+        print(f"error: cannot write the gradebook: {exc}", file=sys.stderr)
+        return 2
+    progress = Progress(len(todo))
+    if not _grade_all(todo, root, grading, maxima, args.jobs, records, progress, save):
         print(f"interrupted: {len(records)} of {len(students)} students graded, saved in {args.csv}"
               + (f" and {args.json} (run again to go on)" if args.json else ""), file=sys.stderr)
         return 130
-    pool.shutdown()
-    progress.close()
     save()
     errors = sum(1 for r in records.values() if r["error"])
     print(f"wrote {args.csv}" + (f" and {args.json}" if args.json else "")
