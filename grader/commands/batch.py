@@ -299,7 +299,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _problem(args: argparse.Namespace, root: Path) -> str | None:
+def _wrong_arguments(args: argparse.Namespace, root: Path) -> str | None:
     """What is wrong with the command line, as one line, or None."""
     if not root.is_dir():
         return f"{root}: not a folder of submissions"
@@ -359,7 +359,7 @@ def _grade_all(todo: list, root: Path, grading: Options, maxima: dict[str, int],
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     root = Path(args.submissions)
-    wrong = _problem(args, root)
+    wrong = _wrong_arguments(args, root)
     if wrong:
         print(f"error: {wrong}", file=sys.stderr)
         return 2
