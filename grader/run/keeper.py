@@ -46,7 +46,7 @@ def drop_capabilities() -> None:
 def become(uid: int, gid: int, processes: int) -> None:
     """In the worker's child, before exec, as root: become ``uid``/``gid`` with no supplementary
     group, at most ``processes`` more processes and threads than that user has now."""
-    mine = sum(threads_of(p) for p in os.listdir("/proc") if p.isdigit() and owner_of(p) == uid)
+    mine = threads_of_user(uid)
     os.setgroups([])
     os.setgid(gid)
     # RLIMIT_NPROC counts the real uid's processes: set while still root, it binds once we are uid
@@ -54,6 +54,11 @@ def become(uid: int, gid: int, processes: int) -> None:
     os.setuid(uid)
     if os.getuid() != uid or os.geteuid() != uid or os.getgid() != gid:
         raise OSError("could not change to the worker's user")
+
+
+def threads_of_user(uid: int) -> int:
+    """How many processes and threads ``uid`` runs now: what RLIMIT_NPROC counts."""
+    return sum(threads_of(p) for p in os.listdir("/proc") if p.isdigit() and owner_of(p) == uid)
 
 
 def threads_of(pid: str) -> int:
@@ -137,7 +142,7 @@ def limit_self(memory: int, file_size: int, cgroup: str | None, processes: int |
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if processes is not None and os.geteuid() != 0:  # RLIMIT_NPROC does not bind root
         uid = os.getuid()
-        cap = sum(threads_of(p) for p in os.listdir("/proc") if p.isdigit() and owner_of(p) == uid) + processes
+        cap = threads_of_user(uid) + processes
         hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
         if hard != resource.RLIM_INFINITY:
             cap = min(cap, hard)

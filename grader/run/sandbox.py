@@ -167,8 +167,9 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
     out_of_time = out_of_time or f"the grader's total time limit of {total_timeout:g} s ran out"
     hidden = hidden_folders(hide)
     another_user = containment.needs_another_user()
-    if another_user and containment.unreachable():
-        outcome.error = str(containment.unreachable())  # never run student code as root instead
+    refusal = containment.unreachable() if another_user else None
+    if refusal:
+        outcome.error = refusal  # never run student code as root instead
         return outcome
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
         source = Path(path).resolve()
