@@ -1,0 +1,98 @@
+"""Exercises and assignments: the gradebook's columns, and the part of the course a class is given.
+
+An *exercise* is one activation in one chapter's notebook, written for one framework: ``ReLU`` of
+``01_standard`` (torch) and ``MLX ReLU`` of ``10_mlx`` are two exercises, graded by different
+checks, each with a column of its own. Its ``key`` names it everywhere a grade is kept: the JSON
+reports, the gradebook's CSV, the class report, Gradescope's tests and Classroom's points.
+
+An *assignment* is a set of chapters, named by their exercise notebooks' stems (``02_relu_variants``,
+``10_mlx``); without one, the whole course is graded, as before assignments existed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Iterable
+
+from grader.spec.catalog import ACTIVATIONS, chapter_stem
+from grader.spec.mlx_catalog import PORTS
+
+MLX_CHAPTER = "10_mlx"
+# what a framework's exercises are called in front of the activation's name
+PREFIX = {"torch": "", "mlx": "MLX "}
+
+
+@dataclass(frozen=True)
+class Exercise:
+    key: str  # the column: "ReLU", "MLX ReLU"
+    activation: str  # the catalogue entry it is graded against
+    framework: str  # torch | mlx
+    chapter: str  # the exercise notebook's stem
+
+
+def exercise_key(activation: str, framework: str = "torch") -> str:
+    """``ReLU`` for torch's exercise, ``MLX ReLU`` for MLX's."""
+    return PREFIX[framework] + activation
+
+
+EXERCISES: tuple[Exercise, ...] = (
+    *(Exercise(a.name, a.name, "torch", chapter_stem(a.chapter)) for a in ACTIVATIONS),
+    *(Exercise(exercise_key(p.entry, "mlx"), p.entry, "mlx", MLX_CHAPTER) for p in PORTS),
+)
+BY_KEY: dict[str, Exercise] = {e.key: e for e in EXERCISES}
+# the exercise notebooks, in the course's order
+CHAPTER_STEMS: tuple[str, ...] = tuple(dict.fromkeys(e.chapter for e in EXERCISES))
+
+
+class AssignmentError(ValueError):
+    """An assignment that names no chapter of the course; its message is one line."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    chapters: tuple[str, ...]  # stems, in the course's order
+
+    @property
+    def whole(self) -> bool:
+        return self.chapters == CHAPTER_STEMS
+
+    @property
+    def exercises(self) -> tuple[Exercise, ...]:
+        return tuple(e for e in EXERCISES if e.chapter in self.chapters)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(e.key for e in self.exercises)
+
+    def includes(self, activation: str, framework: str = "torch") -> bool:
+        exercise = BY_KEY.get(exercise_key(activation, framework))
+        return exercise is not None and exercise.chapter in self.chapters
+
+    def describe(self) -> str:
+        return "the whole course" if self.whole else "chapter" + ("s " if len(self.chapters) > 1 else " ") + \
+            ", ".join(self.chapters)
+
+    def as_list(self) -> list[str]:
+        """What reports record, and what ``--chapter`` takes back."""
+        return list(self.chapters)
+
+
+WHOLE_COURSE = Assignment(CHAPTER_STEMS)
+
+
+def chapter_of(name: str) -> str:
+    """A chapter's stem from what an instructor may type: ``02_relu_variants``, its notebook's file
+    name or path; raises :class:`AssignmentError` for anything else."""
+    stem = PurePath(name.strip()).name.removesuffix(".ipynb")
+    if stem in CHAPTER_STEMS:
+        return stem
+    raise AssignmentError(f"--chapter {name!r}: not a chapter of the course; the chapters are "
+                          + ", ".join(CHAPTER_STEMS))
+
+
+def assignment(chapters: Iterable[str] | None = None) -> Assignment:
+    """The assignment of these chapters (repeats allowed); none: the whole course."""
+    chosen = {chapter_of(c) for c in chapters or ()}
+    if not chosen:
+        return WHOLE_COURSE
+    return Assignment(tuple(c for c in CHAPTER_STEMS if c in chosen))
