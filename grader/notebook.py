@@ -229,7 +229,7 @@ def from_json(data: dict, returncode: int, verbose: bool = False, warning: str =
 
     exercises, activations = [], []
     for e in data["exercises"]:
-        results = [CheckResult(e["name"], *parse_check_label(c["name"]), c["status"], c["message"], list(c["notes"]))
+        results = [CheckResult(e.get("activation", e["name"]), *parse_check_label(c["name"]), c["status"], c["message"], list(c["notes"]))
                    for c in e["checks"]]
         exercise = Exercise(e["name"], results)
         exercises.append(exercise)

@@ -13,7 +13,9 @@ import nbformat
 
 from grader.commands import batch
 from grader.report import gradebook
-from grader.catalog import ACTIVATIONS
+from grader.spec.assignment import assignment
+from grader.catalog import ACTIVATIONS, CHAPTERS
+from grader.spec.mlx_catalog import PORTS
 from grader.checks.torch_checks import checks_for
 
 from test_cli import RELU, kill_while_grading, slow_relu
@@ -75,7 +77,9 @@ def test_class_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     assert len([l for l in r.stderr.splitlines() if l.startswith("[")]) == 6  # one line per student off a TTY
 
     rows = list(csv.reader(gb.open()))
-    assert rows[0] == ["student", *(a.name for a in ACTIVATIONS), "total", "max", "error"]
+    # one column per exercise: the torch chapters', then the MLX chapter's apart
+    assert rows[0] == ["student", *(a.name for a in ACTIVATIONS), *(f"MLX {p.entry}" for p in PORTS), "total",
+                       "max", "error"]
     assert all(len(row) == len(rows[0]) for row in rows)
     body = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
     assert [row[0] for row in rows[1:]] == ["alice", "bob", "carol", "dave", "erin", "mallory"]
@@ -93,14 +97,16 @@ def test_class_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
 
     data = json.loads(report.read_text())
     assert set(data) == {"grader_version", "torch_version", "python_version", "device", "cuda_available",
-                         "max_scores", "students"}
-    assert list(data["max_scores"]) == [a.name for a in ACTIVATIONS]
+                         "assignment", "max_scores", "students"}
+    assert data["assignment"] == [f"{i:02d}_{c}" for i, c in enumerate(CHAPTERS, 1)] + ["10_mlx"]
+    assert list(data["max_scores"]) == rows[0][1:-3]
     assert int(body["alice"]["max"]) == sum(data["max_scores"].values())
     alice = next(s for s in data["students"] if s["student"] == "alice")
     assert [f["path"] for f in alice["files"]] == ["alice/hw1/drafts/old.py", "alice/hw1/relu.py"]
     (relu,) = alice["exercises"]
     # the maximum comes from the catalogue; the grader's own report of a real grading must agree
     assert relu["max_score"] == data["max_scores"]["ReLU"] == relu["score"]
+    assert (relu["name"], relu["activation"], relu["chapter"]) == ("ReLU", "ReLU", "01_standard")
     assert set(relu["checks"][0]) == {"name", "passed", "status", "message", "notes"}
     assert any("ReLU is defined in alice/hw1/drafts/old.py" in n and "the better score counts, from "
                "alice/hw1/relu.py" in n for n in alice["notes"])
@@ -217,13 +223,22 @@ def test_loose_files_symlinks_and_environments(tmp_path: Path) -> None:
 
 def test_maximum_is_the_catalogue_checks_that_run_here() -> None:
     import torch
+    from grader.checks import mlx_checks
+    from grader.spec.mlx_catalog import PORTS, available
 
+    # one column per exercise: the torch chapters' activations, then the MLX chapter's, apart
+    mlx = {f"MLX {p.entry}": sum(c.applies(p.activation) for c in mlx_checks.CHECKS) if available() else 0
+           for p in PORTS}
     cpu = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS}
-    assert gradebook.max_scores("cpu") == cpu
+    assert gradebook.max_scores("cpu") == {**cpu, **mlx}
     if not torch.cuda.is_available():  # CUDA checks are skipped, and count in no one's maximum
-        assert gradebook.max_scores("all") == cpu
+        assert gradebook.max_scores("all") == {**cpu, **mlx}
     else:
-        assert gradebook.max_scores("all") == {a.name: len(checks_for(a, ["cpu", "cuda"])) for a in ACTIVATIONS}
+        assert gradebook.max_scores("all") == {**{a.name: len(checks_for(a, ["cpu", "cuda"])) for a in ACTIVATIONS},
+                                               **mlx}
+    first = assignment(["01_standard"])
+    assert gradebook.max_scores("cpu", first) == {a.name: cpu[a.name] for a in ACTIVATIONS if a.chapter == "standard"}
+    assert gradebook.max_scores("cpu", assignment(["10_mlx"])) == mlx
 
 
 def test_merging_files_keeps_the_better_exercise_and_one_line_errors() -> None:

@@ -130,7 +130,7 @@ def expected_items(data: dict) -> dict[tuple[str, str], dict[str, int]]:
 def read_csv(path: Path) -> dict[tuple[str, str], dict[str, str]]:
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     assert list(rows[0]) == class_analysis.CSV_COLUMNS
-    return {(r["activation"], r["check"]): r for r in rows}
+    return {(r["exercise"], r["check"]): r for r in rows}
 
 
 class PageCounts(html.parser.HTMLParser):

@@ -31,6 +31,9 @@ from grader import __version__
 from grader.commands import classroom
 from grader.report import gradebook
 from grader.catalog import ACTIVATIONS, by_chapter
+from grader.checks import mlx_checks
+from grader.spec.assignment import CHAPTER_STEMS, assignment
+from grader.spec.mlx_catalog import PORTS, available as mlx_available
 from grader.checks.torch_checks import checks_for
 from grader.authoring.exercises import BEGIN, END
 from grader.authoring.launch import TAG, repository
@@ -144,8 +147,11 @@ def test_workflow_is_classroom_s_file_with_the_reporter_and_least_permissions(te
     assert grade["id"] == "grader" and "python -m grader classroom --report grader-report.json" in grade["run"]
     reporter = steps["Report the points to GitHub Classroom"]
     assert reporter["uses"] == "classroom-resources/autograding-grading-reporter@v1"
-    assert reporter["with"] == {"runners": "grader"}
-    assert reporter["env"] == {"GRADER_RESULTS": "${{ steps.grader.outputs.result }}"}
+    # a runner per chapter: one result of the whole course would not fit one environment variable
+    runners = [f"chapter{i:02d}" for i in range(1, len(CHAPTER_STEMS) + 1)]
+    assert reporter["with"] == {"runners": ",".join(runners)}
+    assert reporter["env"] == {f"{r.upper()}_RESULTS": f"${{{{ steps.grader.outputs.{r} }}}}" for r in runners}
+    assert reporter["if"] == "${{ !cancelled() && steps.grader.outputs.chapter01 != '' }}"
     assert "{{{{" not in (template / WORKFLOW).read_text()
 
 
@@ -190,6 +196,29 @@ def test_refuses_a_course_that_does_not_pin_numpy(tmp_path: Path) -> None:
 def reporter_points(result: dict) -> tuple[int, int]:
     """The notice it posts, "Points N/M": the tests' scores added, over the runner's max_score."""
     return sum(t["score"] for t in result["tests"]), result["max_score"]
+
+
+def runner_results(outputs: dict[str, str], wf: dict | None = None) -> dict[str, dict]:
+    """The results the reporter reads: one environment variable per runner of its `runners` input,
+    each under Linux's limit on one variable (MAX_ARG_STRLEN)."""
+    runners = [r for r in outputs if r.startswith("chapter")]
+    if wf is not None:
+        step = next(s for s in wf["jobs"]["run-autograding-tests"]["steps"] if "runners" in s.get("with", {}))
+        runners = step["with"]["runners"].split(",")
+    assert all(len(f"{r.upper()}_RESULTS={outputs[r]}") < 128 * 1024 for r in runners)
+    return {r: json.loads(base64.b64decode(outputs[r])) for r in runners}
+
+
+def combined(outputs: dict[str, str], wf: dict | None = None) -> dict:
+    """What the reporter adds up over its runners (src/notify-classroom.js), as one result; each
+    runner's own result is checked on the way."""
+    results = runner_results(outputs, wf)
+    for result in results.values():
+        check_result(result)
+    statuses = {r["status"] for r in results.values()}
+    return {"version": 1, "status": "error" if "error" in statuses else "pass",
+            "max_score": sum(r["max_score"] for r in results.values()),
+            "tests": [t for r in results.values() for t in r["tests"]]}
 
 
 def reporter_log_points(result: dict) -> float:
@@ -271,6 +300,10 @@ def run_workflow(repo: Path, tmp_path: Path, venv: Path) -> dict:
 
 INSTALL = "Install torch and the grader's dependencies"
 FULL = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS}  # one point per check on a CPU
+# the MLX chapter's exercises have points of their own (none where MLX cannot run)
+MLX_FULL = {f"MLX {p.entry}": sum(c.applies(p.activation) for c in mlx_checks.CHECKS) if mlx_available() else 0
+            for p in PORTS}
+TOTAL = sum(FULL.values()) + sum(MLX_FULL.values())
 
 
 def student_repo(template: Path, tmp_path: Path, keep: tuple[str, ...]) -> Path:
@@ -293,10 +326,10 @@ def test_workflow_grades_a_solved_a_blank_and_a_broken_notebook_offline_without_
     assert ok["status"] == {INSTALL: 0, "grader": 0}, ok["log"]  # short of marks is not a failure
     assert "Requirement already satisfied: pytest==" in ok["log"]  # pip ran, offline, and found everything
     assert f"grader {__version__} from {repo / 'grader' / '__init__.py'}" in ok["log"]  # the template's copy
-    result = json.loads(base64.b64decode(ok["outputs"]["result"]))
+    result = combined(ok["outputs"], yaml.safe_load((repo / WORKFLOW).read_text()))
     check_result(result)
     assert result["status"] == "pass"
-    assert reporter_points(result) == (solved, sum(FULL.values())) and len(result["tests"]) == sum(FULL.values())
+    assert reporter_points(result) == (solved, TOTAL) and len(result["tests"]) == TOTAL
     glu = [t for t in result["tests"] if t["name"].startswith("GLU: ")]
     assert len(glu) == FULL["GLU"] and all(t["status"] == "pass" for t in glu)
     relu = [t for t in result["tests"] if t["name"].startswith("ReLU: ")]
@@ -305,7 +338,7 @@ def test_workflow_grades_a_solved_a_blank_and_a_broken_notebook_offline_without_
     leaky = [t for t in result["tests"] if t["name"].startswith("LeakyReLU: ")]
     assert len(leaky) == FULL["LeakyReLU"] and {t["message"] for t in leaky} == {"not defined in any notebook"}
     text = ok["summary"]
-    assert f"## Grader: {solved}/{sum(FULL.values())} points" in text
+    assert f"## Grader: {solved}/{TOTAL} points" in text
     assert f"| GLU | exercises/07_gating.ipynb | {FULL['GLU']}/{FULL['GLU']} | all checks passed |" in text
     assert (f"| ReLU | exercises/01_standard.ipynb | 0/{FULL['ReLU']} | api: relu(): not implemented "
             "(raises NotImplementedError) |") in text
@@ -317,9 +350,9 @@ def test_workflow_grades_a_solved_a_blank_and_a_broken_notebook_offline_without_
     (broken / "exercises" / "01_standard.ipynb").write_text('{"cells": [')  # say, after a bad merge
     bad = run_workflow(broken, tmp_path / "bad", fresh)
     assert bad["status"] == {INSTALL: 0, "grader": 2}, bad["log"]  # the grader could not grade: the job fails
-    result = json.loads(base64.b64decode(bad["outputs"]["result"]))
+    result = combined(bad["outputs"])
     check_result(result)
-    assert result["status"] == "error" and reporter_points(result) == (solved, sum(FULL.values()))
+    assert result["status"] == "error" and reporter_points(result) == (solved, TOTAL)
     assert ("**Could not grade:** exercises/01_standard.ipynb: not a notebook (invalid JSON at line 1)"
             in bad["summary"])
 
@@ -334,7 +367,7 @@ def test_a_wrong_backward_loses_exactly_its_failing_checks(template: Path, tmp_p
 
     run = run_workflow(repo, tmp_path / "run", fresh)
     assert run["status"] == {INSTALL: 0, "grader": 0}, run["log"]
-    result = json.loads(base64.b64decode(run["outputs"]["result"]))
+    result = combined(run["outputs"])
     check_result(result)
     # the grader's own report says which of GLU's checks failed: those tests score 0, no other
     graded = json.loads((repo / "grader-report.json").read_text())["submissions"][0]["exercises"]
@@ -344,7 +377,7 @@ def test_a_wrong_backward_loses_exactly_its_failing_checks(template: Path, tmp_p
     assert all(n.startswith(("GLU: grad", "GLU: function")) for n in failing), failing
     glu = [t for t in result["tests"] if t["name"].startswith("GLU: ")]
     assert {t["name"] for t in glu if t["score"] == 0} == failing
-    assert reporter_points(result) == (FULL["GLU"] - len(failing), sum(FULL.values()))
+    assert reporter_points(result) == (FULL["GLU"] - len(failing), TOTAL)
     assert f"| GLU | exercises/07_gating.ipynb | {FULL['GLU'] - len(failing)}/{FULL['GLU']} |" in run["summary"]
 
 
@@ -354,7 +387,8 @@ def test_one_test_per_point_whatever_a_file_was_graded_out_of(tmp_path: Path) ->
     points, so the reporter's log and its "Points N/M" agree; every message is cut short and the
     result stays small enough for the environment variable the reporter reads, even when every
     check of every activation fails with a long message."""
-    maxima = gradebook.max_scores("cpu")
+    some = ["01_standard", "07_gating"]  # an assignment of two chapters: the results of those alone
+    maxima = gradebook.max_scores("cpu", assignment(some))
     fewer = {"name": "ReLU", "score": 3, "max_score": 4, "checks": [
         *({"name": f"mlx{i}", "passed": True, "status": "passed", "message": ""} for i in range(3)),
         {"name": "mlx3", "passed": False, "status": "failed", "message": "wrong"},
@@ -364,23 +398,22 @@ def test_one_test_per_point_whatever_a_file_was_graded_out_of(tmp_path: Path) ->
         {"name": "x1", "passed": False, "status": "failed", "message": "no"},
         *({"name": f"ok{i}", "passed": True, "status": "passed", "message": ""} for i in range(maxima["GLU"]))]}
     long = "x" * 5000
-    every = [{"name": a.name, "score": 0, "max_score": maxima[a.name], "checks": [
+    every = [{"name": name, "score": 0, "max_score": top, "checks": [
         {"name": f"check-{i}", "passed": False, "status": "failed", "message": long}
-        for i in range(maxima[a.name])]} for a in ACTIVATIONS]
-    cases = {"mixed": [{"path": "exercises/a.ipynb", "error": None, "notes": [], "exercises": [fewer, more]}],
-             "all-fail": [{"path": "exercises/b.ipynb", "error": None, "notes": [], "exercises": every}]}
-    for case, submissions in cases.items():
-        (tmp_path / f"{case}.json").write_text(json.dumps({"device": "cpu", "submissions": submissions}))
+        for i in range(top)]} for name, top in gradebook.max_scores("cpu").items()]
+    cases = {"mixed": (some, [{"path": "exercises/a.ipynb", "error": None, "notes": [], "exercises": [fewer, more]}]),
+             "all-fail": (None, [{"path": "exercises/b.ipynb", "error": None, "notes": [], "exercises": every}])}
+    for case, (chapters, submissions) in cases.items():
+        (tmp_path / f"{case}.json").write_text(json.dumps({"device": "cpu", "submissions": submissions,
+                                                           **({"assignment": chapters} if chapters else {})}))
         output = tmp_path / f"{case}.out"
         env = dict(os.environ, GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(tmp_path / "s.md"))
         r = subprocess.run([sys.executable, "-m", "grader", "classroom", "--report", str(tmp_path / f"{case}.json")],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
-        encoded = output.read_text().strip().split("=", 1)[1]
-        assert len(f"GRADER_RESULTS={encoded}") < 128 * 1024, (case, len(encoded))  # Linux's MAX_ARG_STRLEN
-        result = json.loads(base64.b64decode(encoded))
-        check_result(result)
-        assert len(result["tests"]) == result["max_score"] == sum(maxima.values())
+        outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+        result = combined(outputs)  # each runner's variable under Linux's MAX_ARG_STRLEN
+        assert len(result["tests"]) == result["max_score"] == sum(gradebook.max_scores("cpu", assignment(chapters)).values())
         assert all(len(t["message"]) <= 100 for t in result["tests"])
         points = re.search(r"::notice title=Points::(\d+)/(\d+)", r.stdout).groups()
         assert reporter_points(result) == (int(points[0]), int(points[1]))
@@ -471,3 +504,29 @@ def test_setup_cell_in_colab_says_what_to_do_when_the_course_is_out_of_reach(
                  "", True, fresh)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "upload your repository's grader/ folder into Colab's Files" in r.stderr.splitlines()[-1]
+
+
+def test_a_template_of_one_chapter_hands_out_and_grades_that_chapter(tmp_path: Path, fresh: Path) -> None:
+    out = tmp_path / "template"
+    r = subprocess.run([sys.executable, "-m", "grader", "classroom", str(out), "--ref", "v-test", "--chapter",
+                        "07_gating"], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (out / "exercises").iterdir()) == ["07_gating.ipynb"]
+    assert "python -m grader exercises/07_gating.ipynb --chapter 07_gating" in (out / "README.md").read_text()
+    repo = student_repo(out, tmp_path, ("07_gating.ipynb",))
+    shutil.copy(ROOT / "solutions" / "07_gating.ipynb", repo / "exercises" / "07_gating.ipynb")
+    # a notebook of another chapter the student added is not graded, and costs nothing
+    shutil.copy(ROOT / "solutions" / "01_standard.ipynb", repo / "exercises" / "01_standard.ipynb")
+    gating = sum(FULL[a.name] for a in by_chapter("gating"))
+    done = run_workflow(repo, tmp_path / "run", fresh)
+    assert done["status"] == {INSTALL: 0, "grader": 0}, done["log"]
+    result = combined(done["outputs"], yaml.safe_load((repo / WORKFLOW).read_text()))
+    check_result(result)
+    # the chapter's points, out of the chapter's maximum: one test per check of its activations
+    assert reporter_points(result) == (gating, gating) and len(result["tests"]) == gating
+    assert {t["name"].split(":")[0] for t in result["tests"]} == {a.name for a in by_chapter("gating")}
+    report = json.loads((repo / "grader-report.json").read_text())
+    assert report["assignment"] == ["07_gating"]
+    standard = next(s for s in report["submissions"] if s["path"].endswith("01_standard.ipynb"))
+    assert standard["exercises"] == [] and standard["other_chapters"] == ["01_standard"]

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from grader.checks import mlx_checks
+from grader.spec.mlx_catalog import PORTS, available as mlx_available
+
 from grader.commands import gradescope
 from grader.catalog import ACTIVATIONS
 from grader.checks.torch_checks import checks_for
@@ -111,9 +114,13 @@ def test_run_autograder_grades_the_submission(bundle: Path, tmp_path: Path) -> N
     assert results["extra_data"]["grader_version"].startswith("bundled-")  # the bundle's own grader ran
     assert [f["path"] for f in results["extra_data"]["files"]] == ["02_relu_variants.ipynb", "relu.py"]
     full = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS}
+    # the MLX chapter's exercises are tests of their own, after the torch chapters'
+    full.update({f"MLX {p.entry}": sum(c.applies(p.activation) for c in mlx_checks.CHECKS) if mlx_available() else 0
+                 for p in PORTS})
     tests = {t["name"]: t for t in results["tests"]}
-    assert list(tests) == [a.name for a in ACTIVATIONS]
+    assert list(tests) == list(full)
     assert {n: t["max_score"] for n, t in tests.items()} == full
+    assert tests["MLX ReLU"]["number"] == "10.1" and tests["MLX ReLU"]["tags"] == ["10_mlx"]
     assert tests["ReLU"]["score"] == full["ReLU"] and tests["ReLU"]["status"] == "passed"
     assert tests["Sigmoid"]["score"] == 0 and "Not defined in the submission" in tests["Sigmoid"]["output"]
     assert results["score"] == full["ReLU"]
@@ -128,7 +135,7 @@ def test_run_autograder_with_nothing_submitted_still_writes_results(bundle: Path
     root = autograder_root(bundle, tmp_path)
     results = run_autograder(root)
     check_spec(results)
-    assert results["score"] == 0 and len(results["tests"]) == len(ACTIVATIONS)
+    assert results["score"] == 0 and len(results["tests"]) == len(ACTIVATIONS) + len(PORTS)
     assert "no .ipynb or .py file in the submission" in results["output"]
 
 
@@ -298,3 +305,30 @@ def test_setup_stops_when_no_supported_python_can_be_installed(bundle: Path, tmp
     assert [l for l in log if l.startswith("apt-get")] == ["apt-get update", "apt-get install -y python3.11 python3.11-venv"]
     assert not [l for l in log if " -m " in l]
     assert not (tmp_path / "autograder" / "venv").exists()
+
+
+def test_a_bundle_of_one_chapter_totals_that_chapter(tmp_path: Path) -> None:
+    bundle = build_bundle(tmp_path / "bundle", "--chapter", "01_standard")
+    with zipfile.ZipFile(bundle) as z:
+        assert json.loads(z.read("grader.json"))["chapters"] == ["01_standard"]
+    root = autograder_root(bundle, tmp_path)
+    shutil.copy(ROOT / "solutions" / "01_standard.ipynb", root / "submission" / "01_standard.ipynb")
+    # handed in too, but not this assignment's: graded by nothing, counted in nothing
+    shutil.copy(ROOT / "exercises" / "02_relu_variants.ipynb", root / "submission" / "02_relu_variants.ipynb")
+    results = run_autograder(root)
+    check_spec(results)
+    chapter = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS if a.chapter == "standard"}
+    assert {t["name"]: t["max_score"] for t in results["tests"]} == chapter
+    assert results["score"] == sum(chapter.values())  # a complete chapter 1: full marks of that chapter
+    assert f"**{sum(chapter.values())}/{sum(chapter.values())} points**" in results["output"]
+    assert "outside this assignment (chapter 01_standard)" in results["output"]
+
+
+def test_a_bundle_whose_chapters_this_grader_lacks_scores_nothing_and_says_why(tmp_path: Path) -> None:
+    bundle = build_bundle(tmp_path / "bundle", "--chapter", "01_standard")
+    root = autograder_root(bundle, tmp_path)
+    (root / "source" / "grader.json").write_text(json.dumps({"chapters": ["99_unknown"]}))
+    shutil.copy(ROOT / "solutions" / "01_standard.ipynb", root / "submission" / "01_standard.ipynb")
+    results = run_autograder(root)
+    assert results["score"] == 0 and results["tests"] == []
+    assert "the autograder's configuration is wrong (--chapter '99_unknown': not a chapter" in results["output"]

@@ -36,6 +36,7 @@ from grader.report import gradebook
 from grader.core import limits
 from grader.run import sandbox
 from grader.report.model import NOT_FINISHED
+from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.commands import options as grading_options
 
 SUFFIXES = (".ipynb", ".py")
@@ -148,6 +149,7 @@ class Options:
     check_timeout: float = limits.CHECK_TIMEOUT
     memory: int = limits.MEMORY
     hide: tuple[str, ...] = ()
+    assignment: Assignment = WHOLE_COURSE
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -184,7 +186,8 @@ def grade_student(student: Student, root: Path, files: list[dict], options: Opti
         cmd = [sys.executable, "-m", "grader", *map(str, student.files), "--json", str(report),
                "--device", options.device, "--check-timeout", str(options.check_timeout),
                "--memory", str(options.memory / 2**30), "--jobs", "1",  # the batch runs students side by side
-               *(f"--hide={h}" for h in options.hide)]
+               *(f"--hide={h}" for h in options.hide),
+               *(f"--chapter={c}" for c in ([] if options.assignment.whole else options.assignment.chapters))]
         # the grading process imports the grader this batch runs, installed or not
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(sandbox.COURSE_ROOT),
                                                                           os.environ.get("PYTHONPATH")])))
@@ -219,8 +222,9 @@ def grade_student(student: Student, root: Path, files: list[dict], options: Opti
     return gradebook.student_record(student.name, files, submissions, maxima)
 
 
-def previous_records(path: Path, device: str, maxima: dict[str, int]) -> dict[str, dict]:
-    """The students of an earlier report that can be reused: same grader, torch and device."""
+def previous_records(path: Path, device: str, maxima: dict[str, int],
+                     assignment: Assignment = WHOLE_COURSE) -> dict[str, dict]:
+    """The students of an earlier report that can be reused: same grader, torch, device and assignment."""
     import torch
 
     try:
@@ -232,9 +236,11 @@ def previous_records(path: Path, device: str, maxima: dict[str, int]) -> dict[st
         return {}
     same = (isinstance(data, dict) and data.get("grader_version") == __version__
             and data.get("torch_version") == torch.__version__ and data.get("device") == device
-            and data.get("cuda_available") == torch.cuda.is_available() and data.get("max_scores") == maxima)
+            and data.get("cuda_available") == torch.cuda.is_available() and data.get("max_scores") == maxima
+            and data.get("assignment", list(WHOLE_COURSE.chapters)) == assignment.as_list())
     if not same:
-        print(f"note: {path} was written by another grader, torch or device: grading everyone", file=sys.stderr)
+        print(f"note: {path} was written by another grader, torch, device or assignment: grading everyone",
+              file=sys.stderr)
         return {}
     return {r["student"]: r for r in data.get("students", []) if isinstance(r, dict) and "student" in r}
 
@@ -368,14 +374,15 @@ def main(argv: list[str] | None = None) -> int:
     if not students:
         print(f"error: {root}: no student (no subfolder, no .ipynb or .py file)", file=sys.stderr)
         return 2
+    assignment = grading_options.chosen(args)
     grading = Options(args.device, args.check_timeout, grading_options.memory_bytes(args),
-                      tuple(str(Path(h).resolve()) for h in args.hide))
-    maxima = gradebook.max_scores(args.device)
-    previous = {} if args.force or not args.json else previous_records(Path(args.json), args.device, maxima)
+                      tuple(str(Path(h).resolve()) for h in args.hide), assignment)
+    maxima = gradebook.max_scores(args.device, assignment)
+    previous = {} if args.force or not args.json else previous_records(Path(args.json), args.device, maxima,
+                                                                        assignment)
     records, todo = _plan(students, root, previous)
     print(f"{len(students)} student{'' if len(students) == 1 else 's'}: {len(todo)} to grade, {len(records)} "
-          "unchanged since the last report "
-          f"(jobs: {args.jobs})", file=sys.stderr, flush=True)
+          f"unchanged since the last report ({assignment.describe()}; jobs: {args.jobs})", file=sys.stderr, flush=True)
 
     pending = {s.name: not_finished(s, files, maxima) for s, files in todo}
 
@@ -384,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         everyone = list({**pending, **records}.values())
         gradebook.write_csv(everyone, maxima, args.csv)
         if args.json:
-            gradebook.write_batch_json(everyone, args.device, maxima, args.json)
+            gradebook.write_batch_json(everyone, args.device, maxima, args.json, assignment)
 
     try:
         save()  # before any student code runs: what stands if the batch is killed

@@ -6,13 +6,15 @@ it needs no access to the course repository), a README for students, ``requireme
 grader's pinned dependencies and ``.github/workflows/classroom.yml``, the file GitHub Classroom's
 own autograding form writes, which grades ``exercises/`` on every push in GitHub Actions. Its last
 step is GitHub Classroom's reporter (``classroom-resources/autograding-grading-reporter@v1``): like
-Classroom's runner actions, the grading step sets an output ``result``, the base64 of
+Classroom's runner actions, the grading step sets one output per chapter of the assignment
+(``chapter01``, ...: a runner each, since one result of the whole course would pass Linux's limit on
+an environment variable), the base64 of
 ``{"version": 1, "status", "max_score", "tests": [{"name", "status", "score", "max_score", ...}]}``
-with one test per check, worth one point; the reporter prints every test, adds their ``score`` and
-posts "Points N/M" as a notice annotation of the run, which is what Classroom reads.
+with one test per check, worth one point; the reporter prints every test, adds the ``score`` of
+every runner and posts "Points N/M" as a notice annotation of the run, which is what Classroom reads.
 
 ``python -m grader classroom --report REPORT.json`` is that grading step's second half: from the
-grader's JSON report it writes the per-activation table to ``$GITHUB_STEP_SUMMARY``, the ``result``
+grader's JSON report it writes the per-exercise table to ``$GITHUB_STEP_SUMMARY``, the results
 to ``$GITHUB_OUTPUT``, and exits 2 only when a notebook could not be graded at all.
 """
 from __future__ import annotations
@@ -30,8 +32,9 @@ import torch
 
 from grader import __version__
 from grader.report import gradebook
+from grader.spec.assignment import BY_KEY, WHOLE_COURSE, Assignment, AssignmentError, assignment
 from grader.spec.catalog import BY_NAME
-from grader.checks.torch_checks import checks_for
+from grader.checks.registry import checks_for
 from grader.authoring.exercises import BEGIN, END
 from grader.authoring.notebooks import dumps
 from grader.core.paths import ROOT
@@ -92,7 +95,7 @@ jobs:
         id: grader
         run: |
           python -c 'import grader; print("grader", grader.__version__, "from", grader.__file__)'
-          python -m grader exercises/*.ipynb --device cpu --json grader-report.json || true
+          python -m grader exercises/*.ipynb --device cpu%{chapters} --json grader-report.json || true
           python -m grader classroom --report grader-report.json
       - name: Upload the report
         if: ${{ !cancelled() }}
@@ -102,12 +105,12 @@ jobs:
           path: grader-report.json
           if-no-files-found: warn
       - name: Report the points to GitHub Classroom
-        if: ${{ !cancelled() && steps.grader.outputs.result != '' }}
+        if: ${{ !cancelled() && steps.grader.outputs.%{first} != '' }}
         uses: classroom-resources/autograding-grading-reporter@v1
         env:
-          GRADER_RESULTS: ${{ steps.grader.outputs.result }}
+%{runner_env}
         with:
-          runners: grader
+          runners: %{runners}
 """)
 
 
@@ -171,9 +174,19 @@ def requirements(lines: list[str], torch_version: str, origin: str) -> str:
 """ + "\n".join(lines) + "\n"
 
 
-def workflow(torch_version: str, origin: str) -> str:
+def runner(chapter: str) -> str:
+    """The reporter's runner of one chapter's tests: ``chapter01``. One result per chapter keeps each
+    environment variable under Linux's limit, whatever the assignment; the reporter adds them up."""
+    return "chapter" + chapter[:2]
+
+
+def workflow(torch_version: str, origin: str, assignment: Assignment = WHOLE_COURSE) -> str:
+    chapters = "" if assignment.whole else "".join(f" --chapter {c}" for c in assignment.chapters)
+    runners = [runner(c) for c in assignment.chapters]
+    env = "\n".join(f"          {r.upper()}_RESULTS: ${{{{ steps.grader.outputs.{r} }}}}" for r in runners)
     return WORKFLOW_TEXT.substitute(provenance=origin, python=PYTHON, torch_index=TORCH_CPU_INDEX,
-                                    torch=torch_version)
+                                    torch=torch_version, chapters=chapters, first=runners[0], runner_env=env,
+                                    runners=",".join(runners))
 
 
 def setup_cell(url: str, ref: str) -> str:
@@ -195,8 +208,10 @@ elif "google.colab" in sys.modules:
                          "your repository's grader/ folder into Colab's Files and run this cell again.")'''
 
 
-def readme(url: str, book: str, torch_version: str, notebooks: list[str], origin: str, ref: str) -> str:
+def readme(url: str, book: str, torch_version: str, notebooks: list[str], origin: str, ref: str,
+           assignment: Assignment = WHOLE_COURSE) -> str:
     listing = "\n".join(f"- `exercises/{n}`" for n in notebooks)
+    chapters = "" if assignment.whole else "".join(f" --chapter {c}" for c in assignment.chapters)
     return f"""\
 # Activation functions in PyTorch: exercises
 
@@ -234,7 +249,7 @@ Run the notebook's last cell (save the notebook first), or from a terminal, in t
 ```
 python -m pip install --index-url {TORCH_CPU_INDEX} torch=={torch_version}
 python -m pip install -r requirements.txt
-python -m grader exercises/01_standard.ipynb
+python -m grader exercises/{notebooks[0]}{chapters}
 ```
 
 One point per check; the table shows each activation's first failing check, `-v` lists them all.
@@ -270,20 +285,22 @@ def template_notebook(path: Path, cell: str) -> str:
     return dumps(with_setup(nb, cell, tags))
 
 
-def build(outdir: Path, root: Path = ROOT, ref: str | None = None,
-          book: str | None = None) -> tuple[list[Path], str, str]:
-    """Write the template repository into ``outdir``; returns the files written, where its grader
-    comes from and the ref Colab installs. Refuses a course whose exercises still hold a solution
-    region."""
+def build(outdir: Path, root: Path = ROOT, ref: str | None = None, book: str | None = None,
+          assignment: Assignment = WHOLE_COURSE) -> tuple[list[Path], str, str]:
+    """Write the template repository of ``assignment`` (its chapters' notebooks, graded out of its
+    maximum) into ``outdir``; returns the files written, where its grader comes from and the ref
+    Colab installs. Refuses a course whose exercises still hold a solution region."""
     url, branch = repository(root)
     commit, dirty = grader_commit()
     ref = ref or commit or branch
     origin = provenance(commit, dirty)
     lines = grading_requirements(root)
     torch_version = pins(root)["torch"]
-    notebooks = sorted((root / "exercises").glob("*.ipynb"))
-    if not notebooks:
-        raise SystemExit(f"error: {root / 'exercises'} has no notebook (run `make exercises`)")
+    notebooks = [nb for nb in sorted((root / "exercises").glob("*.ipynb")) if assignment.whole or nb.stem in assignment.chapters]
+    missing = [] if assignment.whole else sorted(set(assignment.chapters) - {nb.stem for nb in notebooks})
+    if missing or not notebooks:
+        raise SystemExit(f"error: {root / 'exercises'} has no notebook{' for ' + ', '.join(missing) if missing else ''} "
+                         "(run `make exercises`)")
     for nb in notebooks:
         text = nb.read_text(encoding="utf-8")
         if BEGIN in text or END in text:
@@ -292,10 +309,11 @@ def build(outdir: Path, root: Path = ROOT, ref: str | None = None,
     files = {f"exercises/{nb.name}": template_notebook(nb, cell) for nb in notebooks}
     files.update({f"grader/{p.relative_to(PACKAGE).as_posix()}": p.read_text(encoding="utf-8") for p in sorted(PACKAGE.rglob("*.py"))})
     files.update({
-        "README.md": readme(url, book or pages_url(url), torch_version, [n.name for n in notebooks], origin, ref),
+        "README.md": readme(url, book or pages_url(url), torch_version, [n.name for n in notebooks], origin, ref,
+                            assignment),
         "requirements.txt": requirements(lines, torch_version, origin),
         ".gitignore": gitignore(),
-        WORKFLOW: workflow(torch_version, origin),
+        WORKFLOW: workflow(torch_version, origin, assignment),
     })
     written = []
     for name, text in files.items():
@@ -320,7 +338,9 @@ def activation_tests(name: str, top: int, exercise: dict | None, source: str, de
     ones first where a file was graded out of more: their scores add up to the gradebook's."""
     if exercise is None:
         cuda = torch.cuda.is_available()
-        names = [c.name for c, dev in checks_for(BY_NAME[name], DEVICES[device]) if dev != "cuda" or cuda]
+        exercise = BY_KEY[name]
+        names = [c.name for c, dev in checks_for(BY_NAME[exercise.activation], DEVICES[device], exercise.framework)
+                 if dev != "cuda" or cuda]
         tests = [_test(f"{name}: {n}", False, "not defined in any notebook") for n in names[:top]]
         why = "not defined in any notebook"
     else:
@@ -337,15 +357,19 @@ def activation_tests(name: str, top: int, exercise: dict | None, source: str, de
     return tests
 
 
-def classroom_result(record: dict, maxima: dict[str, int], sources: dict[str, str], failed: bool,
-                     device: str = "cpu") -> dict:
-    """GitHub Classroom's runner result: one test per check, worth one point, so that the reporter's
-    log (passed tests / tests x max_score) and its "Points N/M" (the scores added) agree."""
+def classroom_results(record: dict, maxima: dict[str, int], sources: dict[str, str], failed: bool,
+                      device: str = "cpu") -> dict[str, dict]:
+    """GitHub Classroom's runner results, one per chapter (:func:`runner`): one test per check,
+    worth one point, so that the reporter's log (passed tests / tests x max_score) and its "Points
+    N/M" (the scores of every runner added) agree."""
     by_name = {e["name"]: e for e in record["exercises"]}
-    tests = [t for name, top in maxima.items()
-             for t in activation_tests(name, top, by_name.get(name), sources.get(name, ""), device)]
+    chapters: dict[str, list[dict]] = {}
+    for name, top in maxima.items():
+        chapters.setdefault(runner(BY_KEY[name].chapter), []).extend(
+            activation_tests(name, top, by_name.get(name), sources.get(name, ""), device))
     # the reporter fails the job on "fail" or "error": only for what could not be graded
-    return {"version": 1, "status": "error" if failed else "pass", "max_score": len(tests), "tests": tests}
+    return {r: {"version": 1, "status": "error" if failed else "pass", "max_score": len(tests), "tests": tests}
+            for r, tests in chapters.items()}
 
 
 def encode(result: dict) -> str:
@@ -374,7 +398,7 @@ def summary(record: dict, maxima: dict[str, int], sources: dict[str, str]) -> st
     lines = [f"## Grader: {record['score']}/{record['max_score']} points", ""]
     if record["error"]:
         lines += [f"**Could not grade:** {_cell(record['error'])}", ""]
-    lines += ["| activation | notebook | points | first failing check |", "|---|---|---:|---|"]
+    lines += ["| exercise | notebook | points | first failing check |", "|---|---|---:|---|"]
     for name, top in maxima.items():
         ex = by_name.get(name)
         got = gradebook.score(ex, maxima) if ex else 0
@@ -396,22 +420,27 @@ def report(path: Path) -> int:
     if device not in DEVICES:
         print(f"error: {path}: unknown device {device!r}", file=sys.stderr)
         return 2
-    maxima = gradebook.max_scores(device)
+    try:
+        chosen = assignment(data.get("assignment"))
+    except (AssignmentError, TypeError) as exc:
+        print(f"error: {path}: its assignment is not this grader's ({exc})", file=sys.stderr)
+        return 2
+    maxima = gradebook.max_scores(device, chosen)
     merged = gradebook.merge(submissions, maxima)
     record = gradebook.student_record("", [], submissions, maxima,
                                       "" if submissions else "no notebook in exercises/")
     sources = {name: p for name, (_, p) in merged.best.items()}
     # only what the grader could not read fails the job; a notebook with nothing in it is unfinished
-    unreadable = [e for e in merged.errors if e != gradebook.NOTHING_DEFINED] or (
+    unreadable = [e for e in merged.errors if not gradebook.nothing_graded(e)] or (
         [] if submissions else ["no notebook in exercises/"])
-    result = classroom_result(record, maxima, sources, failed=bool(unreadable), device=device)
+    results = classroom_results(record, maxima, sources, failed=bool(unreadable), device=device)
     text = summary(record, maxima, sources)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
             f.write(text)
     if os.environ.get("GITHUB_OUTPUT"):
         with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
-            f.write(f"result={encode(result)}\n")
+            f.writelines(f"{r}={encode(result)}\n" for r, result in results.items())
     print(f"::notice title=Points::{record['score']}/{record['max_score']}")
     for err in unreadable:
         print(f"::error title=Cannot grade::{err}")
@@ -424,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref", help="the course commit or tag the notebooks' Colab cell installs the grader from "
                                  "(default: the commit of this grader's checkout, the one copied into grader/)")
     p.add_argument("--book", metavar="URL", help="the published book (default: the repository's GitHub Pages)")
+    p.add_argument("--chapter", action="append", default=[], metavar="NAME",
+                   help="hand out this chapter's notebook only, graded out of its maximum (repeatable; NAME is the "
+                        "exercise notebook's stem, e.g. 02_relu_variants); default: the whole course")
     p.add_argument("--report", type=Path, metavar="REPORT",
                    help="inside the workflow: turn the grader's JSON report into the summary and the points")
     args = p.parse_args(argv)
@@ -434,8 +466,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.outdir.exists() and any(args.outdir.iterdir()):
         print(f"error: {args.outdir} is not empty", file=sys.stderr)
         return 2
-    written, origin, ref = build(args.outdir, ref=args.ref, book=args.book)
-    print(f"wrote {len(written)} files into {args.outdir}, with the grader in grader/ ({origin}): its workflow "
+    try:
+        chosen = assignment(args.chapter)
+    except AssignmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    written, origin, ref = build(args.outdir, ref=args.ref, book=args.book, assignment=chosen)
+    print(f"wrote {len(written)} files into {args.outdir} ({chosen.describe()}), with the grader in grader/ ({origin}): its workflow "
           "needs no access to the course repository; make it a template repository for GitHub Classroom. "
           f"In Colab the notebooks install the course's grader at {ref}: push it (students can also upload "
           "grader/, their README says how)")

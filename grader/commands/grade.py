@@ -17,6 +17,7 @@ from grader.feedback import html_report
 from grader.core import limits
 from grader.run import sandbox
 from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, build, table, write_json
+from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.commands import options as grading_options
 
 
@@ -39,15 +40,16 @@ def _parser() -> argparse.ArgumentParser:
 def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
           memory: int = limits.MEMORY, read_only: tuple[Path, ...] = (),
           hide: tuple[Path, ...] = (), total_timeout: float = limits.TOTAL_TIMEOUT,
-          out_of_time: str = "") -> SubmissionReport:
+          out_of_time: str = "", assignment: Assignment = WHOLE_COURSE) -> SubmissionReport:
     """Grade one submission in a worker process. A file that cannot be graded is a report with
     ``error`` set; a crash or hang costs the exercise it happened in. After ``total_timeout``
-    seconds the checks graded so far are kept and the rest fail, ``out_of_time`` saying why."""
+    seconds the checks graded so far are kept and the rest fail, ``out_of_time`` saying why. Only
+    ``assignment``'s exercises are graded."""
     outcome = sandbox.run(path, device, check_timeout, memory, total_timeout, read_only=read_only, hide=hide,
-                          out_of_time=out_of_time)
+                          out_of_time=out_of_time, assignment=assignment)
     if outcome.error:
         return SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
-    return build(path, outcome.sha256, outcome.results, outcome.notes)
+    return build(path, outcome.sha256, outcome.results, outcome.notes, outcome.framework, outcome.other_chapters)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     if wrong:
         print(f"error: {wrong}", file=sys.stderr)
         return 2
+    assignment = grading_options.chosen(args)
     if args.json:  # before any student code runs: what stands if this process is killed before the end
         try:
             write_json(as_json([SubmissionReport(p, error=f"{NOT_FINISHED}: the grader was stopped before it finished")
-                                for p in args.submissions], args.device), args.json)
+                                for p in args.submissions], args.device, assignment), args.json)
         except OSError as exc:
             print(f"error: --json {args.json}: cannot write it ({exc.strerror or exc})", file=sys.stderr)
             return 2
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     def one(index: int, path: str) -> SubmissionReport:
         with feedback.watch(index) if feedback else contextlib.nullcontext():
             return grade(path, args.device, args.check_timeout, grading_options.memory_bytes(args), report_dir,
-                         tuple(Path(h) for h in args.hide))
+                         tuple(Path(h) for h in args.hide), assignment=assignment)
 
     # submissions are graded side by side: each in its own worker process, judged here in a thread
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(table(r, verbose=args.verbose))
     if args.json:
-        write_json(as_json(reports, args.device), args.json)
+        write_json(as_json(reports, args.device, assignment), args.json)
     if args.html and not html_report.write(reports, args.html, feedback, args.device):
         return 2
     if all(r.error for r in reports):

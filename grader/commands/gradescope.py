@@ -31,7 +31,8 @@ from grader import __version__
 from grader.commands import batch
 from grader.report import gradebook
 from grader.core import limits
-from grader.spec.catalog import BY_NAME, CHAPTER_NUMBERS
+from grader.spec.assignment import (BY_KEY, CHAPTER_STEMS, WHOLE_COURSE, Assignment, AssignmentError,
+                                    assignment as chosen)
 from grader.run.containment import WORKER_USER
 from grader.core.paths import ROOT
 from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, write_json
@@ -100,14 +101,16 @@ PYTHONPATH="$root/source${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m grader gr
 """
 
 
-def build(outdir: Path, root: Path = ROOT, visibility: str = "visible", time_budget: float = TIME_BUDGET) -> Path:
-    """Write ``outdir/autograder.zip``; returns its path."""
+def build(outdir: Path, root: Path = ROOT, visibility: str = "visible", time_budget: float = TIME_BUDGET,
+          assignment: Assignment = WHOLE_COURSE) -> Path:
+    """Write ``outdir/autograder.zip``, grading ``assignment``'s exercises; returns its path."""
     from grader.commands.classroom import pins
 
     versions = pins(root)
     outdir.mkdir(parents=True, exist_ok=True)
     target = outdir / "autograder.zip"
-    config = json.dumps({"visibility": visibility, "time_budget": time_budget}) + "\n"
+    config = json.dumps({"visibility": visibility, "time_budget": time_budget,
+                         "chapters": assignment.as_list()}) + "\n"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
         _add(z, "setup.sh", setup_sh(versions), executable=True)
         _add(z, "run_autograder", RUN_AUTOGRADER, executable=True)
@@ -131,7 +134,7 @@ def _test_output(exercise: dict | None, source: str, name: str, stopped: str = "
     if exercise is None:
         if stopped and unread:  # perhaps in a file the grader never got to
             return f"not run: {stopped} before {', '.join(f'`{p}`' for p in unread)} was graded."
-        names = ", ".join(f"`{n}`" for n in BY_NAME[name].names)
+        names = ", ".join(f"`{n}`" for n in BY_KEY[name].names)
         return f"Not defined in the submission (expected {names})."
     failed = [c for c in exercise["checks"] if c["status"] == "failed"]
     lines = [f"From `{source}`."]
@@ -153,7 +156,8 @@ def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], 
     by_name = {e["name"]: e for e in record["exercises"]}
     tests, counters = [], {}
     for name, top in maxima.items():
-        chapter = CHAPTER_NUMBERS[BY_NAME[name].chapter]
+        stem = BY_KEY[name].chapter
+        chapter = CHAPTER_STEMS.index(stem) + 1
         counters[chapter] = counters.get(chapter, 0) + 1
         ex = by_name.get(name)
         got = gradebook.score(ex, maxima) if ex else 0
@@ -165,7 +169,7 @@ def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], 
             "status": "passed" if got == top else "failed",
             "output": _test_output(ex, merged.best[name][1] if ex else "", name, stopped, unread),
             "output_format": "md",
-            "tags": [BY_NAME[name].chapter],
+            "tags": [stem],
             "visibility": visibility,
         })
     output = [f"**{record['score']}/{record['max_score']} points** (one per check; CUDA checks are not run "
@@ -207,8 +211,9 @@ def provisional(visibility: str, time_budget: float) -> dict:
     }
 
 
-def _config(root: Path) -> tuple[str, float]:
-    """The bundle's settings (grader.json, written by :func:`build`): visibility and time budget."""
+def _config(root: Path) -> tuple[str, float, Assignment]:
+    """The bundle's settings (grader.json, written by :func:`build`): visibility, time budget and
+    assignment (the whole course when the file has none, or names chapters this grader lacks)."""
     config = {}
     try:
         config = json.loads((root / "source" / "grader.json").read_text(encoding="utf-8"))
@@ -218,7 +223,22 @@ def _config(root: Path) -> tuple[str, float]:
     visibility = config.get("visibility") if config.get("visibility") in VISIBILITY else "visible"
     budget = config.get("time_budget")
     valid = isinstance(budget, (int, float)) and not isinstance(budget, bool) and 0 < budget < float("inf")
-    return visibility, float(budget) if valid else TIME_BUDGET
+    chapters = config.get("chapters")
+    if chapters is not None and not (isinstance(chapters, list) and all(isinstance(c, str) for c in chapters)):
+        raise AssignmentError(f"grader.json: \"chapters\" is not a list of chapter names: {chapters!r}")
+    return visibility, float(budget) if valid else TIME_BUDGET, chosen(chapters)
+
+
+def _refuse(root: Path, why: str) -> int:
+    """results.json with score 0 and why: the student sees it, not "autograder failed"."""
+    out = root / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    data = provisional("visible", TIME_BUDGET)
+    data.update(output=f"**Could not grade:** {why}. Tell your instructor.",
+                extra_data={"grader_version": __version__})
+    write_json(data, out / "results.json")
+    print(f"error: {why}", file=sys.stderr)
+    return 0
 
 
 def run(root: Path, time_budget: float | None = None) -> int:
@@ -228,7 +248,11 @@ def run(root: Path, time_budget: float | None = None) -> int:
     from grader.commands import grade as cli
 
     start = time.monotonic()
-    visibility, budget = _config(root)
+    try:
+        visibility, budget, assignment = _config(root)
+    except AssignmentError as exc:  # a bundle this grader did not build: never grade against another maximum
+        return _refuse(root, f"the autograder's configuration is wrong ({exc}): rebuild it with "
+                             "`python -m grader gradescope OUTDIR --chapter ...`")
     budget = time_budget or budget
     deadline = start + budget
     submission, out = root / "submission", root / "results"
@@ -239,7 +263,7 @@ def run(root: Path, time_budget: float | None = None) -> int:
     student = batch.Student("submission")
     if submission.is_dir():
         batch.collect(submission, submission, student)
-    maxima = gradebook.max_scores("cpu")
+    maxima = gradebook.max_scores("cpu", assignment)
     out_of_time = f"the grader's time budget of {budget:g} s ran out"
     reports, unread, cut = [], [], False
     for path in student.files[: batch.MAX_FILES]:
@@ -248,12 +272,13 @@ def run(root: Path, time_budget: float | None = None) -> int:
             report = SubmissionReport(str(path), batch.sha256(path), error=f"not run: {out_of_time}")
         else:
             report = cli.grade(str(path), "cpu", read_only=(out.resolve(),),
-                               total_timeout=min(left, limits.TOTAL_TIMEOUT), out_of_time=out_of_time)
+                               total_timeout=min(left, limits.TOTAL_TIMEOUT), out_of_time=out_of_time,
+                               assignment=assignment)
         reports.append(report)
         if out_of_time in report.error:  # never started, or stopped while its cells ran
             unread.append(path.relative_to(submission).as_posix())
         cut = cut or bool(unread) or any(out_of_time in c.message for e in report.exercises for c in e.results)
-    submissions = as_json(reports, "cpu")["submissions"]
+    submissions = as_json(reports, "cpu", assignment)["submissions"]
     for sub, path in zip(submissions, student.files):
         sub["path"] = path.relative_to(submission).as_posix()
     files = [{"path": s["path"], "sha256": s["sha256"]} for s in submissions]
@@ -274,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"seconds of grading per submission, after which the checks left are reported as not run "
                         f"(default {TIME_BUDGET:g}, under Gradescope's default timeout of 10 minutes: raise both "
                         "together); with OUTDIR it is stored in the bundle")
+    p.add_argument("--chapter", action="append", default=[], metavar="NAME",
+                   help="grade this chapter's exercises only, out of its maximum (repeatable; NAME is the exercise "
+                        "notebook's stem, e.g. 02_relu_variants); stored in the bundle; default: the whole course")
     p.add_argument("--run", type=Path, metavar="ROOT",
                    help="inside Gradescope (run_autograder): grade ROOT/submission into ROOT/results/results.json")
     args = p.parse_args(argv)
@@ -284,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         return run(args.run, args.time_budget)
     if args.outdir is None:
         p.error("give OUTDIR (or --run ROOT inside Gradescope)")
-    target = build(args.outdir, visibility=args.visibility, time_budget=args.time_budget or TIME_BUDGET)
-    print(f"wrote {target}: upload it as the assignment's autograder (Configure Autograder > Zip file upload)")
+    try:
+        assignment = chosen(args.chapter)
+    except AssignmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    target = build(args.outdir, visibility=args.visibility, time_budget=args.time_budget or TIME_BUDGET,
+                   assignment=assignment)
+    print(f"wrote {target} ({assignment.describe()}): upload it as the assignment's autograder (Configure Autograder > Zip file upload)")
     return 0

@@ -1,11 +1,12 @@
 """The options every grading command shares (``--device``, ``--check-timeout``, ``--memory``,
-``--hide``): declared and checked in one place, so ``python -m grader`` and ``batch`` cannot drift."""
+``--chapter``, ``--hide``): declared and checked in one place, so ``python -m grader`` and ``batch`` cannot drift."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from grader.core import limits
+from grader.spec.assignment import CHAPTER_STEMS, Assignment, AssignmentError, assignment
 
 
 def add(p: argparse.ArgumentParser) -> None:
@@ -16,6 +17,9 @@ def add(p: argparse.ArgumentParser) -> None:
                         "that used them up fails every later check at once")
     p.add_argument("--memory", type=float, default=limits.MEMORY / 2**30, metavar="GIB",
                    help=f"address-space limit of the worker that runs a submission (default {limits.MEMORY / 2**30:g})")
+    p.add_argument("--chapter", action="append", default=[], metavar="NAME",
+                   help="grade this chapter's exercises only, out of its maximum (repeatable; NAME is the exercise "
+                        f"notebook's stem: {CHAPTER_STEMS[0]} ... {CHAPTER_STEMS[-1]}); default: the whole course")
     p.add_argument("--hide", action="append", default=[], metavar="DIR",
                    help="a folder the submissions' code must not read (repeatable; the course's solutions/ "
                         "always is), where the system allows mount namespaces")
@@ -31,7 +35,16 @@ def problem(args: argparse.Namespace) -> str | None:
     for folder in args.hide:
         if not Path(folder).is_dir():
             return f"--hide {folder}: not a folder"
+    try:
+        assignment(args.chapter)
+    except AssignmentError as exc:
+        return str(exc)
     return None
+
+
+def chosen(args: argparse.Namespace) -> Assignment:
+    """The assignment of ``--chapter`` (checked by :func:`problem`)."""
+    return assignment(args.chapter)
 
 
 def memory_bytes(args: argparse.Namespace) -> int:

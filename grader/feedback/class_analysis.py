@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from grader.spec.catalog import BY_NAME, CHAPTER_NUMBERS, CHAPTERS
+from grader.spec.assignment import BY_KEY, CHAPTER_STEMS, chapter_title
 from grader.feedback.hints import hint_for
 
 
@@ -32,7 +32,7 @@ TOP_GROUPS = 5  # failure patterns shown per check; the rest are counted
 NOT_STARTED = "not implemented (raises NotImplementedError)"  # the exercise's stub, untouched
 STUDENT = "<student>"
 
-CSV_COLUMNS = ["chapter", "activation", "check", "attempted", "passed", "failed", "not_started", "pass_rate",
+CSV_COLUMNS = ["chapter", "exercise", "check", "attempted", "passed", "failed", "not_started", "pass_rate",
                "flag", "top_failure", "top_failure_students", "top_failure_hint"]
 
 
@@ -197,11 +197,12 @@ class ClassAnalysis:
         return [i for (a, _), i in self.items.items() if a == activation]
 
 
-def chapter_of(activation: str) -> tuple[int, str]:
-    entry = BY_NAME.get(activation)
-    if entry is None:  # a report of another grader version
-        return len(CHAPTERS) + 1, "Other activations"
-    return CHAPTER_NUMBERS[entry.chapter], f"{CHAPTER_NUMBERS[entry.chapter]}. {CHAPTERS[entry.chapter]}"
+def chapter_of(key: str) -> tuple[int, str]:
+    """An exercise's chapter, by its key (``MLX ReLU`` is in the MLX chapter)."""
+    exercise = BY_KEY.get(key)
+    if exercise is None:  # a report of another grader version
+        return len(CHAPTER_STEMS) + 1, "Other exercises"
+    return CHAPTER_STEMS.index(exercise.chapter), chapter_title(exercise.chapter)
 
 
 def analyse(report: dict) -> ClassAnalysis:
@@ -241,7 +242,8 @@ def analyse(report: dict) -> ClassAnalysis:
                 if NOT_STARTED in message:  # counted, not grouped: it says nothing about the check
                     item.not_started += 1
                     continue
-                hint = hint_for(name, check["name"], message)  # from the message the student saw
+                # from the message the student saw, for the activation the exercise is graded against
+                hint = hint_for(BY_KEY[name].activation if name in BY_KEY else name, check["name"], message)
                 seen = scrub(message)
                 key = (pattern(seen), hint)
                 group = item.groups.setdefault(key, Group(*key))

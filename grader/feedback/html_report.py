@@ -142,7 +142,7 @@ def _submission(report: SubmissionReport, found: dict, drawing: bool) -> str:
         out.append(checks_table([(r.name, None if r.status == "skipped" else r.status == "passed", r.message,
                                   r.notes) for r in e.results]))
         for r in failed:
-            out.append(_failure(e.name, r.name, r.message, found.get((e.name, r.name)), drawing))
+            out.append(_failure(e.activation, r.name, r.message, found.get((e.activation, r.name)), drawing))
         out.append("</details>")
     return "\n".join(out)
 

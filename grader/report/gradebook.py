@@ -1,13 +1,14 @@
 """A class's gradebook: one record per student, written as CSV (a spreadsheet) and JSON (everything).
 
-The columns are the same for every student: ``student``, one per activation of the catalogue in
-catalogue order (points earned, 0 when the student submitted nothing for it), ``total``, ``max``
-and ``error`` (empty, or one line saying why some or all of the work could not be graded). The
-maximum is the catalogue's, not what a student happened to submit, so a missing exercise costs its
-points instead of shrinking the denominator.
+The columns are the same for every student: ``student``, one per exercise of the assignment in the
+course's order (:mod:`grader.spec.assignment`: ``ReLU`` is the torch chapter's, ``MLX ReLU`` the MLX
+chapter's; points earned, 0 when the student submitted nothing for it), ``total``, ``max`` and
+``error`` (empty, or one line saying why some or all of the work could not be graded). The maximum
+is the assignment's, not what a student happened to submit, so a missing exercise costs its points
+instead of shrinking the denominator.
 
 A student's work may be several files (a student's folder): each file is a submission of
-:mod:`grader.report.model`'s JSON shape; the exercises of all of them are merged, and an activation
+:mod:`grader.report.model`'s JSON shape; the exercises of all of them are merged, and an exercise
 defined in two files counts once, with the better score (a note says so).
 """
 from __future__ import annotations
@@ -20,48 +21,64 @@ from pathlib import Path
 
 import torch
 
-from grader.spec.catalog import ACTIVATIONS
-from grader.checks.torch_checks import checks_for
+from grader.spec.assignment import WHOLE_COURSE, Assignment
+from grader.spec.catalog import BY_NAME
+from grader.spec.mlx_catalog import available as mlx_available
+from grader.checks.registry import checks_for
 from grader.core.results import DEVICES
 from grader.report.model import environment, write_json
 from grader.core.files import write_atomic
 
-ACTIVATION_NAMES = [a.name for a in ACTIVATIONS]
-COLUMNS = ["student", *ACTIVATION_NAMES, "total", "max", "error"]
 NOTHING_DEFINED = ("graded 0 activations: no activation defined (expected the exercises' names, "
                    "e.g. relu, ReLU, ReLUFunction)")
+NOTHING_OF_THE_ASSIGNMENT = "graded 0 exercises"
 
 
-def max_scores(device: str) -> dict[str, int]:
-    """Points of a full-marks submission per activation: one per check that runs on this machine.
-    Without CUDA the CUDA checks are skipped and count in no one's maximum, as in a report."""
-    cuda = torch.cuda.is_available()
-    return {a.name: sum(1 for _, dev in checks_for(a, DEVICES[device]) if dev != "cuda" or cuda)
-            for a in ACTIVATIONS}
+def nothing_graded(error: str) -> bool:
+    """An error that says the files were read and held nothing to grade: unfinished, not broken."""
+    return error == NOTHING_DEFINED or error.startswith(NOTHING_OF_THE_ASSIGNMENT + ":")
+
+
+def columns(maxima: dict[str, int]) -> list[str]:
+    """The CSV's header: ``student``, the assignment's exercises, ``total``, ``max``, ``error``."""
+    return ["student", *maxima, "total", "max", "error"]
+
+
+def max_scores(device: str, assignment: Assignment = WHOLE_COURSE) -> dict[str, int]:
+    """Points of a full-marks submission per exercise of the assignment, in the course's order: one
+    per check that runs on this machine. Without CUDA the CUDA checks are skipped and count in no
+    one's maximum, as in a report; so do the MLX checks without MLX."""
+    runs = {"cuda": torch.cuda.is_available(), "mlx": mlx_available()}
+    return {e.key: sum(1 for _, dev in checks_for(BY_NAME[e.activation], DEVICES[device], e.framework)
+                       if runs.get(dev, True) and runs.get(e.framework, True))
+            for e in assignment.exercises}
 
 
 @dataclass
 class Merged:
     """The exercises of several files of one student: the best of each activation and the file it
     came from, with the files' notes and one-line errors."""
+    order: list[str]  # the assignment's exercises
     best: dict[str, tuple[dict, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     graded_files: int = 0
+    other_chapters: set[str] = field(default_factory=set)  # what the files hold outside the assignment
 
     def exercises(self) -> list[dict]:
-        return [self.best[name][0] for name in ACTIVATION_NAMES if name in self.best]
+        return [self.best[key][0] for key in self.order if key in self.best]
 
 
 def merge(submissions: list[dict], maxima: dict[str, int]) -> Merged:
     """``submissions``: graded reports (``report.as_json``'s entries) of one student's files."""
-    m = Merged()
+    m = Merged(list(maxima))
     for sub in submissions:
         path = sub["path"]
         if sub.get("error"):
             m.errors.append(_file_error(sub["error"], path))
             continue
         m.graded_files += 1
+        m.other_chapters.update(sub.get("other_chapters") or ())
         m.notes.extend(f"{path}: {n}" for n in sub.get("notes", []))
         for ex in sub.get("exercises", []):
             name = ex["name"]
@@ -79,7 +96,8 @@ def merge(submissions: list[dict], maxima: dict[str, int]) -> Merged:
             m.notes.append(f"{name} is defined in {kept_path} ({kept['score']} points) and in {path} "
                            f"({ex['score']} points): the better score counts, from {m.best[name][1]}")
     if m.graded_files and not m.best:
-        m.errors.append(NOTHING_DEFINED)
+        m.errors.append(f"{NOTHING_OF_THE_ASSIGNMENT}: the files hold exercises of {', '.join(sorted(m.other_chapters))}"
+                        " only, not of this assignment" if m.other_chapters else NOTHING_DEFINED)
     return m
 
 
@@ -119,9 +137,11 @@ def sort_key(record: dict) -> tuple[str, str]:
     return record["student"].casefold(), record["student"]
 
 
-def batch_json(records: list[dict], device: str, maxima: dict[str, int]) -> dict:
+def batch_json(records: list[dict], device: str, maxima: dict[str, int],
+               assignment: Assignment = WHOLE_COURSE) -> dict:
     return {
         **environment(device),
+        "assignment": assignment.as_list(),
         "max_scores": dict(maxima),
         "students": sorted(records, key=sort_key),
     }
@@ -134,10 +154,10 @@ def csv_cell(value: str) -> str:
 
 
 def csv_rows(records: list[dict], maxima: dict[str, int]) -> list[list[str | int]]:
-    rows: list[list[str | int]] = [COLUMNS]
+    rows: list[list[str | int]] = [columns(maxima)]
     for r in sorted(records, key=sort_key):
         scores = {e["name"]: score(e, maxima) for e in r["exercises"]}
-        rows.append([csv_cell(r["student"]), *(scores.get(name, 0) for name in ACTIVATION_NAMES), r["score"],
+        rows.append([csv_cell(r["student"]), *(scores.get(key, 0) for key in maxima), r["score"],
                      r["max_score"], csv_cell(r["error"] or "")])
     return rows
 
@@ -149,5 +169,6 @@ def write_csv(records: list[dict], maxima: dict[str, int], path: str | Path) -> 
     write_atomic(path, buffer.getvalue())
 
 
-def write_batch_json(records: list[dict], device: str, maxima: dict[str, int], path: str | Path) -> None:
-    write_json(batch_json(records, device, maxima), path)
+def write_batch_json(records: list[dict], device: str, maxima: dict[str, int], path: str | Path,
+                     assignment: Assignment = WHOLE_COURSE) -> None:
+    write_json(batch_json(records, device, maxima, assignment), path)

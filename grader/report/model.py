@@ -9,19 +9,24 @@ from pathlib import Path
 import torch
 
 from grader import __version__
-from grader.spec.catalog import ACTIVATIONS
+from grader.spec.assignment import BY_KEY, EXERCISES, WHOLE_COURSE, Assignment, exercise_key
 from grader.checks.registry import ALL_CHECKS
 from grader.core.results import CheckResult
 from grader.core.files import write_atomic
 
 _ORDER = {c.name: i for i, c in enumerate(ALL_CHECKS)}
-_ACT_ORDER = {a.name: i for i, a in enumerate(ACTIVATIONS)}
+_KEY_ORDER = {e.key: i for i, e in enumerate(EXERCISES)}
 
 
 @dataclass
 class Exercise:
-    name: str
+    name: str  # the exercise's key (grader/spec/assignment.py): "ReLU", "MLX ReLU"
     results: list[CheckResult]
+
+    @property
+    def activation(self) -> str:
+        """The catalogue entry the exercise is graded against."""
+        return BY_KEY[self.name].activation if self.name in BY_KEY else self.name
 
     @property
     def graded(self) -> list[CheckResult]:
@@ -52,6 +57,8 @@ class SubmissionReport:
     exercises: list[Exercise] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str = ""  # set when the file could not be graded at all
+    # chapters of exercises the file defines outside the assignment it was graded for (not graded)
+    other_chapters: list[str] = field(default_factory=list)
 
     @property
     def score(self) -> int:
@@ -66,13 +73,16 @@ class SubmissionReport:
         return not self.error and self.max_score > 0 and self.score == self.max_score
 
 
-def build(path: str, sha256: str, results: list[CheckResult], notes: list[str]) -> SubmissionReport:
-    by_activation: dict[str, list[CheckResult]] = {}
+def build(path: str, sha256: str, results: list[CheckResult], notes: list[str],
+          framework: str = "torch", other_chapters: list[str] | None = None) -> SubmissionReport:
+    """A file's report: its results grouped by exercise, the exercises of ``framework``'s chapter
+    (an MLX file's ``ReLU`` is the exercise ``MLX ReLU``)."""
+    by_key: dict[str, list[CheckResult]] = {}
     for r in results:
-        by_activation.setdefault(r.activation, []).append(r)
-    exercises = [Exercise(name, sorted(rs, key=lambda r: (r.device != "cpu", r.device, _ORDER[r.check])))
-                 for name, rs in sorted(by_activation.items(), key=lambda kv: _ACT_ORDER[kv[0]])]
-    return SubmissionReport(path, sha256, exercises, notes)
+        by_key.setdefault(exercise_key(r.activation, framework), []).append(r)
+    exercises = [Exercise(key, sorted(rs, key=lambda r: (r.device != "cpu", r.device, _ORDER[r.check])))
+                 for key, rs in sorted(by_key.items(), key=lambda kv: _KEY_ORDER[kv[0]])]
+    return SubmissionReport(path, sha256, exercises, notes, other_chapters=list(other_chapters or []))
 
 
 def table(report: SubmissionReport, verbose: bool = False, notes: int | None = 2) -> str:
@@ -84,6 +94,9 @@ def table(report: SubmissionReport, verbose: bool = False, notes: int | None = 2
         lines[0] += f"  (sha256 {report.sha256[:12]})"
     for note in report.notes:
         lines.append(f"  note: {note}")
+    if not report.exercises and report.other_chapters:
+        lines.append(f"  nothing graded: the file holds exercises of {', '.join(report.other_chapters)} only")
+        return "\n".join(lines)
     if not report.exercises:
         lines.append("  no activation defined: expected the names of the exercises, e.g. relu, ReLU, ReLUFunction")
         return "\n".join(lines)
@@ -125,9 +138,10 @@ def environment(device: str) -> dict:
     }
 
 
-def as_json(reports: list[SubmissionReport], device: str) -> dict:
+def as_json(reports: list[SubmissionReport], device: str, assignment: Assignment = WHOLE_COURSE) -> dict:
     return {
         **environment(device),
+        "assignment": assignment.as_list(),
         "submissions": [
             {
                 "path": r.path,
@@ -136,9 +150,12 @@ def as_json(reports: list[SubmissionReport], device: str) -> dict:
                 "max_score": r.max_score,
                 "error": r.error or None,
                 "notes": r.notes,
+                "other_chapters": r.other_chapters,
                 "exercises": [
                     {
                         "name": e.name,
+                        "activation": e.activation,
+                        "chapter": BY_KEY[e.name].chapter if e.name in BY_KEY else "",
                         "score": e.score,
                         "max_score": e.max_score,
                         "checks": [

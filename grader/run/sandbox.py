@@ -30,6 +30,7 @@ from grader.run import containment
 from grader.core import limits
 from grader.checks import replay
 from grader.spec.catalog import BY_NAME
+from grader.spec.assignment import BY_KEY, WHOLE_COURSE, Assignment, exercise_key
 from grader.core.errors import CheckFailure
 from grader.checks.harness import Impl
 from grader.checks.registry import CHECKS_BY_NAME, checks_for
@@ -45,6 +46,9 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
     error: str = ""
+    framework: str = "torch"
+    # chapters of the exercises the file defines outside the assignment: not graded, said in a note
+    other_chapters: list[str] = field(default_factory=list)
 
 
 COURSE_ROOT = paths.ROOT
@@ -82,13 +86,17 @@ class _Grading:
     """What one submission's grading knows so far, across the workers it takes: the results, the
     activations given up on, and what the worker was doing when it stopped."""
 
-    def __init__(self, path: str, device: str) -> None:
+    def __init__(self, path: str, device: str, assignment: Assignment = WHOLE_COURSE) -> None:
         self.outcome = Outcome()
         self.done: dict[tuple[str, str], CheckResult] = {}
         self.skip: set[str] = set()
         self.graded: list[str] | None = None
         self.devices = DEVICES[device]
         self.framework = framework_of(path)  # read, not run: an MLX submission gets the MLX checks
+        self.outcome.framework = self.framework
+        self.assignment = assignment
+        # never graded: the worker is told to leave them out
+        self.outside = {name for name in BY_NAME if not assignment.includes(name, self.framework)}
         self.cuda = torch.cuda.is_available()
         self.verdicts: dict[int, CheckResult] = {}
 
@@ -109,9 +117,11 @@ class _Grading:
                 return current, True
             if kind == "loaded":
                 if self.graded is None:
-                    self.graded = [g for g in ev.get("graded", []) if g in BY_NAME]
+                    defined = [g for g in ev.get("graded", []) if g in BY_NAME]
+                    self.graded = [g for g in defined if g not in self.outside]
                     self.outcome.sha256 = str(ev.get("sha256", ""))
                     self.outcome.notes = [str(n) for n in ev.get("notes", [])]
+                    self._note_outside([g for g in defined if g in self.outside])
             elif kind == "start":
                 current = (ev.get("activation"), ev.get("check"), ev.get("device"))
             elif kind == "result":
@@ -130,6 +140,16 @@ class _Grading:
                     self.outcome.notes.append("the submission replaced " + ", ".join(map(str, restored[:8]))
                                               + "; the grader restored the originals")
         return current, finished
+
+    def _note_outside(self, names: list[str]) -> None:
+        if not names:
+            return
+        keys = [exercise_key(n, self.framework) for n in names]
+        chapters = sorted({BY_KEY[k].chapter for k in keys if k in BY_KEY})
+        self.outcome.other_chapters = chapters
+        self.outcome.notes.append(
+            f"not graded: {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''} of "
+            f"{', '.join(chapters) or 'no chapter'}, outside this assignment ({self.assignment.describe()})")
 
     def fail_rest(self, activations: list[str], current: tuple | None, during: str, left: str) -> None:
         """Every check of ``activations`` without a result fails: the one that was running with
@@ -154,14 +174,15 @@ class _Grading:
 
 def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT, memory: int = limits.MEMORY,
         total_timeout: float = limits.TOTAL_TIMEOUT, read_only: tuple[Path, ...] = (),
-        hide: tuple[Path, ...] = (), out_of_time: str = "") -> Outcome:
+        hide: tuple[Path, ...] = (), out_of_time: str = "", assignment: Assignment = WHOLE_COURSE) -> Outcome:
     """Grade one submission in workers. ``read_only``: more folders the worker must not change (the
     report's); the course and the submission's own folder always are, where the system allows.
     ``hide``: more folders the worker must not read (the course's solutions always are).
     When ``total_timeout`` runs out, what was graded is kept and every check left fails with
     ``out_of_time`` (what ran out) as the reason. A worker that dies costs the exercise it was in:
-    a new one grades the rest."""
-    grading = _Grading(path, device)
+    a new one grades the rest. Only the exercises of ``assignment`` are graded; a note names the
+    others the file defines."""
+    grading = _Grading(path, device, assignment)
     outcome = grading.outcome
     deadline_total = time.monotonic() + total_timeout
     out_of_time = out_of_time or f"the grader's total time limit of {total_timeout:g} s ran out"
@@ -182,7 +203,7 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
             source = copy
         while True:
             events, returncode, stderr_tail, timed_out = _one_worker(
-                str(source), device, check_timeout, memory, grading.skip, Path(scratch), deadline_total, read_only,
+                str(source), device, check_timeout, memory, grading.skip | grading.outside, Path(scratch), deadline_total, read_only,
                 hidden, grading.judge_now)
             current, finished = grading.absorb(events)
             if outcome.error:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Iterable
 
-from grader.spec.catalog import ACTIVATIONS, chapter_stem
-from grader.spec.mlx_catalog import PORTS
+from grader.spec.catalog import ACTIVATIONS, BY_NAME, CHAPTERS, chapter_stem
+from grader.spec.mlx_catalog import PORT_OF, PORTS
 
 MLX_CHAPTER = "10_mlx"
 # what a framework's exercises are called in front of the activation's name
@@ -28,6 +28,11 @@ class Exercise:
     activation: str  # the catalogue entry it is graded against
     framework: str  # torch | mlx
     chapter: str  # the exercise notebook's stem
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """What a submission defines for it: ``relu``, ``ReLUFunction``, ``ReLU`` (MLX: mlx.nn's names)."""
+        return PORT_OF[self.activation].names if self.framework == "mlx" else BY_NAME[self.activation].names
 
 
 def exercise_key(activation: str, framework: str = "torch") -> str:
@@ -42,6 +47,12 @@ EXERCISES: tuple[Exercise, ...] = (
 BY_KEY: dict[str, Exercise] = {e.key: e for e in EXERCISES}
 # the exercise notebooks, in the course's order
 CHAPTER_STEMS: tuple[str, ...] = tuple(dict.fromkeys(e.chapter for e in EXERCISES))
+TITLES: dict[str, str] = {**{chapter_stem(c): title for c, title in CHAPTERS.items()}, MLX_CHAPTER: "MLX"}
+
+
+def chapter_title(stem: str) -> str:
+    """``2. ReLU variants``: a chapter as reports head it."""
+    return f"{int(stem[:2])}. {TITLES[stem]}" if stem in TITLES else stem
 
 
 class AssignmentError(ValueError):
