@@ -156,14 +156,16 @@ def test_merge_refuses_shards_graded_differently(halves: list[dict], tmp_path: P
                              ("assignment", ["02_relu_variants"], "assignments")]:
         err = refusal(tmp_path, capsys, one, spoiled(two, **{key: value}))
         assert f"different {what}" in err, err
-    # the assignment another batch writes (a list of chapter stems): equal ones merge, kept as they are
-    a, b = (spoiled(r, assignment=["01_standard"]) for r in halves)
-    assert "assignments" in refusal(tmp_path, capsys, a, spoiled(two, assignment=["01_standard", "02_relu_variants"]))
+    # the assignment another batch writes (a list of chapter stems): equal ones merge, kept as they
+    # are; so is what graded the shards, whatever Python merges them
+    a, b = (spoiled(r, assignment=["01_standard"], python_version="3.99.0") for r in halves)
+    assert "assignments" in refusal(tmp_path, capsys, a, spoiled(b, assignment=["01_standard", "02_relu_variants"]))
     paths = [tmp_path / "a.json", tmp_path / "b.json"]
     for p, r in zip(paths, (a, b)):
         p.write_text(json.dumps(r))
     assert merge.main([*map(str, paths), "--csv", str(tmp_path / "g.csv"), "--json", str(tmp_path / "r.json")]) == 0
-    assert json.loads((tmp_path / "r.json").read_text())["assignment"] == ["01_standard"]
+    merged = json.loads((tmp_path / "r.json").read_text())
+    assert merged["assignment"] == ["01_standard"] and merged["python_version"] == "3.99.0"
 
 
 def test_merge_refuses_missing_duplicated_or_foreign_shards_and_students(
@@ -331,11 +333,11 @@ def test_fetch_step_clones_the_roster_and_keeps_each_repository_s_exercises(tmp_
     assert step["env"] == {"GH_TOKEN": "${{ secrets.CLASSROOM_TOKEN }}"}
     (tmp_path / "step.sh").write_text(step["run"])
 
-    def fetch(roster: str) -> subprocess.CompletedProcess:
+    def fetch(roster: str, token: str = "a token") -> subprocess.CompletedProcess:
         shutil.rmtree(repo / "submissions", ignore_errors=True)
         shutil.rmtree(repo / "clones", ignore_errors=True)
         (repo / "roster.txt").write_text(roster)
-        env = {**offline_env(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin", "GH_TOKEN": "a token"}
+        env = {**offline_env(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin", "GH_TOKEN": token}
         return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(tmp_path / "step.sh")],
                               cwd=repo, env=env, capture_output=True, text=True, timeout=60)
 
@@ -347,3 +349,5 @@ def test_fetch_step_clones_the_roster_and_keeps_each_repository_s_exercises(tmp_
     assert files == {"alice": [f"hw1-alice/exercises/{CHAPTER}"], "bob": []}  # never the grader's copy
     r = fetch("# no one yet\n")
     assert r.returncode == 1 and "::error::roster.txt lists no repository" in r.stdout
+    r = fetch("org/hw1-alice\n", token="")  # the secret is not set: an empty string
+    assert r.returncode == 1 and "::error::no secret CLASSROOM_TOKEN" in r.stdout

@@ -75,6 +75,7 @@ jobs:
         run: |
           # one folder per student in submissions/: a repository's exercises/ alone, since a
           # repository of GitHub Classroom's template also holds a copy of the grader
+          [ -n "$GH_TOKEN" ] || { echo "::error::no secret CLASSROOM_TOKEN: add one that can read the repositories"; exit 1; }
           mkdir -p submissions clones
           grep -Ev '^[[:space:]]*(#|$)' roster.txt > repositories.txt || {
             echo "::error::roster.txt lists no repository (OWNER/NAME a line)"; exit 1; }
