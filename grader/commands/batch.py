@@ -1,4 +1,4 @@
-"""``python -m grader batch SUBMISSIONS_DIR --csv GRADEBOOK [--json REPORT] [--jobs N] [--force]``.
+"""``python -m grader batch SUBMISSIONS_DIR --csv GRADEBOOK [--json REPORT] [--jobs N] [--force] [--shard K/N]``.
 
 Grades a class into a gradebook (:mod:`grader.report.gradebook`). A student is an immediate subfolder of
 SUBMISSIONS_DIR (every .ipynb and .py file inside it, at any depth, is that student's work) or a
@@ -14,6 +14,11 @@ other), so every submission keeps the sandbox and limits of a single grading, an
 crashes or hangs the grader costs that student alone; ``--jobs`` such processes run at once.
 With ``--json``, a re-run reuses the students whose files (SHA-256) are unchanged since that report
 was written by the same grader version, torch and device; ``--force`` regrades everyone.
+
+``--shard K/N`` grades the K-th of N disjoint slices of the class, one per machine: a student's slice
+is the SHA-256 of their name modulo N, so it depends on nothing else (not on who else is in the
+class, nor on the order of the folders). ``python -m grader merge`` (grader/commands/merge.py) joins
+the N JSON reports into the gradebook that one batch of the whole class writes.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ from grader import __version__
 from grader.report import gradebook
 from grader.core import limits
 from grader.run import sandbox
-from grader.report.model import NOT_FINISHED
+from grader.report.model import NOT_FINISHED, write_json
 from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.commands import options as grading_options
 
@@ -290,7 +295,21 @@ class Progress:
             self.bar.close()
 
 
-def _parser() -> argparse.ArgumentParser:
+def parse_shard(text: str) -> tuple[int, int] | None:
+    """``"K/N"`` -> ``(K, N)`` with 1 <= K <= N, else None."""
+    k, sep, n = text.partition("/")
+    if not (sep and k.isascii() and k.isdigit() and n.isascii() and n.isdigit()):
+        return None
+    return (int(k), int(n)) if 1 <= int(k) <= int(n) else None
+
+
+def shard_of(name: str, shards: int) -> int:
+    """The slice (1 to ``shards``) a student belongs to: from their name alone, so two machines
+    that see the same class, or a class that gained or lost a student, agree on everyone else."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") % shards + 1
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m grader batch", description=__doc__.splitlines()[0].strip("`"))
     p.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="one subfolder or file per student")
     p.add_argument("--csv", required=True, metavar="GRADEBOOK", help="write the gradebook (CSV) here")
@@ -301,6 +320,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="regrade every student, even unchanged ones")
     p.add_argument("--strip-prefix", default="", metavar="PREFIX",
                    help="remove PREFIX from folder names, e.g. the assignment's name in GitHub Classroom's 'NAME-user'")
+    p.add_argument("--shard", metavar="K/N",
+                   help="grade only the K-th of N disjoint slices of the students (by the SHA-256 of their name), "
+                        "one per machine; `python -m grader merge` joins the N JSON reports into one gradebook")
     grading_options.add(p)
     return p
 
@@ -311,6 +333,8 @@ def _wrong_arguments(args: argparse.Namespace, root: Path) -> str | None:
         return f"{root}: not a folder of submissions"
     if args.jobs < 1:
         return "--jobs must be at least 1"
+    if args.shard is not None and parse_shard(args.shard) is None:
+        return f"--shard {args.shard}: expected K/N, the K-th of N slices (1 <= K <= N), e.g. 2/4"
     return grading_options.problem(args)
 
 
@@ -363,7 +387,7 @@ def _grade_all(todo: list, root: Path, grading: Options, maxima: dict[str, int],
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     root = Path(args.submissions)
     wrong = _wrong_arguments(args, root)
     if wrong:
@@ -375,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {root}: no student (no subfolder, no .ipynb or .py file)", file=sys.stderr)
         return 2
     assignment = grading_options.chosen(args)
+    shard = parse_shard(args.shard) if args.shard else None
+    if shard:
+        everyone = len(students)
+        students = [s for s in students if shard_of(s.name, shard[1]) == shard[0]]
+        print(f"shard {shard[0]}/{shard[1]}: {len(students)} of the {everyone} students", file=sys.stderr)
     grading = Options(args.device, args.check_timeout, grading_options.memory_bytes(args),
                       tuple(str(Path(h).resolve()) for h in args.hide), assignment)
     maxima = gradebook.max_scores(args.device, assignment)
@@ -390,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
         """Both reports, atomically: the students graded so far, the others provisional."""
         everyone = list({**pending, **records}.values())
         gradebook.write_csv(everyone, maxima, args.csv)
-        if args.json:
+        if args.json and shard:  # the same report, saying which slice of the class it holds
+            write_json({**gradebook.batch_json(everyone, args.device, maxima, assignment),
+                        "shard": f"{shard[0]}/{shard[1]}"}, args.json)
+        elif args.json:
             gradebook.write_batch_json(everyone, args.device, maxima, args.json, assignment)
 
     try:
@@ -407,6 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     errors = sum(1 for r in records.values() if r["error"])
     print(f"wrote {args.csv}" + (f" and {args.json}" if args.json else "")
           + f": {len(records)} students, {errors} with an error", file=sys.stderr)
-    if errors == len(records):
+    if records and errors == len(records):  # a shard may hold no student
         return 2
     return 1 if errors else 0

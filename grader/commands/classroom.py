@@ -57,6 +57,20 @@ RESULT_LIMIT = 120_000
 MESSAGE = 100  # characters of a failed check's message in the result (the summary has the first in full)
 
 
+# The first steps of every job that grades with the repository's grader/: it and what it needs,
+# pinned (grading-workflow's jobs start the same way).
+SETUP_STEPS = Placeholders("""\
+      - uses: actions/checkout@v7
+      - uses: actions/setup-python@v7
+        with:
+          python-version: "%{python}"
+          cache: pip
+          cache-dependency-path: requirements.txt
+      - name: Install torch and the grader's dependencies
+        run: |
+          python -m pip install --index-url %{torch_index} torch==%{torch}
+          python -m pip install -r requirements.txt""")
+
 WORKFLOW_TEXT = Placeholders("""\
 # Grades exercises/ on every push with the grader in grader/:
 # %{provenance}.
@@ -81,16 +95,7 @@ jobs:
     if: github.actor != 'github-classroom[bot]'
     timeout-minutes: 30
     steps:
-      - uses: actions/checkout@v5
-      - uses: actions/setup-python@v6
-        with:
-          python-version: "%{python}"
-          cache: pip
-          cache-dependency-path: requirements.txt
-      - name: Install torch and the grader's dependencies
-        run: |
-          python -m pip install --index-url %{torch_index} torch==%{torch}
-          python -m pip install -r requirements.txt
+%{setup}
       - name: Grade the exercises
         id: grader
         run: |
@@ -99,7 +104,7 @@ jobs:
           python -m grader classroom --report grader-report.json
       - name: Upload the report
         if: ${{ !cancelled() }}
-        uses: actions/upload-artifact@v6
+        uses: actions/upload-artifact@v7
         with:
           name: grader-report
           path: grader-report.json
@@ -180,13 +185,16 @@ def runner(chapter: str) -> str:
     return "chapter" + chapter[:2]
 
 
+def setup_steps(torch_version: str) -> str:
+    return SETUP_STEPS.substitute(python=PYTHON, torch_index=TORCH_CPU_INDEX, torch=torch_version)
+
+
 def workflow(torch_version: str, origin: str, assignment: Assignment = WHOLE_COURSE) -> str:
     chapters = "" if assignment.whole else "".join(f" --chapter {c}" for c in assignment.chapters)
     runners = [runner(c) for c in assignment.chapters]
     env = "\n".join(f"          {r.upper()}_RESULTS: ${{{{ steps.grader.outputs.{r} }}}}" for r in runners)
-    return WORKFLOW_TEXT.substitute(provenance=origin, python=PYTHON, torch_index=TORCH_CPU_INDEX,
-                                    torch=torch_version, chapters=chapters, first=runners[0], runner_env=env,
-                                    runners=",".join(runners))
+    return WORKFLOW_TEXT.substitute(provenance=origin, setup=setup_steps(torch_version), chapters=chapters,
+                                    first=runners[0], runner_env=env, runners=",".join(runners))
 
 
 def setup_cell(url: str, ref: str) -> str:
@@ -277,6 +285,24 @@ def pages_url(url: str) -> str:
     return f"https://{m.group(1)}.github.io/{m.group(2)}/" if m else url
 
 
+def grader_sources() -> dict[str, str]:
+    """This grader's source, ``grader/...`` -> text: a repository that holds it grades with exactly
+    this grader and needs no access to the course's."""
+    return {f"grader/{p.relative_to(PACKAGE).as_posix()}": p.read_text(encoding="utf-8")
+            for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def write_files(outdir: Path, files: dict[str, str]) -> list[Path]:
+    """Write ``files`` (path relative to ``outdir`` -> text); returns the paths written."""
+    written = []
+    for name, text in files.items():
+        target = outdir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+    return written
+
+
 def template_notebook(path: Path, cell: str) -> str:
     """The exercise with the template's set-up cell (its other tags kept)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
@@ -307,7 +333,7 @@ def build(outdir: Path, root: Path = ROOT, ref: str | None = None, book: str | N
             raise SystemExit(f"error: {nb} contains a solution region ({BEGIN}): regenerate the exercises")
     cell = setup_cell(url, ref)
     files = {f"exercises/{nb.name}": template_notebook(nb, cell) for nb in notebooks}
-    files.update({f"grader/{p.relative_to(PACKAGE).as_posix()}": p.read_text(encoding="utf-8") for p in sorted(PACKAGE.rglob("*.py"))})
+    files.update(grader_sources())
     files.update({
         "README.md": readme(url, book or pages_url(url), torch_version, [n.name for n in notebooks], origin, ref,
                             assignment),
@@ -315,13 +341,7 @@ def build(outdir: Path, root: Path = ROOT, ref: str | None = None, book: str | N
         ".gitignore": gitignore(),
         WORKFLOW: workflow(torch_version, origin, assignment),
     })
-    written = []
-    for name, text in files.items():
-        target = outdir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        written.append(target)
-    return written, origin, ref
+    return write_files(outdir, files), origin, ref
 
 
 # --- the grading step, inside a student's repository -------------------------------------------

@@ -1,7 +1,8 @@
 """``python -m grader SUBMISSION... [--json REPORT] [--html PAGE] [--device cpu|cuda|all]``.
 
 Exit status: 0 full marks for every submission, 1 anything less, 2 nothing could be graded.
-Instructors' commands have modules of their own: ``python -m grader batch|classroom|gradescope|class-report ...``.
+Instructors' commands have modules of their own:
+``python -m grader batch|merge|grading-workflow|classroom|gradescope|class-report ...``.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from grader.commands import options as grading_options
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m grader",
                                 description="Grade activation-function submissions (.ipynb or .py) against torch.",
-                                epilog="Instructors: python -m grader batch|classroom|gradescope|class-report --help")
+                                epilog="Instructors: python -m grader batch|merge|grading-workflow|classroom|gradescope|class-report --help",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # one line: no break at a hyphen
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or .py files to grade")
     p.add_argument("--json", metavar="REPORT", help="also write a JSON report to this path")
     p.add_argument("--html", metavar="PAGE", help="also write a self-contained HTML feedback page (every "
