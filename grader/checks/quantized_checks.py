@@ -31,11 +31,11 @@ from grader.checks.mlx_checks import assert_signature
 from grader.checks.recorder import Recorder, resolve
 from grader.checks.torch_checks import Check, callable_name, forbidden
 from grader.core.errors import CheckFailure
-from grader.spec.quantized_catalog import (BY_ENTRY, FIXED, FP8, GIVEN, INPUT, QUINT8, Exercise8, QCase)
+from grader.spec.quantized_catalog import BY_ENTRY, FIXED, FP8, FP8_DTYPE as FP8_NAME, GIVEN, INPUT, QUINT8, Exercise8, QCase
 
 TIE = 1e-3  # LSB: far above float32's error on these tables (about 1e-4 LSB at 255), far below a step
 TIE8 = 2.0 ** -16  # relative: float32's error is about 2^-22, fp8's step 2^-3
-FP8_DTYPE = torch.float8_e4m3fn
+FP8_DTYPE: torch.dtype = getattr(torch, FP8_NAME)
 VECTOR_SIZES = (64, 4096)  # the vectorised and table checks' input sizes: neither is 256
 
 
