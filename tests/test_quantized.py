@@ -10,7 +10,7 @@ import pytest
 
 from grader.catalog import BY_NAME
 from grader.checks.harness import Impl
-from grader.checks.quantized_checks import CHECKS
+from grader.checks.quantized_checks import CHECKS, every_quint8, torch_quint8
 from grader.checks.registry import checks_for
 from grader.commands.grade import grade
 from grader.core.errors import CheckFailure
@@ -151,6 +151,25 @@ def test_a_table_computed_another_correct_way_passes() -> None:
     other = ("def requantize(y, scale, zero_point):\n"
              "    return (torch.round(y.double() / scale) + zero_point).clamp(0, 255).to(torch.uint8)")
     ns = _namespace(other)
+    differ = 0
     for exercise in EXERCISES8:
         if exercise.kind == "quint8":
             BY_CHECK["quint8 values"].run(Impl(exercise.activation, ns), "cpu")
+            for case in exercise.cases:
+                x = every_quint8(case)
+                differ += int((ns[exercise.name](x, **case.arguments).int_repr()
+                               != torch_quint8(exercise, x, case.arguments).int_repr()).sum())
+    assert differ > 0  # it is not torch's arithmetic: the near-tie rule is what lets it pass
+
+
+def test_a_submission_is_this_chapter_s_by_a_top_level_definition(tmp_path: Path) -> None:
+    """Read, never run: a top-level def, assignment or import of a chapter's name; not a mention."""
+    cases = {"def fp8_silu(input):\n    return input\n": "quantized",
+             "quantized_relu6 = lambda input: input\n": "quantized",
+             "from mine import quantized_elu\n": "quantized",
+             "def helper():\n    def quantized_relu6(x):\n        return x\n": "torch",
+             "text = 'quantized_relu6'\ndef relu(input, inplace=False):\n    return input\n": "torch"}
+    for n, (code, framework) in enumerate(cases.items()):
+        path = tmp_path / f"s{n}.py"
+        path.write_text(code)
+        assert framework_of(path) == framework, code
