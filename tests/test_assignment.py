@@ -13,13 +13,31 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import ACTIVATIONS, CHAPTERS
+from grader.checks import mlx_checks, quantized_checks, torch_checks
 from grader.spec.assignment import CHAPTER_STEMS, AssignmentError, assignment, chapter_of
 from grader.spec.mlx_catalog import PORTS, available
+from grader.spec.quantized_catalog import EXERCISES8
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCH_KEYS = [a.name for a in ACTIVATIONS]
 MLX_KEYS = [f"MLX {p.entry}" for p in PORTS]
+EIGHT_BIT_KEYS = [("Quantized " if e.kind == "quint8" else "FP8 ") + e.entry for e in EXERCISES8]
 CHAPTER_1 = [a.name for a in ACTIVATIONS if a.chapter == "standard"]
+
+
+def full_marks(devices: tuple[str, ...] = ("cpu",)) -> dict[str, int]:
+    """The whole course's maximum per exercise, from the checks themselves: one point per check that
+    runs here (no CUDA check without CUDA, no MLX check without MLX), torch's chapters, then MLX's,
+    then the 8-bit chapter's."""
+    import torch
+
+    devices = tuple(d for d in devices if d != "cuda" or torch.cuda.is_available())
+    marks = {a.name: len(torch_checks.checks_for(a, list(devices))) for a in ACTIVATIONS}
+    marks.update({f"MLX {p.entry}": sum(c.applies(p.activation) for c in mlx_checks.CHECKS) if available() else 0
+                  for p in PORTS})
+    marks.update({k: sum(c.applies(e.activation) for c in quantized_checks.CHECKS)
+                  for k, e in zip(EIGHT_BIT_KEYS, EXERCISES8)})
+    return marks
 
 
 def grader(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -30,13 +48,13 @@ def grader(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def test_chapters_are_the_exercise_notebooks() -> None:
     assert list(CHAPTER_STEMS) == sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb"))
-    assert [c[3:] for c in CHAPTER_STEMS[:-1]] == list(CHAPTERS)
+    assert [c[3:] for c in CHAPTER_STEMS[:-2]] == list(CHAPTERS) and CHAPTER_STEMS[-2:] == ("10_mlx", "11_quantized")
     # what an instructor may type: the stem, the notebook's name or its path; repeats are one chapter
     assert chapter_of("exercises/02_relu_variants.ipynb") == chapter_of("02_relu_variants.ipynb") == "02_relu_variants"
     chosen = assignment(["10_mlx", "01_standard", "10_mlx"])
     assert chosen.chapters == ("01_standard", "10_mlx") and not chosen.whole
     assert chosen.keys == (*CHAPTER_1, *MLX_KEYS)
-    assert assignment([]).whole and assignment(None).keys == (*TORCH_KEYS, *MLX_KEYS)
+    assert assignment([]).whole and assignment(None).keys == (*TORCH_KEYS, *MLX_KEYS, *EIGHT_BIT_KEYS)
     for wrong in ("3", "relu_variants", "11_quantum", ""):
         with pytest.raises(AssignmentError, match="the chapters are 01_standard, "):
             assignment([wrong])
@@ -75,7 +93,7 @@ def test_mlx_exercises_have_columns_of_their_own(klass: Path, tmp_path: Path) ->
     r = grader("batch", str(klass), "--csv", str(tmp_path / "gb.csv"), "--json", str(tmp_path / "r.json"))
     assert r.returncode in (0, 1), r.stderr
     header = next(csv.reader((tmp_path / "gb.csv").open()))
-    assert header == ["student", *TORCH_KEYS, *MLX_KEYS, "total", "max", "error"]
+    assert header == ["student", *TORCH_KEYS, *MLX_KEYS, *EIGHT_BIT_KEYS, "total", "max", "error"]
     book = gradebook(tmp_path / "gb.csv")
     data = json.loads((tmp_path / "r.json").read_text())
     maxima = data["max_scores"]

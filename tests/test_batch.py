@@ -18,6 +18,7 @@ from grader.catalog import ACTIVATIONS, CHAPTERS
 from grader.spec.mlx_catalog import PORTS
 from grader.checks.torch_checks import checks_for
 
+from test_assignment import MLX_KEYS, full_marks
 from test_cli import RELU, kill_while_grading, slow_relu
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,8 +79,7 @@ def test_class_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
 
     rows = list(csv.reader(gb.open()))
     # one column per exercise: the torch chapters', then the MLX chapter's apart
-    assert rows[0] == ["student", *(a.name for a in ACTIVATIONS), *(f"MLX {p.entry}" for p in PORTS), "total",
-                       "max", "error"]
+    assert rows[0] == ["student", *full_marks(), "total", "max", "error"]
     assert all(len(row) == len(rows[0]) for row in rows)
     body = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
     assert [row[0] for row in rows[1:]] == ["alice", "bob", "carol", "dave", "erin", "mallory"]
@@ -98,7 +98,7 @@ def test_class_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     data = json.loads(report.read_text())
     assert set(data) == {"grader_version", "torch_version", "python_version", "device", "cuda_available",
                          "assignment", "max_scores", "students"}
-    assert data["assignment"] == [f"{i:02d}_{c}" for i, c in enumerate(CHAPTERS, 1)] + ["10_mlx"]
+    assert data["assignment"] == [f"{i:02d}_{c}" for i, c in enumerate(CHAPTERS, 1)] + ["10_mlx", "11_quantized"]
     assert list(data["max_scores"]) == rows[0][1:-3]
     assert int(body["alice"]["max"]) == sum(data["max_scores"].values())
     alice = next(s for s in data["students"] if s["student"] == "alice")
@@ -222,23 +222,14 @@ def test_loose_files_symlinks_and_environments(tmp_path: Path) -> None:
 
 
 def test_maximum_is_the_catalogue_checks_that_run_here() -> None:
-    import torch
-    from grader.checks import mlx_checks
-    from grader.spec.mlx_catalog import PORTS, available
-
-    # one column per exercise: the torch chapters' activations, then the MLX chapter's, apart
-    mlx = {f"MLX {p.entry}": sum(c.applies(p.activation) for c in mlx_checks.CHECKS) if available() else 0
-           for p in PORTS}
-    cpu = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS}
-    assert gradebook.max_scores("cpu") == {**cpu, **mlx}
-    if not torch.cuda.is_available():  # CUDA checks are skipped, and count in no one's maximum
-        assert gradebook.max_scores("all") == {**cpu, **mlx}
-    else:
-        assert gradebook.max_scores("all") == {**{a.name: len(checks_for(a, ["cpu", "cuda"])) for a in ACTIVATIONS},
-                                               **mlx}
+    # one column per exercise: the torch chapters' activations, then the MLX chapter's and the 8-bit
+    # chapter's apart; CUDA checks without CUDA are skipped, and count in no one's maximum
+    cpu = full_marks(("cpu",))
+    assert gradebook.max_scores("cpu") == cpu
+    assert gradebook.max_scores("all") == full_marks(("cpu", "cuda"))
     first = assignment(["01_standard"])
     assert gradebook.max_scores("cpu", first) == {a.name: cpu[a.name] for a in ACTIVATIONS if a.chapter == "standard"}
-    assert gradebook.max_scores("cpu", assignment(["10_mlx"])) == mlx
+    assert gradebook.max_scores("cpu", assignment(["10_mlx"])) == {k: cpu[k] for k in MLX_KEYS}
 
 
 def test_merging_files_keeps_the_better_exercise_and_one_line_errors() -> None:

@@ -31,12 +31,11 @@ from grader import __version__
 from grader.commands import classroom
 from grader.report import gradebook
 from grader.catalog import ACTIVATIONS, by_chapter
-from grader.checks import mlx_checks
 from grader.spec.assignment import CHAPTER_STEMS, assignment
-from grader.spec.mlx_catalog import PORTS, available as mlx_available
 from grader.checks.torch_checks import checks_for
 from grader.authoring.exercises import BEGIN, END
 from grader.authoring.launch import TAG, repository
+from test_assignment import full_marks
 from test_launch import FAKE_COLAB
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -301,9 +300,8 @@ def run_workflow(repo: Path, tmp_path: Path, venv: Path) -> dict:
 INSTALL = "Install torch and the grader's dependencies"
 FULL = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS}  # one point per check on a CPU
 # the MLX chapter's exercises have points of their own (none where MLX cannot run)
-MLX_FULL = {f"MLX {p.entry}": sum(c.applies(p.activation) for c in mlx_checks.CHECKS) if mlx_available() else 0
-            for p in PORTS}
-TOTAL = sum(FULL.values()) + sum(MLX_FULL.values())
+# the MLX and 8-bit chapters' exercises have points of their own
+TOTAL = sum(full_marks().values())
 
 
 def student_repo(template: Path, tmp_path: Path, keep: tuple[str, ...]) -> Path:

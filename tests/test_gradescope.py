@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.checks import mlx_checks
-from grader.spec.mlx_catalog import PORTS, available as mlx_available
 
 from grader.commands import gradescope
 from grader.catalog import ACTIVATIONS
 from grader.checks.torch_checks import checks_for
+from test_assignment import full_marks
 from test_classroom import solution_lines
 from test_cli import RELU, kill_while_grading, slow_relu
 
@@ -113,10 +112,7 @@ def test_run_autograder_grades_the_submission(bundle: Path, tmp_path: Path) -> N
     assert results["output_format"] == "md" and results["visibility"] == "after_due_date"
     assert results["extra_data"]["grader_version"].startswith("bundled-")  # the bundle's own grader ran
     assert [f["path"] for f in results["extra_data"]["files"]] == ["02_relu_variants.ipynb", "relu.py"]
-    full = {a.name: len(checks_for(a, ["cpu"])) for a in ACTIVATIONS}
-    # the MLX chapter's exercises are tests of their own, after the torch chapters'
-    full.update({f"MLX {p.entry}": sum(c.applies(p.activation) for c in mlx_checks.CHECKS) if mlx_available() else 0
-                 for p in PORTS})
+    full = full_marks()  # the MLX and 8-bit chapters' exercises are tests of their own, after the torch chapters'
     tests = {t["name"]: t for t in results["tests"]}
     assert list(tests) == list(full)
     assert {n: t["max_score"] for n, t in tests.items()} == full
@@ -135,7 +131,7 @@ def test_run_autograder_with_nothing_submitted_still_writes_results(bundle: Path
     root = autograder_root(bundle, tmp_path)
     results = run_autograder(root)
     check_spec(results)
-    assert results["score"] == 0 and len(results["tests"]) == len(ACTIVATIONS) + len(PORTS)
+    assert results["score"] == 0 and len(results["tests"]) == len(full_marks())
     assert "no .ipynb or .py file in the submission" in results["output"]
 
 

@@ -18,9 +18,9 @@ STEMS = [chapter_stem(c) for c in CHAPTERS]
 
 
 def test_one_solution_and_one_exercise_per_chapter() -> None:
-    # and the MLX exercises (tests/test_mlx.py), after the torch chapters
-    assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == STEMS + ["10_mlx"]
-    assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == STEMS + ["10_mlx"]
+    # and the MLX and 8-bit exercises (tests/test_mlx.py, tests/test_quantized.py), after the torch chapters
+    assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == STEMS + ["10_mlx", "11_quantized"]
+    assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == STEMS + ["10_mlx", "11_quantized"]
 
 
 @pytest.mark.parametrize("stem", STEMS)

@@ -21,6 +21,7 @@ from pathlib import Path
 from grader.authoring.launch import TAG, code_cell, exercise_cell, repository, with_setup
 from grader.core.paths import ROOT
 from grader.authoring.notebooks import dumps, write_or_check
+from grader.submission.framework import framework_of_sources
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError"
@@ -96,8 +97,8 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
     for i, cell in enumerate(nb["cells"]):  # before check cells multiply: ids follow the solution's cells
         cell.setdefault("id", f"cell-{i}")
     since_check: list[str] = []  # the code above the next check cell
-    mlx = any(re.search(r"^\s*(import|from) mlx\b", "".join(c["source"]), re.M)
-              for c in nb["cells"] if c["cell_type"] == "code")
+    # check() grades torch code; the other frameworks' check cells call the stubs, which raise
+    other = framework_of_sources(["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]) != "torch"
     cells = []
     for i, cell in enumerate(nb["cells"]):
         cells.append(cell)
@@ -105,7 +106,7 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
             continue
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         tags = cell.setdefault("metadata", {}).get("tags", [])
-        if "check" in tags and mlx:  # check() grades torch code: MLX's check cells call the stubs, which raise
+        if "check" in tags and other:
             if "raises-exception" not in tags:
                 cell["metadata"]["tags"] = tags + ["raises-exception"]
         elif "check" in tags:

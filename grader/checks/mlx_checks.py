@@ -172,20 +172,25 @@ def _same(a: object, b: object) -> bool:
     return type(a) is type(b) and a == b or (type(a) in (int, float) and type(b) in (int, float) and a == b)
 
 
+def assert_signature(name: str, target: Callable[[], object], expected: list[tuple[str, object]],
+                     drop_self: bool = False, label: str = "") -> None:
+    """The student's parameters (names, then defaults; REQUIRED for none) are ``expected``: the
+    failure shows both signatures. Used by the MLX and the 8-bit chapters alike."""
+    got = _signature_of(f"signature of {label or name}", target, drop_self)
+    if [n for n, _ in got] != [n for n, _ in expected] or any(not _same(a, b) for (_, a), (_, b) in zip(got, expected)):
+        raise CheckFailure(f"{_fmt_sig(name, got)}: expected {_fmt_sig(name, expected)}")
+
+
 def check_api(impl: Impl, device: str) -> Notes:
     """Names defined, signatures and defaults, an mlx.nn.Module subclass with __call__, every form runs."""
     port = _port(impl)
     for name in (port.functional, *port.extra):
         fn = impl.get(name)
         expected = [("x", REQUIRED)] + ([] if name in port.extra else [(m, d) for m, d, _ in port.params])
-        got = _signature_of(f"signature of {name}", lambda: fn)
-        if [n for n, _ in got] != [n for n, _ in expected] or any(not _same(a, b) for (_, a), (_, b) in zip(got, expected)):
-            raise CheckFailure(f"{_fmt_sig(name, got)}: expected {_fmt_sig(name, expected)}")
+        assert_signature(name, lambda: fn, expected)
     cls = _module_class(impl, port)
     expected = [(m, d) for m, d, _ in port.class_params]
-    got = _signature_of(f"signature of {port.cls}.__init__", lambda: cls.__init__, drop_self=True)
-    if [n for n, _ in got] != [n for n, _ in expected] or any(not _same(a, b) for (_, a), (_, b) in zip(got, expected)):
-        raise CheckFailure(f"{_fmt_sig(port.cls, got)}: expected {_fmt_sig(port.cls, expected)}")
+    assert_signature(port.cls, lambda: cls.__init__, expected, drop_self=True, label=f"{port.cls}.__init__")
     for case in cases(port)[:1] + [c for c in cases(port) if c.functional in port.extra][:1]:
         x = random_input(impl.entry, torch.float32, "cpu", seed_of("mlx api"), impl.entry.vector_shapes[0] if
                          impl.entry.name != "PReLU" else (2, 1, 3))

@@ -9,13 +9,18 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 
 class _DispatchRecorder(TorchDispatchMode):
-    def __init__(self, ops: Counter) -> None:
+    def __init__(self, ops: Counter, floats: list) -> None:
         super().__init__()
         self.ops = ops
+        self.floats = floats
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops[func.overloadpacket.__name__] += 1
-        return func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        self.ops[name] += 1
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.is_floating_point():
+            self.floats.append((name, out.numel()))
+        return out
 
 
 class _FunctionRecorder(TorchFunctionMode):
@@ -29,7 +34,9 @@ class _FunctionRecorder(TorchFunctionMode):
 
 
 class Recorder:
-    """``with Recorder() as rec: ...`` then ``rec.ops`` (ATen op name -> count) and ``rec.calls``.
+    """``with Recorder() as rec: ...`` then ``rec.ops`` (ATen op name -> count), ``rec.calls`` and
+    ``rec.floats`` ((ATen op, number of elements) of each floating-point tensor an op returned: the
+    8-bit chapter's table check sees where the arithmetic happens).
 
     A dispatch mode sees ATen ops (after composite ops decompose: ``F.softmax`` -> ``_softmax``);
     a function mode sees the Python-level API call (``F.tanhshrink``, which has no op of its own).
@@ -38,7 +45,8 @@ class Recorder:
     def __init__(self) -> None:
         self.ops: Counter = Counter()
         self.calls: list = []
-        self._modes = (_FunctionRecorder(self.calls), _DispatchRecorder(self.ops))
+        self.floats: list[tuple[str, int]] = []
+        self._modes = (_FunctionRecorder(self.calls), _DispatchRecorder(self.ops, self.floats))
 
     def __enter__(self) -> "Recorder":
         for mode in self._modes:

@@ -485,7 +485,7 @@ def check_slopes(y: torch.Tensor, x: torch.Tensor, g: torch.Tensor, lower: float
                  locate_elementwise(x[:n]), kind="grad")
 
 
-def _forbidden(entry: Activation) -> tuple[set[str], set[str]]:
+def forbidden(entry: Activation) -> tuple[set[str], set[str]]:
     """ATen op names and names of torch callables that compute the activation itself."""
     funcs = [resolve(f) for f in entry.forbidden_functions]
     if entry.functional:
@@ -493,10 +493,10 @@ def _forbidden(entry: Activation) -> tuple[set[str], set[str]]:
         for mod in (torch, torch.Tensor):
             if hasattr(mod, entry.functional):
                 funcs.append(getattr(mod, entry.functional))
-    return set(entry.forbidden_ops), {_callable_name(f) for f in funcs}
+    return set(entry.forbidden_ops), {callable_name(f) for f in funcs}
 
 
-def _callable_name(f: object) -> str:
+def callable_name(f: object) -> str:
     module = getattr(f, "__module__", None) or ""
     name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or repr(f)
     return f"{module}.{name}".lstrip(".")
@@ -514,7 +514,7 @@ def _record(impl: Impl, case: dict, x: torch.Tensor) -> tuple[dict[str, int], li
             forward_backward(entry.describe(case), impl.functional(), x, args, kwargs, 0, entry)
             forward_backward(entry.function_name, impl.function(), x, fargs, {}, 0, entry)
             student_call(f"{entry.name} module", module, x)
-        return dict(rec.ops), [_callable_name(f) for f in rec.calls]
+        return dict(rec.ops), [callable_name(f) for f in rec.calls]
 
     return impl.observe(f"record {entry.describe(case)} on {tuple(x.shape)}", run)
 
@@ -522,7 +522,7 @@ def _record(impl: Impl, case: dict, x: torch.Tensor) -> tuple[dict[str, int], li
 def check_forbidden(impl: Impl, device: str) -> Notes:
     """The implementation must not call the op it implements (seen at the ATen and API levels)."""
     entry = impl.entry
-    ops, funcs = _forbidden(entry)
+    ops, funcs = forbidden(entry)
     for case in entry.cases:
         x = random_input(entry, torch.float32, device, seed_of("forbidden"))
         recorded_ops, calls = _record(impl, case, x)

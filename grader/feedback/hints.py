@@ -61,6 +61,45 @@ _GATED: tuple[Hint, ...] = (
          "computing the gate only where b is finite."),
 )
 
+# The 8-bit chapter (grader/checks/quantized_checks.py): its checks' messages state what the table
+# looks like (a tie, a shift, a missing zero point); these name the idea behind each.
+_Q = ("quint8 values",)
+_EIGHT_BIT: tuple[Hint, ...] = (
+    Hint("quantized-rounding", _Q, r"a tie: torch rounds half to even",
+         "At an exact tie (y/scale ending in .5) torch rounds half to even, as torch.round does: adding "
+         "0.5 and flooring, or rounding halves away from zero, lands one step off at every tie."),
+    Hint("quantized-zero-point", _Q, r"zero point is missing",
+         "A quint8 integer q stands for (q − zero_point)·scale: subtract the input's zero point before "
+         "scaling, and add the output's after dividing by its scale."),
+    Hint("quantized-shift", _Q, r"shifted by one entry",
+         "Entry q of the table must be f of the value of integer q itself: build it over the integers 0 "
+         "to 255 exactly (256 entries, the first for q = 0) and index it with the input's integers."),
+    Hint("quantized-clip", _Q, r"clipped to",
+         "quint8's integers are 0 to 255: clip the rounded integers (after adding the zero point) to "
+         "that range, no narrower, before converting to uint8, which would wrap around."),
+    Hint("quantized-qparams", _Q, r"wrong output qparams",
+         "The output's scale and zero point are torch's: the input's (relu6; leaky_relu without scale), "
+         "the arguments' (hardswish, elu) or fixed by the function's range (sigmoid: 1/256 and 0); "
+         "requantize the table with them and wrap the result with the same ones."),
+    Hint("quantized-float", _Q + ("fp8 values",), r"dtype is \w+, torch gives",
+         "Return torch's dtype: a quint8 tensor made from the table's uint8 integers with the output's "
+         "scale and zero point, or for fp8 the float32 result converted once to float8_e4m3fn."),
+    Hint("quantized-table", ("quint8 table",), r"not on a table",
+         "Compute the activation in float on the 256 possible inputs only, requantize those, then "
+         "answer each element by indexing that table with its integer: no float tensor the size of "
+         "the input."),
+    Hint("fp8-double-rounding", ("fp8 values",), r"rounding twice",
+         "Compute in float32 and round once, at the end, to float8_e4m3fn: a conversion through float16 "
+         "or bfloat16 first rounds twice, which differs where the first rounding lands on an fp8 tie."),
+    Hint("eight-bit-forbidden", ("quint8 forbidden", "fp8 forbidden"), r"write it from float primitives",
+         "Build the table (or the fp8 result) from float primitives (exp, expm1, erf, clamp, where): "
+         "torch's quantized kernel is the answer itself, and dequantizing to call torch's float "
+         "activation hides the arithmetic the exercise is about."),
+    Hint("eight-bit-signature", ("quint8 api", "fp8 api"), r"expected \w+\(",
+         "Use the signature the chapter gives (torch's quantized function's parameter names, order and "
+         "defaults): the grader calls it by keyword."),
+)
+
 HINTS: dict[str, tuple[Hint, ...]] = {
     "ReLU": (
         Hint("relu-leak", ("values", "edges"), rf"value is -{_POS} at x=-{_POS}, torch gives 0\.0",
@@ -199,7 +238,7 @@ HINTS: dict[str, tuple[Hint, ...]] = {
     ),
     "ReGLU": _GATED,
     # ------------------------------------------------------------------ any activation
-    "*": (
+    "*": _EIGHT_BIT + (
         Hint("implicit-dim", (), r"^(?!.*round once).*where torch's dim=None is dim=\d+: (?:value|grad) is",
              "With dim=None torch does not use the last dim: it picks one from the input's number of "
              "dimensions (measure it on torch for 0-D to 4-D inputs) and warns. Reproduce that rule, and "
@@ -290,7 +329,7 @@ HINTS: dict[str, tuple[Hint, ...]] = {
         Hint("forbidden", ("forbidden",), r"write it from scratch",
              "Compose the function from primitives (exp, log1p, where, clamp, ...): calling torch's own op, "
              "or another op that computes the same function, is what the exercise rules out."),
-        Hint("loop", ("vectorised",), r"a Python loop over elements",
+        Hint("loop", ("vectorised", "quint8 vectorised", "fp8 vectorised"), r"a Python loop over elements",
              "A Python loop runs torch ops once per element or row: express the computation on whole "
              "tensors (masks with where, reductions along dim)."),
     ),

@@ -16,9 +16,12 @@ from typing import Iterable
 
 from grader.spec.catalog import ACTIVATIONS, BY_NAME, CHAPTERS, chapter_stem
 from grader.spec.mlx_catalog import PORT_OF, PORTS
+from grader.spec.quantized_catalog import BY_ENTRY as EIGHT_BIT, EXERCISES8
 
 MLX_CHAPTER = "10_mlx"
-# what a framework's exercises are called in front of the activation's name
+QUANTIZED_CHAPTER = "11_quantized"
+# what a framework's exercises are called in front of the activation's name (the 8-bit chapter's
+# exercises are named by their own catalogue: "Quantized ReLU6", "FP8 GELU")
 PREFIX = {"torch": "", "mlx": "MLX "}
 
 
@@ -26,28 +29,36 @@ PREFIX = {"torch": "", "mlx": "MLX "}
 class Exercise:
     key: str  # the column: "ReLU", "MLX ReLU"
     activation: str  # the catalogue entry it is graded against
-    framework: str  # torch | mlx
+    framework: str  # torch | mlx | quantized
     chapter: str  # the exercise notebook's stem
 
     @property
     def names(self) -> tuple[str, ...]:
         """What a submission defines for it: ``relu``, ``ReLUFunction``, ``ReLU`` (MLX: mlx.nn's names)."""
+        if self.framework == "quantized":
+            return (EIGHT_BIT[self.activation].name,)
         return PORT_OF[self.activation].names if self.framework == "mlx" else BY_NAME[self.activation].names
 
 
 def exercise_key(activation: str, framework: str = "torch") -> str:
-    """``ReLU`` for torch's exercise, ``MLX ReLU`` for MLX's."""
+    """``ReLU`` for torch's exercise, ``MLX ReLU`` for MLX's, ``Quantized ReLU6`` or ``FP8 GELU`` for
+    the 8-bit chapter's (an activation it does not have keeps its plain name, so no key is taken)."""
+    if framework == "quantized":
+        exercise = EIGHT_BIT.get(activation)
+        return exercise.key if exercise else f"8-bit {activation}"
     return PREFIX[framework] + activation
 
 
 EXERCISES: tuple[Exercise, ...] = (
     *(Exercise(a.name, a.name, "torch", chapter_stem(a.chapter)) for a in ACTIVATIONS),
     *(Exercise(exercise_key(p.entry, "mlx"), p.entry, "mlx", MLX_CHAPTER) for p in PORTS),
+    *(Exercise(e.key, e.entry, "quantized", QUANTIZED_CHAPTER) for e in EXERCISES8),
 )
 BY_KEY: dict[str, Exercise] = {e.key: e for e in EXERCISES}
 # the exercise notebooks, in the course's order
 CHAPTER_STEMS: tuple[str, ...] = tuple(dict.fromkeys(e.chapter for e in EXERCISES))
-TITLES: dict[str, str] = {**{chapter_stem(c): title for c, title in CHAPTERS.items()}, MLX_CHAPTER: "MLX"}
+TITLES: dict[str, str] = {**{chapter_stem(c): title for c, title in CHAPTERS.items()}, MLX_CHAPTER: "MLX",
+                          QUANTIZED_CHAPTER: "Activations in 8 bits"}
 
 
 def chapter_title(stem: str) -> str:
