@@ -11,7 +11,8 @@ installs CPU torch and the requirements, clones the roster's repositories with `
 as that student's work and runs ``python -m grader batch --shard K/N``; a last job downloads the N
 reports, runs ``python -m grader merge`` and uploads ``gradebook.csv`` and ``report.json``, the
 files one batch of the whole class writes. What follows ``--`` is passed on to every
-``batch``, e.g. ``-- --strip-prefix hw1-`` for GitHub Classroom's ``hw1-<user>`` repositories.
+``batch``, e.g. ``-- --strip-prefix hw1- --chapter 01_standard`` for GitHub Classroom's ``hw1-<user>``
+repositories of an assignment of chapter 1.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from grader.commands import batch
 from grader.commands.classroom import (grader_commit, grader_sources, grading_requirements, pins, provenance,
                                        requirements, setup_steps, write_files)
 from grader.core.paths import PACKAGE, ROOT
+from grader.spec.assignment import AssignmentError, assignment
 from grader.authoring.templates import render
 
 WORKFLOW = ".github/workflows/grade-class.yml"
@@ -145,6 +147,10 @@ def wrong_options(options: list[str]) -> str | None:
         return f"the options after -- are batch's: {why}"
     if (parsed.submissions, parsed.csv, parsed.json, parsed.shard) != tuple(args[i] for i in (0, 2, 4, 6)):
         return f"the workflow sets batch's SUBMISSIONS_DIR and {', '.join(OURS)} itself: give only other options"
+    try:  # found here, not in N jobs on GitHub
+        assignment(parsed.chapter)
+    except AssignmentError as exc:
+        return str(exc)
     return None
 
 
