@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from grader.checks.registry import CHECKS_BY_NAME, checks_for
 from grader.submission.framework import framework_of
 from grader.core.results import DEVICES, NO_CUDA, CheckResult, check_label
 from grader.core import paths
+from grader.run.worker import CHILD, WORKER
 
 
 
@@ -78,6 +80,33 @@ def hidden_folders(hide: tuple[Path, ...] = ()) -> list[Path]:
     return sorted(f for f in folders if f.is_dir())
 
 
+class Tally:
+    """Seconds added up by several threads."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds += seconds
+
+
+JUDGING = Tally()  # CPU seconds this process spent judging workers' results (batch reports them)
+_live: set["_Worker"] = set()  # the workers running now, for stop_all
+_live_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def stop_all() -> None:
+    """Stop every worker of this process now, and start no other (``batch`` on Ctrl-C): each
+    grading in progress ends at once, with what was graded."""
+    with _live_lock:
+        _stopping.set()
+        for worker in _live:
+            _stop(worker.proc)
+
+
 class _Grading:
     """What one submission's grading knows so far, across the workers it takes: the results, the
     activations given up on, and what the worker was doing when it stopped."""
@@ -96,7 +125,9 @@ class _Grading:
         """Judge each result as it arrives, while the worker runs the next checks."""
         r = _result(ev) if ev.get("event") == "result" else None
         if r is not None and r.activation in BY_NAME and r.check in CHECKS_BY_NAME:
+            started = time.thread_time()
             self.verdicts[id(ev)] = judge(r, ev.get("tape"))
+            JUDGING.add(time.thread_time() - started)
 
     def absorb(self, events: list[dict]) -> tuple[tuple | None, bool]:
         """Take in one worker's events; returns the check it was running when it stopped (None if
@@ -161,54 +192,104 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
     When ``total_timeout`` runs out, what was graded is kept and every check left fails with
     ``out_of_time`` (what ran out) as the reason. A worker that dies costs the exercise it was in:
     a new one grades the rest."""
-    grading = _Grading(path, device)
-    outcome = grading.outcome
-    deadline_total = time.monotonic() + total_timeout
+    return run_many([path], device, check_timeout, memory, total_timeout, read_only, hide, out_of_time)[0]
+
+
+def run_many(paths: list[str], device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
+             memory: int = limits.MEMORY, total_timeout: float = limits.TOTAL_TIMEOUT,
+             read_only: tuple[Path, ...] = (), hide: tuple[Path, ...] = (), out_of_time: str = "") -> list[Outcome]:
+    """Grade several submissions (one student's files) one after the other in one worker, which
+    imports torch once and runs each file in a process of its own forked from it
+    (grader/run/worker.py): each file is graded as :func:`run` grades it alone, with its own
+    ``total_timeout``. A file whose process dies is taken up where it stopped, as in :func:`run`; a
+    worker that dies or is stopped is replaced for what is left."""
     out_of_time = out_of_time or f"the grader's total time limit of {total_timeout:g} s ran out"
     hidden = hidden_folders(hide)
     another_user = containment.needs_another_user()
     refusal = containment.unreachable() if another_user else None
     if refusal:
-        outcome.error = refusal  # never run student code as root instead
-        return outcome
+        return [Outcome(error=refusal) for _ in paths]  # never run student code as root instead
+    outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
-        source = Path(path).resolve()
-        if another_user or any(source.is_relative_to(h) for h in hidden):
-            # the solutions themselves are hidden; another user may not reach the submission's folder
-            copy = Path(scratch) / "submission" / source.name
-            copy.parent.mkdir()
-            shutil.copyfile(source, copy)
-            os.chmod(copy, 0o644)
-            source = copy
-        while True:
-            events, returncode, stderr_tail, timed_out = _one_worker(
-                str(source), device, check_timeout, memory, grading.skip, Path(scratch), deadline_total, read_only,
-                hidden, grading.judge_now)
-            current, finished = grading.absorb(events)
-            if outcome.error:
-                return outcome
-            if grading.graded is None:  # died while loading the notebook
-                why = "timed out" if timed_out else _describe(returncode, stderr_tail)
-                outcome.error = (f"{out_of_time} while the submission's cells were running"
-                                 if time.monotonic() >= deadline_total else f"the submission {why} while its cells were running")
-                return outcome
-            if finished:
-                break
-            if time.monotonic() < deadline_total:
-                why = "took longer than the time limit" if timed_out else _describe(returncode, stderr_tail)
-                lost = current[0] if current and current[0] in BY_NAME else grading.unfinished()
-                if lost is None:
-                    break
-                grading.fail_rest([lost], current, f"the grader's worker {why} during this check",
-                                  f"not run: the worker {why} during {current[1] if current else 'loading'}")
-                grading.skip.add(lost)
-                current = None
-            if time.monotonic() >= deadline_total:  # keep what was graded: no check is left out of the report
-                grading.fail_rest(grading.graded, current, f"{out_of_time} during this check", f"not run: {out_of_time}")
-                outcome.notes.append(f"{out_of_time}: the checks left were not run")
-                break
-    outcome.results = list(grading.done.values())
+        sources = [_source(p, Path(scratch), k, another_user, hidden) for k, p in enumerate(paths)]
+        protected = {COURSE_ROOT, *(s.parent for s in sources), *read_only}
+        worker: _Worker | None = None
+        try:
+            for path, source in zip(paths, sources):
+                grading = _Grading(path, device)
+                deadline_total = time.monotonic() + total_timeout
+                while True:
+                    if worker is None or not worker.alive:
+                        if worker is not None:
+                            worker.close()
+                            worker = None
+                        fresh = _Worker(Path(scratch), device, check_timeout, memory, protected, hidden)
+                        fresh.open()
+                        worker = fresh
+                    events, returncode, stderr_tail, timed_out = worker.job(str(source), grading.skip,
+                                                                            deadline_total, grading.judge_now)
+                    if not _absorb_one(grading, events, returncode, stderr_tail, timed_out, deadline_total,
+                                       out_of_time):
+                        break
+                outcomes.append(_finish(grading, path, source))
+        finally:
+            if worker is not None:
+                worker.close()
+    return outcomes
+
+
+def _finish(grading: _Grading, path: str, source: Path) -> Outcome:
+    outcome = grading.outcome
+    if outcome.error.startswith(str(source)) and source != Path(path).resolve():
+        outcome.error = str(Path(path).resolve()) + outcome.error[len(str(source)):]  # the copy is ours, not the student's
+    if not outcome.error:
+        outcome.results = list(grading.done.values())
     return outcome
+
+
+def _source(path: str, scratch: Path, number: int, another_user: bool, hidden: list[Path]) -> Path:
+    """The file the worker reads: the submission itself, or a copy of it where the worker could
+    not (another user) or must not (a hidden folder) read the original."""
+    source = Path(path).resolve()
+    if another_user or any(source.is_relative_to(h) for h in hidden):
+        # the solutions themselves are hidden; another user may not reach the submission's folder
+        copy = scratch / f"submission-{number}" / source.name
+        copy.parent.mkdir()
+        shutil.copyfile(source, copy)
+        os.chmod(copy, 0o644)
+        return copy
+    return source
+
+
+def _absorb_one(grading: _Grading, events: list[dict], returncode: int | None, stderr_tail: str, timed_out: bool,
+                deadline_total: float, out_of_time: str) -> bool:
+    """Take in what one process did with a file; True when the file needs another one (its process
+    died mid-way: the exercise it was in is lost, the rest is graded anew)."""
+    outcome = grading.outcome
+    current, finished = grading.absorb(events)
+    if outcome.error:
+        return False
+    if grading.graded is None:  # died while loading the notebook
+        why = "timed out" if timed_out else _describe(returncode, stderr_tail)
+        outcome.error = (f"{out_of_time} while the submission's cells were running"
+                         if time.monotonic() >= deadline_total else f"the submission {why} while its cells were running")
+        return False
+    if finished:
+        return False
+    if time.monotonic() < deadline_total:
+        why = "took longer than the time limit" if timed_out else _describe(returncode, stderr_tail)
+        lost = current[0] if current and current[0] in BY_NAME else grading.unfinished()
+        if lost is None:
+            return False
+        grading.fail_rest([lost], current, f"the grader's worker {why} during this check",
+                          f"not run: the worker {why} during {current[1] if current else 'loading'}")
+        grading.skip.add(lost)
+        current = None
+    if time.monotonic() >= deadline_total:  # keep what was graded: no check is left out of the report
+        grading.fail_rest(grading.graded, current, f"{out_of_time} during this check", f"not run: {out_of_time}")
+        outcome.notes.append(f"{out_of_time}: the checks left were not run")
+        return False
+    return True
 
 
 def judge(worker: CheckResult, tape: str | None) -> CheckResult:
@@ -268,107 +349,183 @@ def _worker_home(scratch: Path, user: tuple[int, int]) -> Path:
     return home
 
 
-def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip: set[str], scratch: Path,
-                deadline_total: float, extra_read_only: tuple[Path, ...] = (),
-                hidden: list[Path] = (), on_event: Callable[[dict], None] = lambda ev: None,
-                ) -> tuple[list[dict], int | None, str, bool]:
-    """Run one worker (in its keeper, grader/run/keeper.py) to its end; returns its events, exit status,
-    last stderr line, and whether it was stopped for time. Nothing it started is left running."""
-    read_fd, write_fd = os.pipe()
-    stderr_path = scratch / "stderr.txt"
-    protected = {COURSE_ROOT, Path(path).resolve().parent, *extra_read_only}
-    read_only = [str(p) for p in sorted(protected) if p.is_dir() and p != Path("/")]
-    # the worker imports the grader this parent runs, installed or not (it starts in a scratch folder)
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(COURSE_ROOT), os.environ.get("PYTHONPATH")])))
-    worker = [sys.executable, "-m", "grader.run.worker", str(Path(path).resolve()), "--device", device,
-              "--check-timeout", str(check_timeout), "--result-fd", str(write_fd), "--skip", ",".join(sorted(skip))]
-    with contextlib.ExitStack() as stack:
-        user = stack.enter_context(containment.worker_user())  # released last, when nothing of it runs
+MAX_EVENTS = 200_000  # events kept for one file (tapes are judged and dropped as they come): more is a flood
+
+
+class _Worker:
+    """One worker (in its keeper, grader/run/keeper.py) from :meth:`open` to :meth:`close`: it grades
+    files one after the other through :meth:`job`, until it dies or is stopped (:attr:`alive`)."""
+
+    def __init__(self, scratch: Path, device: str, check_timeout: float, memory: int, protected: set[Path],
+                 hidden: list[Path]) -> None:
+        self.scratch, self.device, self.check_timeout, self.memory = scratch, device, check_timeout, memory
+        self.read_only = [str(p) for p in sorted(protected) if p.is_dir() and p != Path("/")]
+        self.hidden = hidden
+        self.stack = contextlib.ExitStack()
+        self.alive = False
+        self.buffer = b""
+        self.returncode: int | None = None  # the worker's own, from its keeper's last event
+
+    def open(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stack.close()
+            raise
+
+    def close(self) -> None:
+        """No more jobs: the worker exits, its keeper kills what is left, reports and ends."""
+        try:
+            if self.alive:
+                self.proc.stdin.close()
+                self._read_until(lambda ev: None, time.monotonic() + 30)
+        except OSError:
+            pass
+        finally:
+            _stop(self.proc)
+            _end(self.proc)  # the keeper has killed all the worker left: its uid is free again
+            self.pipe.close()
+            self.stack.close()
+            self.alive = False
+            with _live_lock:
+                _live.discard(self)
+
+    def _start(self) -> None:
+        read_fd, write_fd = os.pipe()
+        self.stderr_path = self.scratch / "stderr.txt"
+        # the worker imports the grader this parent runs, installed or not (it starts in a scratch folder)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(COURSE_ROOT), os.environ.get("PYTHONPATH")])))
+        worker = [sys.executable, "-m", "grader.run.worker", "--device", self.device,
+                  "--check-timeout", str(self.check_timeout), "--result-fd", str(write_fd)]
+        user = self.stack.enter_context(containment.worker_user())  # released last, when nothing of it runs
         cap = containment.ProcessCap.create()
-        cwd = scratch
+        cwd = self.scratch
         if user is not None:  # root's home and caches are not the worker's
-            cwd = _worker_home(scratch, user)
+            cwd = _worker_home(self.scratch, user)
             env.update(HOME=str(cwd), MPLCONFIGDIR=str(cwd / ".matplotlib"), XDG_CACHE_HOME=str(cwd / ".cache"),
                        USER=containment.WORKER_USER, LOGNAME=containment.WORKER_USER)
-        stack.callback(lambda: cap.close() if cap is not None else None)
+        self.stack.callback(lambda: cap.close() if cap is not None else None)
         # the keeper limits itself before it starts the worker, which inherits all of it: nothing runs
         # between fork and exec here, where the grader's threads would make it unsafe
-        setup = ["--memory", str(memory), "--file-size", str(limits.FILE_SIZE)]
+        setup = ["--memory", str(self.memory), "--file-size", str(limits.FILE_SIZE)]
         if cap is not None:
             setup += ["--cgroup", str(cap.path)]
         elif os.geteuid() != 0:
             setup += ["--processes", str(limits.PROCESSES)]
         if containment.privileged():  # the course and the submissions read-only, the solutions hidden
-            setup += [a for path in read_only for a in ("--read-only", path)]
-            setup += [a for path in hidden for a in ("--hide", str(path))]
-        with open(stderr_path, "wb") as stderr:
-            proc = subprocess.Popen(
-                containment.command(worker, write_fd, user, setup), pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+            setup += [a for path in self.read_only for a in ("--read-only", path)]
+            setup += [a for path in self.hidden for a in ("--hide", str(path))]
+        # appended to, so that the parent can empty it before each file while the worker holds it open
+        with open(self.stderr_path, "ab") as stderr, _live_lock:
+            if _stopping.is_set():
+                os.close(write_fd)
+                os.close(read_fd)
+                raise RuntimeError("interrupted")
+            self.proc = subprocess.Popen(
+                containment.command(worker, write_fd, user, setup), pass_fds=(write_fd,), stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd, env=env, start_new_session=True)
+            _live.add(self)
         os.close(write_fd)
-        events, timed_out = _read_events(read_fd, check_timeout, deadline_total, proc, on_event)
-        returncode = _end(proc)  # the keeper has killed all the worker left: its uid is free again
-    exits = [ev for ev in events if ev.get("event") == "worker-exit"]
-    if exits and isinstance(exits[-1].get("returncode"), int):
-        returncode = exits[-1]["returncode"]  # the worker's own status, as its keeper saw it
-    return events, returncode, _tail(stderr_path), timed_out
+        self.pipe = os.fdopen(read_fd, "rb", buffering=0)
+        self.alive = True
 
+    def job(self, path: str, skip: set[str], deadline_total: float, on_event: Callable[[dict], None],
+            ) -> tuple[list[dict], int | None, str, bool]:
+        """Grade ``path`` (but the activations in ``skip``) in a process forked by the worker;
+        returns its events, its exit status, the last line it wrote on stderr, and whether it was
+        stopped for time (the worker is then stopped too: :attr:`alive` is False)."""
+        with contextlib.suppress(OSError):
+            os.truncate(self.stderr_path, 0)
+        events: list[dict] = []
+        try:
+            self.proc.stdin.write(json.dumps({"path": path, "skip": sorted(skip)}).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:  # the worker has gone: its keeper's last event says how
+            pass
 
-def _read_events(read_fd: int, check_timeout: float, deadline_total: float, proc: subprocess.Popen,
-                 on_event: Callable[[dict], None]) -> tuple[list[dict], bool]:
-    """The worker's events until the pipe closes (the keeper closes it last, once nothing the worker
-    started is left) or time runs out; then the worker is stopped."""
-    events: list[dict] = []
-    buffer = b""
-    # a check may take check_timeout inside the worker (which then fails it itself); allow slack for
-    # the worker's own start-up and for hangs in C code that its alarm cannot interrupt
-    grace = check_timeout * 2 + 60
-    last = time.monotonic()
-    timed_out = False
-    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        def take(ev: dict) -> None:
+            on_event(ev)
+            ev.pop("tape", None)  # judged: only its verdict is kept
+            if len(events) < MAX_EVENTS:
+                events.append(ev)
+
+        exit_event, timed_out = self._read_until(take, deadline_total)
+        if exit_event is not None:
+            returncode = exit_event.get("returncode")
+        else:
+            self.alive = False
+            returncode = self.returncode
+        if len(events) >= MAX_EVENTS:
+            self.stop()
+        return events, returncode if isinstance(returncode, int) else None, _tail(self.stderr_path), timed_out
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.alive = False
+
+    def _read_until(self, take: Callable[[dict], None], deadline_total: float) -> tuple[dict | None, bool]:
+        """Hand the child's events to ``take`` until the worker reports the job's end (its event is
+        returned), the pipe closes (the keeper closes it last, once nothing the worker started is
+        left) or time runs out (the worker is then stopped); and whether time ran out."""
+        # a check may take check_timeout inside the worker (which then fails it itself); allow slack for
+        # the worker's own start-up and for hangs in C code that its alarm cannot interrupt
+        grace = self.check_timeout * 2 + 60
+        last = time.monotonic()
         while True:
             wait = min(grace - (time.monotonic() - last), deadline_total - time.monotonic())
             if wait <= 0:
-                timed_out = True
-                break
-            ready, _, _ = select.select([pipe], [], [], min(wait, 5.0))
+                self.stop()
+                self._drain_keeper()
+                return None, True
+            ready, _, _ = select.select([self.pipe], [], [], min(wait, 5.0))
             if not ready:
                 continue
-            chunk = pipe.read(65536)
+            chunk = self.pipe.read(65536)
+            if not chunk:
+                return None, False
+            self.buffer += chunk
+            if len(self.buffer) > limits.EVENT_BYTES:  # one line that never ends: not an event
+                self.buffer = b""
+            *lines, self.buffer = self.buffer.split(b"\n")
+            for line in lines:
+                ev = _event(line)
+                if ev is None:
+                    continue
+                if line.startswith(CHILD):
+                    take(ev)
+                elif line.startswith(WORKER) and ev.get("event") == "job-exit":
+                    return ev, False
+                elif not line.startswith((CHILD, WORKER)) and ev.get("event") == "worker-exit":
+                    self.returncode = ev.get("returncode")  # the worker's own status, as its keeper saw it
+            last = time.monotonic()  # time spent judging is not the worker's
+
+    def _drain_keeper(self) -> None:
+        """After a stop: the keeper reports the worker's end and what it killed; read it if it comes
+        at once."""
+        rest = b""
+        while select.select([self.pipe], [], [], 2.0)[0]:
+            chunk = self.pipe.read(65536)
             if not chunk:
                 break
-            last = time.monotonic()
-            buffer += chunk
-            if len(buffer) > limits.EVENT_BYTES:  # one line that never ends: not an event
-                buffer = b""
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                try:
-                    ev = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(ev, dict):
-                    events.append(ev)
-                    on_event(ev)
-            last = time.monotonic()  # time spent judging is not the worker's
-        if timed_out:
-            _stop(proc)
-            # the keeper reports the worker's end and what it killed: read it if it comes at once
-            rest = b""
-            while select.select([pipe], [], [], 2.0)[0]:
-                chunk = pipe.read(65536)
-                if not chunk:
-                    break
-                rest += chunk
-            for line in rest.split(b"\n"):
-                try:
-                    ev = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(ev, dict) and ev.get("event") == "worker-exit":
-                    events.append(ev)
-    return events, timed_out
+            rest += chunk
+        for line in (self.buffer + rest).split(b"\n"):
+            ev = _event(line)
+            if ev is not None and not line.startswith((CHILD, WORKER)) \
+                    and ev.get("event") == "worker-exit":
+                self.returncode = ev.get("returncode")
+        self.buffer = b""
+
+
+def _event(line: bytes) -> dict | None:
+    """One line of the result pipe as an event (the worker's prefix removed), or None."""
+    if line.startswith((CHILD, WORKER)):
+        line = line[2:]
+    try:
+        ev = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return ev if isinstance(ev, dict) else None
 
 
 def _stop(proc: subprocess.Popen) -> None:
