@@ -199,11 +199,18 @@ def _key(part: object) -> object:
 
 
 def _remember(key: tuple, compute: Callable[[], object]) -> object:
-    if key not in _REFERENCES:
+    # threads judge side by side (batch, --jobs): never look the value up again after storing it,
+    # another thread may have emptied the cache in between
+    value = _REFERENCES.get(key, _ABSENT)
+    if value is _ABSENT:
+        value = compute()
         if len(_REFERENCES) >= _MAX_REFERENCES:
             _REFERENCES.clear()
-        _REFERENCES[key] = compute()
-    return _REFERENCES[key]
+        _REFERENCES[key] = value
+    return value
+
+
+_ABSENT = object()
 
 
 def torch_forward(entry: Activation, x: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:

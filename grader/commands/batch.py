@@ -24,12 +24,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import copy
 import os
 import resource
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,15 +193,15 @@ class Graded:
             return self._reports[key], mine
 
     def settle(self, key: tuple, report: dict | None) -> None:
-        """``report``: the graded file (path-free), or None when it is not to be reused (a grader
-        error, an interrupted grading): each student waiting for it then grades it himself."""
+        """``report``: the graded file, or None when it is not to be reused (a grader error): each
+        student waiting for it then grades it himself. Kept compressed: a class holds thousands."""
         with self._lock:
             future = self._reports[key]
             if report is None:
                 del self._reports[key]
             else:
                 self.graded += 1
-        future.set_result(report)
+        future.set_result(None if report is None else zlib.compress(json.dumps(report).encode()))
 
     def count_reuse(self) -> None:
         with self._lock:
@@ -222,9 +222,9 @@ def _reusable_report(report: dict) -> bool:
     return not any(t.startswith("grader error") or "grader error:" in t for t in texts)
 
 
-def _with_path(report: dict, path: Path) -> dict:
+def _with_path(report: bytes, path: Path) -> dict:
     """An identical file's report, as this file's: its path, and its errors naming this file."""
-    mine = copy.deepcopy(report)
+    mine = json.loads(zlib.decompress(report))
     old = mine["path"]
     mine["path"] = str(path)
     if mine.get("error") and mine["error"].startswith(old):

@@ -28,6 +28,7 @@ import select
 import shutil
 import signal
 import sys
+import tempfile
 import warnings
 
 PR_SET_DUMPABLE = 4
@@ -142,9 +143,8 @@ def _write_all(fd: int, data: bytes) -> None:
 def _job(job: dict, number: int, args: argparse.Namespace) -> int:
     """Grade one file in a forked child; returns the child's exit status."""
     path, skip = str(job["path"]), frozenset(map(str, job.get("skip", [])))
-    home = os.getcwd()
-    folder = os.path.join(home, f"job-{number}")  # the file's own working directory, removed after it
-    os.mkdir(folder, 0o700)
+    # the file's own working directory, removed after it (a worker killed before could not remove its own)
+    folder = tempfile.mkdtemp(prefix=f"job-{number}-", dir=os.getcwd())
     read, write = os.pipe()
     child = os.fork()
     if child == 0:
