@@ -32,7 +32,7 @@ from grader.core import limits
 from grader.checks import replay
 from grader.spec.catalog import BY_NAME
 from grader.core.errors import CheckFailure
-from grader.checks.harness import Impl
+from grader.checks.harness import Impl, export_references
 from grader.checks.registry import CHECKS_BY_NAME, checks_for
 from grader.submission.framework import framework_of
 from grader.core.results import DEVICES, NO_CUDA, CheckResult, check_label
@@ -429,6 +429,12 @@ class _Worker:
         os.close(write_fd)
         self.pipe = os.fdopen(read_fd, "rb", buffering=0)
         self.alive = True
+        references = export_references()
+        try:  # the worker reads them after its imports: this waits for them at most
+            self.proc.stdin.write(json.dumps({"references": len(references)}).encode() + b"\n" + references)
+            self.proc.stdin.flush()
+        except OSError:  # it has gone already: its first job says how
+            pass
 
     def job(self, path: str, skip: set[str], deadline_total: float, on_event: Callable[[dict], None],
             ) -> tuple[list[dict], int | None, str, bool]:

@@ -3,7 +3,8 @@ own forked from this one, and streams their events.
 
 Started by :mod:`grader.run.sandbox` (in its keeper, with resource limits, in a scratch directory);
 never run by hand. It imports torch, pytest and the grader once, never runs student code itself,
-and reads jobs on stdin, one JSON line each: ``{"path": ..., "skip": [...]}``. For each it forks a
+and reads jobs on stdin, one JSON line each: ``{"path": ..., "skip": [...]}`` (after torch's
+references the grader has computed, which spare the children computing them again). For each it forks a
 child that loads that one submission and runs the checks on it, so every file starts from the same
 untouched interpreter: what one file does to torch, to builtins or to the grader cannot reach the
 next file (the child's memory is its own). When the child has ended, the worker kills whatever it
@@ -172,6 +173,19 @@ def _job(job: dict, number: int, args: argparse.Namespace) -> int:
     return status
 
 
+def _references(stdin, size: object) -> None:
+    """The grader's first message, ``{"references": N}`` and N bytes: torch's references it has
+    computed (grader/checks/harness.py), so that the children do not compute them again."""
+    try:
+        data = stdin.read(int(size)) if int(size) > 0 else b""
+        if data:
+            from grader.checks import harness
+
+            harness.import_references(data)
+    except Exception:  # the worker computes them itself
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m grader.run.worker")
     p.add_argument("--device", default="all")
@@ -189,10 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # the grader has gone: so does this worker
     number = 0
-    for line in sys.stdin.buffer:
+    for line in iter(sys.stdin.buffer.readline, b""):
         try:
             job = json.loads(line)
         except ValueError:
+            continue
+        if isinstance(job, dict) and "references" in job and number == 0:
+            _references(sys.stdin.buffer, job["references"])
             continue
         if not isinstance(job, dict) or "path" not in job:
             continue
