@@ -177,6 +177,10 @@ class _Grading:
                 else:
                     self.done[key] = CheckResult(name, check.name, dev, "failed", left)
 
+    def complete(self) -> set[str]:
+        """The activations whose checks are all in."""
+        return {g for g in self.graded or [] if _complete(g, self.done, self.devices, self.framework)}
+
     def unfinished(self) -> str | None:
         """The next activation whose checks are not all in, not given up on."""
         return next((g for g in self.graded or [] if g not in self.skip
@@ -218,6 +222,7 @@ def run_many(paths: list[str], device: str = "all", check_timeout: float = limit
             for path, source in zip(paths, sources):
                 grading = _Grading(path, device)
                 deadline_total = time.monotonic() + total_timeout
+                alone = False  # graded in the worker's own process, in a worker of its own
                 while True:
                     if worker is None or not worker.alive:
                         if worker is not None:
@@ -227,7 +232,16 @@ def run_many(paths: list[str], device: str = "all", check_timeout: float = limit
                         fresh.open()
                         worker = fresh
                     events, returncode, stderr_tail, timed_out = worker.job(str(source), grading.skip,
-                                                                            deadline_total, grading.judge_now)
+                                                                            deadline_total, grading.judge_now, alone)
+                    if not (alone or worker.alive or timed_out):
+                        # the file's code killed the worker that forked it (a process of the grader it can
+                        # signal): what it had earned stands, the rest is graded as the file alone
+                        alone = True
+                        grading.absorb(events)
+                        if grading.outcome.error:
+                            break
+                        grading.skip |= grading.complete()
+                        continue
                     if not _absorb_one(grading, events, returncode, stderr_tail, timed_out, deadline_total,
                                        out_of_time):
                         break
@@ -437,15 +451,16 @@ class _Worker:
             pass
 
     def job(self, path: str, skip: set[str], deadline_total: float, on_event: Callable[[dict], None],
-            ) -> tuple[list[dict], int | None, str, bool]:
-        """Grade ``path`` (but the activations in ``skip``) in a process forked by the worker;
-        returns its events, its exit status, the last line it wrote on stderr, and whether it was
-        stopped for time (the worker is then stopped too: :attr:`alive` is False)."""
+            alone: bool = False) -> tuple[list[dict], int | None, str, bool]:
+        """Grade ``path`` (but the activations in ``skip``) in a process forked by the worker (or,
+        ``alone``, in the worker's own, which then ends); returns its events, its exit status, the
+        last line it wrote on stderr, and whether it was stopped for time. :attr:`alive` is False
+        after it when the worker has ended or was stopped."""
         with contextlib.suppress(OSError):
             os.truncate(self.stderr_path, 0)
         events: list[dict] = []
         try:
-            self.proc.stdin.write(json.dumps({"path": path, "skip": sorted(skip)}).encode() + b"\n")
+            self.proc.stdin.write(json.dumps({"path": path, "skip": sorted(skip), "fork": not alone}).encode() + b"\n")
             self.proc.stdin.flush()
         except OSError:  # the worker has gone: its keeper's last event says how
             pass
@@ -457,6 +472,8 @@ class _Worker:
                 events.append(ev)
 
         exit_event, timed_out = self._read_until(take, deadline_total)
+        if alone:
+            self.alive = False  # it grades nothing after such a file: close() reads its end
         if exit_event is not None:
             returncode = exit_event.get("returncode")
         else:

@@ -4,7 +4,9 @@ own forked from this one, and streams their events.
 Started by :mod:`grader.run.sandbox` (in its keeper, with resource limits, in a scratch directory);
 never run by hand. It imports torch, pytest and the grader once, never runs student code itself,
 and reads jobs on stdin, one JSON line each: ``{"path": ..., "skip": [...]}`` (after torch's
-references the grader has computed, which spare the children computing them again). For each it forks a
+references the grader has computed, which spare the children computing them again). A job with
+``"fork": false`` is a file graded in the worker's own process, as the last job: the grader's way
+to grade, alone, a file whose code killed the worker that forked it. For each it forks a
 child that loads that one submission and runs the checks on it, so every file starts from the same
 untouched interpreter: what one file does to torch, to builtins or to the grader cannot reach the
 next file (the child's memory is its own). When the child has ended, the worker kills whatever it
@@ -36,12 +38,13 @@ PR_SET_DUMPABLE = 4
 CHILD, WORKER = b"W ", b"Z "  # who wrote a line on the result pipe
 
 
-def grade_one(path: str, skip: frozenset[str], device: str, check_timeout: float, result_fd: int) -> int:
-    """In the child: load one submission, run the checks on it, emit its events."""
+def grade_one(path: str, skip: frozenset[str], device: str, check_timeout: float, result_fd: int,
+              prefix: str = "") -> int:
+    """Load one submission, run the checks on it, emit its events (each line after ``prefix``)."""
     channel = os.fdopen(result_fd, "w", buffering=1, encoding="utf-8")
 
     def emit(**event) -> None:
-        channel.write(json.dumps(event) + "\n")
+        channel.write(prefix + json.dumps(event) + "\n")
         channel.flush()
 
     import pytest
@@ -213,9 +216,16 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if not isinstance(job, dict) or "path" not in job:
             continue
-        status = _job(job, number, args)
+        if job.get("fork", True):
+            status = _job(job, number, args)
+        else:  # the file's code runs in this process, which grades nothing after it
+            os.chdir(tempfile.mkdtemp(prefix="job-", dir=os.getcwd()))
+            status = grade_one(str(job["path"]), frozenset(map(str, job.get("skip", []))), args.device,
+                               args.check_timeout, os.dup(args.result_fd), CHILD.decode())
         number += 1
         _write_all(args.result_fd, WORKER + json.dumps({"event": "job-exit", "returncode": status}).encode() + b"\n")
+        if not job.get("fork", True):
+            break
     return 0
 
 
