@@ -4,6 +4,7 @@ per process, forward and backward, and the rule at a kink."""
 from __future__ import annotations
 
 import contextlib
+import io
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -199,11 +200,42 @@ def _key(part: object) -> object:
 
 
 def _remember(key: tuple, compute: Callable[[], object]) -> object:
-    if key not in _REFERENCES:
+    # threads judge side by side (batch, --jobs): never look the value up again after storing it,
+    # another thread may have emptied the cache in between
+    value = _REFERENCES.get(key, _ABSENT)
+    if value is _ABSENT:
+        value = compute()
         if len(_REFERENCES) >= _MAX_REFERENCES:
             _REFERENCES.clear()
-        _REFERENCES[key] = compute()
-    return _REFERENCES[key]
+        _REFERENCES[key] = value
+    return value
+
+
+_ABSENT = object()
+_exported: tuple[int, bytes] = (-1, b"")
+
+
+def export_references() -> bytes:
+    """torch's references computed in this process so far, serialised for a worker to start with
+    (grader/run/worker.py): every student's checks ask for the same ones. Serialised again only
+    when there are more."""
+    global _exported
+    snapshot = _REFERENCES.copy()  # other threads add to it while they judge
+    if _exported[0] != len(snapshot):
+        buffer = io.BytesIO()
+        torch.save(list(snapshot.items()), buffer)
+        _exported = (len(snapshot), buffer.getvalue())
+    return _exported[1]
+
+
+def import_references(data: bytes) -> None:
+    """Start with the references :func:`export_references` wrote (only tensors and plain data are
+    read: ``weights_only``). They only spare a worker the computing: the verdicts that count are
+    the grader's own, against the references it computes itself."""
+    for item in torch.load(io.BytesIO(data), weights_only=True):
+        if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], tuple):
+            if len(_REFERENCES) < _MAX_REFERENCES:
+                _REFERENCES[item[0]] = item[1]
 
 
 def torch_forward(entry: Activation, x: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:

@@ -9,9 +9,13 @@ Classroom's assistant (``<assignment>-<user>/`` clones), Gradescope's "Export su
 ``__pycache__``, ``__MACOSX``, virtual environments and symbolic links are never graded: a link in
 a cloned repository could point at the instructor's solutions.
 
-Each student is graded by a ``python -m grader --json`` process of its own (its files one after the
-other), so every submission keeps the sandbox and limits of a single grading, and a student that
-crashes or hangs the grader costs that student alone; ``--jobs`` such processes run at once.
+Each student's files are graded one after the other by one worker (grader/run/sandbox.py), which
+imports torch once and runs each file in a process of its own forked from it, with the sandbox and
+limits of a single grading: a file that crashes or hangs costs that file's exercise alone, and no
+file can change another's grade. This process judges every result (torch's references computed once
+for the class) in a thread per student, ``--jobs`` students at once; a failure of its own while
+judging one student is that student's "grader error" line. A file identical to one already graded
+in the batch (same SHA-256, name and options: an untouched exercise, a copy) is not graded again.
 With ``--json``, a re-run reuses the students whose files (SHA-256) are unchanged since that report
 was written by the same grader version, torch and device; ``--force`` regrades everyone.
 
@@ -26,11 +30,11 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
+import resource
 import sys
-import tempfile
 import threading
 import time
+import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,16 +43,15 @@ from typing import Callable
 from grader import __version__
 from grader.report import gradebook
 from grader.core import limits
-from grader.run import sandbox
-from grader.report.model import NOT_FINISHED, write_json
+from grader.run import sandbox, worker_process
+from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, write_json
 from grader.spec.assignment import WHOLE_COURSE, Assignment
-from grader.commands import options as grading_options
+from grader.commands import grade, options as grading_options
 
 SUFFIXES = (".ipynb", ".py")
 SKIPPED_DIRS = {"__pycache__", "__MACOSX", "node_modules", "site-packages"}
 MAX_FILES = 64  # per student: more is a committed library or environment, not an exercise
 GRADESCOPE_METADATA = "submission_metadata.yml"
-PER_FILE_LIMIT = limits.TOTAL_TIMEOUT + 120.0  # the sandbox's total limit for one file, and slack for starting up
 CHECKPOINT_SECONDS = 60.0  # how often a long batch saves what it has graded (--json), to resume after a stop
 
 
@@ -175,56 +178,123 @@ def _problem(student: Student) -> str:
     return ""
 
 
-_running: set[subprocess.Popen] = set()
-_running_lock = threading.Lock()
-_stopping = threading.Event()  # set on Ctrl-C: no new grading process starts
+class Graded:
+    """Each distinct file graded once per batch: a file with the same SHA-256, the same name (a .py
+    and an .ipynb of the same bytes are not the same submission) and the same options as one graded
+    before gets that one's report, with its own path (an untouched exercise, a copy). A student
+    who needs a file another student is grading waits for that grading."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reports: dict[tuple, Future] = {}
+        self.graded = 0  # files graded by a worker
+        self.reused = 0  # files that got the report of an identical one
+
+    def claim(self, key: tuple) -> tuple[Future, bool]:
+        """The future report of the file ``key`` names, and whether the caller is to grade it (and
+        then :meth:`settle` it)."""
+        with self._lock:
+            mine = key not in self._reports
+            if mine:
+                self._reports[key] = Future()
+            return self._reports[key], mine
+
+    def settle(self, key: tuple, report: dict | None) -> None:
+        """``report``: the graded file, or None when it is not to be reused (a grader error): each
+        student waiting for it then grades it himself. Kept compressed: a class holds thousands."""
+        with self._lock:
+            future = self._reports[key]
+            if report is None:
+                del self._reports[key]
+            else:
+                self.graded += 1
+        future.set_result(None if report is None else zlib.compress(json.dumps(report).encode()))
+
+    def count_reuse(self) -> None:
+        with self._lock:
+            self.reused += 1
+
+
+def _key(path: Path, sha: str, options: Options) -> tuple:
+    return (sha, path.name, __version__, options.device, options.check_timeout, options.memory, options.hide,
+            options.assignment)
+
+
+def _as_dict(report: SubmissionReport, device: str) -> dict:
+    return as_json([report], device)["submissions"][0]
+
+
+def _reusable_report(report: dict) -> bool:
+    """A file's report that stands for every identical file: not the grader's own failure."""
+    texts = [report.get("error") or ""] + [c["message"] for e in report["exercises"] for c in e["checks"]]
+    return not any(t.startswith("grader error") or "grader error:" in t for t in texts)
+
+
+def _with_path(report: bytes, path: Path) -> dict:
+    """An identical file's report, as this file's: its path, and its errors naming this file."""
+    mine = json.loads(zlib.decompress(report))
+    old = mine["path"]
+    mine["path"] = str(path)
+    if mine.get("error") and mine["error"].startswith(old):
+        mine["error"] = str(path) + mine["error"][len(old):]
+    return mine
 
 
 def grade_student(student: Student, root: Path, files: list[dict], options: Options,
-                  maxima: dict[str, int]) -> dict:
-    """Grade one student's files in one ``python -m grader --json`` process; returns its record."""
+                  maxima: dict[str, int], graded: Graded | None = None, read_only: tuple[Path, ...] = ()) -> dict:
+    """Grade one student's files, all in one worker (grader/run/sandbox.py: each file in a process
+    of its own), judged in this process; a file identical to one graded before in this batch
+    (``graded``) is not graded again. Returns the student's record; a failure of the grader's own
+    is that student's "grader error", never the batch's."""
     problem = _problem(student)
     if problem:
         return gradebook.student_record(student.name, files, [], maxima, problem)
-    with tempfile.TemporaryDirectory(prefix="grader-batch-") as scratch:
-        report = Path(scratch) / "report.json"
-        cmd = [sys.executable, "-m", "grader", *map(str, student.files), "--json", str(report),
-               "--device", options.device, "--check-timeout", str(options.check_timeout),
-               "--memory", str(options.memory / 2**30), "--jobs", "1",  # the batch runs students side by side
-               *(f"--hide={h}" for h in options.hide),
-               *(f"--chapter={c}" for c in ([] if options.assignment.whole else options.assignment.chapters))]
-        # the grading process imports the grader this batch runs, installed or not
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(sandbox.COURSE_ROOT),
-                                                                          os.environ.get("PYTHONPATH")])))
-        with _running_lock:
-            if _stopping.is_set():
-                return gradebook.student_record(student.name, files, [], maxima, "grader error: interrupted")
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, cwd=scratch, env=env)
-            _running.add(proc)
-        try:
-            _, stderr = proc.communicate(timeout=PER_FILE_LIMIT * len(student.files))
-            why = ""
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
-            why = "took longer than the grader's total time limit"
-        finally:
-            with _running_lock:
-                _running.discard(proc)
-        try:
-            if why or proc.returncode not in (0, 1, 2):  # killed: its report is the provisional one, or none
-                raise ValueError(why)
-            submissions = json.loads(report.read_text(encoding="utf-8"))["submissions"]
-        except (OSError, ValueError, KeyError, TypeError):
-            tail = [l for l in stderr.decode(errors="replace").splitlines() if l.strip()]
-            why = why or f"exited with status {proc.returncode}" + (f": {tail[-1][:200]}" if tail else "")
-            return gradebook.student_record(student.name, files, [], maxima,
-                                            f"grader error: the grading process {why}")
+    try:
+        submissions = _grade_files(student, files, options, graded or Graded(), read_only or (root,))
+    except Exception as exc:  # the grader's own failure: this student's, never the batch's
+        return gradebook.student_record(student.name, files, [], maxima,
+                                        f"grader error: {type(exc).__name__}: {exc}"[:300])
     by_path = {str(p): _relative(p, root) for p in student.files}
     for sub in submissions:
         sub["path"] = by_path.get(sub["path"], sub["path"])
     return gradebook.student_record(student.name, files, submissions, maxima)
+
+
+def _grade_files(student: Student, files: list[dict], options: Options, graded: Graded,
+                 read_only: tuple[Path, ...]) -> list[dict]:
+    """The reports of a student's files, in order: graded here, or an identical file's."""
+    keys = [_key(p, f["sha256"], options) for p, f in zip(student.files, files)]
+    claims = [graded.claim(k) for k in keys]
+    mine = [i for i, (_, own) in enumerate(claims) if own]
+    reports: dict[int, dict] = {}
+    try:
+        reports.update(_grade_in_worker(student, mine, options, read_only))
+    finally:  # settled even when grading failed: a student waiting for these files grades them himself
+        for i in mine:
+            ok = i in reports and _reusable_report(reports[i])
+            graded.settle(keys[i], {**reports[i], "path": str(student.files[i])} if ok else None)
+    left = []
+    for i, (future, own) in enumerate(claims):
+        if own:
+            continue
+        shared = future.result()  # the other student's grading has no wait of its own: it ends
+        if shared is None:
+            left.append(i)
+        else:
+            graded.count_reuse()
+            reports[i] = _with_path(shared, student.files[i])
+    reports.update(_grade_in_worker(student, left, options, read_only))
+    return [reports[i] for i in range(len(student.files))]
+
+
+def _grade_in_worker(student: Student, indices: list[int], options: Options,
+                     read_only: tuple[Path, ...]) -> dict[int, dict]:
+    if not indices:
+        return {}
+    paths = [str(student.files[i]) for i in indices]
+    reports = grade.grade_many(paths, options.device, options.check_timeout, options.memory, read_only=read_only,
+                               hide=tuple(Path(h) for h in options.hide), assignment=options.assignment)
+    return {i: _as_dict(r, options.device) for i, r in zip(indices, reports)}
 
 
 def previous_records(path: Path, device: str, maxima: dict[str, int],
@@ -353,14 +423,19 @@ def _plan(students: list[Student], root: Path, previous: dict[str, dict]) -> tup
 
 
 def _grade_all(todo: list, root: Path, grading: Options, maxima: dict[str, int], jobs: int,
-               records: dict[str, dict], progress: "Progress", save: Callable[[], None]) -> bool:
+               records: dict[str, dict], progress: "Progress", save: Callable[[], None],
+               read_only: tuple[Path, ...] = ()) -> bool:
     """Grade every student of ``todo``, ``jobs`` at a time, into ``records``, saving both reports
-    every :data:`CHECKPOINT_SECONDS`; False when interrupted (every grading process is then
-    stopped and what was graded is saved)."""
+    every :data:`CHECKPOINT_SECONDS`; False when interrupted (every worker is then stopped and what
+    was graded is saved)."""
     last_save = time.monotonic()
-    # threads only wait: each student is graded by a process of its own (grade_student)
+    graded = Graded()
+    clock = _Clock()
+    # each thread waits on its student's worker and judges its results here, with torch's references
+    # computed once for the whole class (grader/checks/harness.py)
     pool = ThreadPoolExecutor(max_workers=jobs)
-    futures: set[Future] = {pool.submit(grade_student, s, root, files, grading, maxima) for s, files in todo}
+    futures: set[Future] = {pool.submit(grade_student, s, root, files, grading, maxima, graded, read_only or (root,))
+                            for s, files in todo}
     try:
         while futures:
             done, futures = wait(futures, return_when=FIRST_COMPLETED)
@@ -373,17 +448,37 @@ def _grade_all(todo: list, root: Path, grading: Options, maxima: dict[str, int],
                 last_save = time.monotonic()
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
-        with _running_lock:
-            _stopping.set()
-            for proc in _running:
-                proc.kill()
+        worker_process.stop_all()
         pool.shutdown(wait=True)
         progress.close()
         save()
         return False
     pool.shutdown()
     progress.close()
+    print(clock.summary(graded), file=sys.stderr)
     return True
+
+
+class _Clock:
+    """Where a batch's time went: CPU seconds of the workers (every process below this one), of
+    this process (judging, and the rest), and wall time."""
+
+    def __init__(self) -> None:
+        self.wall = time.monotonic()
+        self.children = self._cpu(resource.RUSAGE_CHILDREN)
+        self.own = self._cpu(resource.RUSAGE_SELF)
+        self.judging = sandbox.JUDGING.seconds
+
+    @staticmethod
+    def _cpu(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    def summary(self, graded: Graded) -> str:
+        return (f"files: {graded.graded} graded, {graded.reused} the same as one graded before (not graded again); "
+                f"CPU: workers {self._cpu(resource.RUSAGE_CHILDREN) - self.children:.1f} s, this process "
+                f"{self._cpu(resource.RUSAGE_SELF) - self.own:.1f} s (judging "
+                f"{sandbox.JUDGING.seconds - self.judging:.1f} s); wall {time.monotonic() - self.wall:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

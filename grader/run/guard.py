@@ -13,6 +13,8 @@ import builtins
 import math
 import sys
 import types
+from itertools import repeat
+from operator import is_
 
 import torch
 
@@ -37,19 +39,28 @@ def _guarded(value: object) -> bool:
 
 class Guard:
     def __init__(self) -> None:
-        self._snapshots = [(obj, dict(vars(obj))) for obj in _targets()]
+        # per object: the names of what can be restored and their values, in two lists, so that
+        # restore() compares them all in C (it runs after every call into student code)
+        self._snapshots = []
+        for obj in _targets():
+            keys = [k for k, v in vars(obj).items() if _guarded(v)]
+            self._snapshots.append((obj, keys, [vars(obj)[k] for k in keys]))
         self._modules = {k: v for k, v in sys.modules.items()
                          if k.split(".")[0] in ("torch", "grader", "pytest", "_pytest", "math", "builtins")}
         self.restored: list[str] = []
 
-    def restore(self) -> None:
-        """Put back every attribute that student code replaced or deleted; remember which."""
-        for obj, snapshot in self._snapshots:
+    def restore(self, vars=vars, list=list, map=map, all=all, zip=zip, getattr=getattr, setattr=setattr,
+                repeat=repeat, is_=is_) -> None:
+        """Put back every attribute that student code replaced or deleted; remember which. (The
+        builtins it uses are bound when it is defined: student code may have replaced them.)"""
+        for obj, keys, values in self._snapshots:
             current = vars(obj)
-            for key, value in snapshot.items():
-                new = current.get(key, _MISSING)
-                if new is value or not _guarded(value) or getattr(new, "__wrapped__", None) is value:
-                    continue  # data (torch's own state flags) and torch's lazy wrappers stay as they are
+            now = list(map(current.get, keys, repeat(_MISSING)))
+            if all(map(is_, now, values)):
+                continue  # nothing of this object was touched: the common case
+            for key, value, new in zip(keys, values, now):
+                if new is value or getattr(new, "__wrapped__", None) is value:
+                    continue  # torch's lazy wrappers stay as they are
                 try:
                     setattr(obj, key, value)
                 except (AttributeError, TypeError):

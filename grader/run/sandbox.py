@@ -7,22 +7,18 @@ watches the event stream with a per-check deadline; if the worker dies (segfault
 hang in C code, the memory limit) it fails the check that was running, counts the rest of that
 exercise as lost, and starts a new worker for the exercises that remain. Every verdict is the
 parent's own: :func:`judge` reruns the check here against the worker's tape (grader/checks/replay.py).
+How one worker process is started, fed files and stopped is :mod:`grader.run.worker_process`.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import select
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -37,6 +33,7 @@ from grader.checks.registry import CHECKS_BY_NAME, checks_for
 from grader.submission.framework import framework_of
 from grader.core.results import DEVICES, NO_CUDA, CheckResult, check_label
 from grader.core import paths
+from grader.run.worker_process import WorkerProcess
 
 
 
@@ -52,6 +49,8 @@ class Outcome:
 
 
 COURSE_ROOT = paths.ROOT
+
+
 def _describe(returncode: int | None, stderr_tail: str) -> str:
     if returncode is None:
         return "was stopped"
@@ -67,19 +66,26 @@ def _describe(returncode: int | None, stderr_tail: str) -> str:
     return f"exited with status {returncode}{hint}"
 
 
-def _tail(path: Path) -> str:
-    try:
-        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:200] if lines else ""
-
-
 def hidden_folders(hide: tuple[Path, ...] = ()) -> list[Path]:
     """Folders the worker sees empty, where mount namespaces are allowed: the course's solutions and
     ``hide``."""
     folders = {COURSE_ROOT / "solutions", *(Path(h).resolve() for h in hide)}
     return sorted(f for f in folders if f.is_dir())
+
+
+class Tally:
+    """Seconds added up by several threads."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds += seconds
+
+
+JUDGING = Tally()  # CPU seconds this process spent judging workers' results (batch reports them)
 
 
 class _Grading:
@@ -104,7 +110,9 @@ class _Grading:
         """Judge each result as it arrives, while the worker runs the next checks."""
         r = _result(ev) if ev.get("event") == "result" else None
         if r is not None and r.activation in BY_NAME and r.check in CHECKS_BY_NAME:
+            started = time.thread_time()
             self.verdicts[id(ev)] = judge(r, ev.get("tape"))
+            JUDGING.add(time.thread_time() - started)
 
     def absorb(self, events: list[dict]) -> tuple[tuple | None, bool]:
         """Take in one worker's events; returns the check it was running when it stopped (None if
@@ -166,6 +174,10 @@ class _Grading:
                 else:
                     self.done[key] = CheckResult(name, check.name, dev, "failed", left)
 
+    def complete(self) -> set[str]:
+        """The activations whose checks are all in."""
+        return {g for g in self.graded or [] if _complete(g, self.done, self.devices, self.framework)}
+
     def unfinished(self) -> str | None:
         """The next activation whose checks are not all in, not given up on."""
         return next((g for g in self.graded or [] if g not in self.skip
@@ -182,54 +194,116 @@ def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIME
     ``out_of_time`` (what ran out) as the reason. A worker that dies costs the exercise it was in:
     a new one grades the rest. Only the exercises of ``assignment`` are graded; a note names the
     others the file defines."""
-    grading = _Grading(path, device, assignment)
-    outcome = grading.outcome
-    deadline_total = time.monotonic() + total_timeout
+    return run_many([path], device, check_timeout, memory, total_timeout, read_only, hide, out_of_time,
+                    assignment)[0]
+
+
+def run_many(paths: list[str], device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
+             memory: int = limits.MEMORY, total_timeout: float = limits.TOTAL_TIMEOUT,
+             read_only: tuple[Path, ...] = (), hide: tuple[Path, ...] = (), out_of_time: str = "",
+             assignment: Assignment = WHOLE_COURSE) -> list[Outcome]:
+    """Grade several submissions (one student's files) one after the other in one worker, which
+    imports torch once and runs each file in a process of its own forked from it
+    (grader/run/worker.py): each file is graded as :func:`run` grades it alone, with its own
+    ``total_timeout``. A file whose process dies is taken up where it stopped, as in :func:`run`; a
+    worker that dies or is stopped is replaced for what is left."""
     out_of_time = out_of_time or f"the grader's total time limit of {total_timeout:g} s ran out"
     hidden = hidden_folders(hide)
     another_user = containment.needs_another_user()
     refusal = containment.unreachable() if another_user else None
     if refusal:
-        outcome.error = refusal  # never run student code as root instead
-        return outcome
+        return [Outcome(error=refusal) for _ in paths]  # never run student code as root instead
+    outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
-        source = Path(path).resolve()
-        if another_user or any(source.is_relative_to(h) for h in hidden):
-            # the solutions themselves are hidden; another user may not reach the submission's folder
-            copy = Path(scratch) / "submission" / source.name
-            copy.parent.mkdir()
-            shutil.copyfile(source, copy)
-            os.chmod(copy, 0o644)
-            source = copy
-        while True:
-            events, returncode, stderr_tail, timed_out = _one_worker(
-                str(source), device, check_timeout, memory, grading.skip | grading.outside, Path(scratch), deadline_total, read_only,
-                hidden, grading.judge_now)
-            current, finished = grading.absorb(events)
-            if outcome.error:
-                return outcome
-            if grading.graded is None:  # died while loading the notebook
-                why = "timed out" if timed_out else _describe(returncode, stderr_tail)
-                outcome.error = (f"{out_of_time} while the submission's cells were running"
-                                 if time.monotonic() >= deadline_total else f"the submission {why} while its cells were running")
-                return outcome
-            if finished:
-                break
-            if time.monotonic() < deadline_total:
-                why = "took longer than the time limit" if timed_out else _describe(returncode, stderr_tail)
-                lost = current[0] if current and current[0] in BY_NAME else grading.unfinished()
-                if lost is None:
-                    break
-                grading.fail_rest([lost], current, f"the grader's worker {why} during this check",
-                                  f"not run: the worker {why} during {current[1] if current else 'loading'}")
-                grading.skip.add(lost)
-                current = None
-            if time.monotonic() >= deadline_total:  # keep what was graded: no check is left out of the report
-                grading.fail_rest(grading.graded, current, f"{out_of_time} during this check", f"not run: {out_of_time}")
-                outcome.notes.append(f"{out_of_time}: the checks left were not run")
-                break
-    outcome.results = list(grading.done.values())
+        sources = [_source(p, Path(scratch), k, another_user, hidden) for k, p in enumerate(paths)]
+        protected = {COURSE_ROOT, *(s.parent for s in sources), *read_only}
+        worker: WorkerProcess | None = None
+        try:
+            for path, source in zip(paths, sources):
+                grading = _Grading(path, device, assignment)
+                deadline_total = time.monotonic() + total_timeout
+                alone = False  # graded in the worker's own process, in a worker of its own
+                while True:
+                    if worker is None or not worker.alive:
+                        if worker is not None:
+                            worker.close()
+                            worker = None
+                        fresh = WorkerProcess(Path(scratch), device, check_timeout, memory, protected, hidden)
+                        fresh.open()
+                        worker = fresh
+                    events, returncode, stderr_tail, timed_out = worker.job(str(source), grading.skip | grading.outside,
+                                                                            deadline_total, grading.judge_now, alone)
+                    if not (alone or worker.alive or timed_out):
+                        # the file's code killed the worker that forked it (a process of the grader it can
+                        # signal): what it had earned stands, the rest is graded as the file alone
+                        alone = True
+                        grading.absorb(events)
+                        if grading.outcome.error:
+                            break
+                        grading.skip |= grading.complete()
+                        continue
+                    if not _absorb_one(grading, events, returncode, stderr_tail, timed_out, deadline_total,
+                                       out_of_time):
+                        break
+                outcomes.append(_finish(grading, path, source))
+        finally:
+            if worker is not None:
+                worker.close()
+    return outcomes
+
+
+def _finish(grading: _Grading, path: str, source: Path) -> Outcome:
+    outcome = grading.outcome
+    if outcome.error.startswith(str(source)) and source != Path(path).resolve():
+        outcome.error = str(Path(path).resolve()) + outcome.error[len(str(source)):]  # the copy is ours, not the student's
+    if not outcome.error:
+        outcome.results = list(grading.done.values())
     return outcome
+
+
+def _source(path: str, scratch: Path, number: int, another_user: bool, hidden: list[Path]) -> Path:
+    """The file the worker reads: the submission itself, or a copy of it where the worker could
+    not (another user) or must not (a hidden folder) read the original."""
+    source = Path(path).resolve()
+    if another_user or any(source.is_relative_to(h) for h in hidden):
+        # the solutions themselves are hidden; another user may not reach the submission's folder
+        copy = scratch / f"submission-{number}" / source.name
+        copy.parent.mkdir()
+        shutil.copyfile(source, copy)
+        os.chmod(copy, 0o644)
+        return copy
+    return source
+
+
+def _absorb_one(grading: _Grading, events: list[dict], returncode: int | None, stderr_tail: str, timed_out: bool,
+                deadline_total: float, out_of_time: str) -> bool:
+    """Take in what one process did with a file; True when the file needs another one (its process
+    died mid-way: the exercise it was in is lost, the rest is graded anew)."""
+    outcome = grading.outcome
+    current, finished = grading.absorb(events)
+    if outcome.error:
+        return False
+    if grading.graded is None:  # died while loading the notebook
+        why = "timed out" if timed_out else _describe(returncode, stderr_tail)
+        outcome.error = (f"{out_of_time} while the submission's cells were running"
+                         if time.monotonic() >= deadline_total else f"the submission {why} while its cells were running")
+        return False
+    if finished:
+        return False
+    if time.monotonic() < deadline_total:
+        why = "took longer than the time limit" if timed_out else _describe(returncode, stderr_tail)
+        lost = current[0] if current and current[0] in BY_NAME else grading.unfinished()
+        if lost is None:
+            return False
+        grading.fail_rest([lost], current, f"the grader's worker {why} during this check",
+                          f"not run: the worker {why} during {current[1] if current else 'loading'}")
+        grading.skip.add(lost)
+        current = None
+    if time.monotonic() >= deadline_total:  # keep what was graded: no check is left out of the report
+        grading.fail_rest(grading.graded, current, f"{out_of_time} during this check", f"not run: {out_of_time}")
+        outcome.notes.append(f"{out_of_time}: the checks left were not run")
+        return False
+    return True
 
 
 def judge(worker: CheckResult, tape: str | None) -> CheckResult:
@@ -277,135 +351,3 @@ def _result(ev: dict) -> CheckResult | None:
                            str(ev.get("message", "")), [str(n) for n in ev.get("notes", [])])
     except (KeyError, TypeError):
         return None
-
-
-def _worker_home(scratch: Path, user: tuple[int, int]) -> Path:
-    """The worker's own folder when it runs as another user: the scratch folder (root's) can be
-    crossed but not listed or written; ``work-UID/`` inside it is the worker's working directory."""
-    os.chmod(scratch, 0o711)
-    home = scratch / f"work-{user[0]}"
-    home.mkdir(exist_ok=True)
-    os.chown(home, *user)
-    return home
-
-
-def _one_worker(path: str, device: str, check_timeout: float, memory: int, skip: set[str], scratch: Path,
-                deadline_total: float, extra_read_only: tuple[Path, ...] = (),
-                hidden: list[Path] = (), on_event: Callable[[dict], None] = lambda ev: None,
-                ) -> tuple[list[dict], int | None, str, bool]:
-    """Run one worker (in its keeper, grader/run/keeper.py) to its end; returns its events, exit status,
-    last stderr line, and whether it was stopped for time. Nothing it started is left running."""
-    read_fd, write_fd = os.pipe()
-    stderr_path = scratch / "stderr.txt"
-    protected = {COURSE_ROOT, Path(path).resolve().parent, *extra_read_only}
-    read_only = [str(p) for p in sorted(protected) if p.is_dir() and p != Path("/")]
-    # the worker imports the grader this parent runs, installed or not (it starts in a scratch folder)
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(COURSE_ROOT), os.environ.get("PYTHONPATH")])))
-    worker = [sys.executable, "-m", "grader.run.worker", str(Path(path).resolve()), "--device", device,
-              "--check-timeout", str(check_timeout), "--result-fd", str(write_fd), "--skip", ",".join(sorted(skip))]
-    with contextlib.ExitStack() as stack:
-        user = stack.enter_context(containment.worker_user())  # released last, when nothing of it runs
-        cap = containment.ProcessCap.create()
-        cwd = scratch
-        if user is not None:  # root's home and caches are not the worker's
-            cwd = _worker_home(scratch, user)
-            env.update(HOME=str(cwd), MPLCONFIGDIR=str(cwd / ".matplotlib"), XDG_CACHE_HOME=str(cwd / ".cache"),
-                       USER=containment.WORKER_USER, LOGNAME=containment.WORKER_USER)
-        stack.callback(lambda: cap.close() if cap is not None else None)
-        # the keeper limits itself before it starts the worker, which inherits all of it: nothing runs
-        # between fork and exec here, where the grader's threads would make it unsafe
-        setup = ["--memory", str(memory), "--file-size", str(limits.FILE_SIZE)]
-        if cap is not None:
-            setup += ["--cgroup", str(cap.path)]
-        elif os.geteuid() != 0:
-            setup += ["--processes", str(limits.PROCESSES)]
-        if containment.privileged():  # the course and the submissions read-only, the solutions hidden
-            setup += [a for path in read_only for a in ("--read-only", path)]
-            setup += [a for path in hidden for a in ("--hide", str(path))]
-        with open(stderr_path, "wb") as stderr:
-            proc = subprocess.Popen(
-                containment.command(worker, write_fd, user, setup), pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd, env=env, start_new_session=True)
-        os.close(write_fd)
-        events, timed_out = _read_events(read_fd, check_timeout, deadline_total, proc, on_event)
-        returncode = _end(proc)  # the keeper has killed all the worker left: its uid is free again
-    exits = [ev for ev in events if ev.get("event") == "worker-exit"]
-    if exits and isinstance(exits[-1].get("returncode"), int):
-        returncode = exits[-1]["returncode"]  # the worker's own status, as its keeper saw it
-    return events, returncode, _tail(stderr_path), timed_out
-
-
-def _read_events(read_fd: int, check_timeout: float, deadline_total: float, proc: subprocess.Popen,
-                 on_event: Callable[[dict], None]) -> tuple[list[dict], bool]:
-    """The worker's events until the pipe closes (the keeper closes it last, once nothing the worker
-    started is left) or time runs out; then the worker is stopped."""
-    events: list[dict] = []
-    buffer = b""
-    # a check may take check_timeout inside the worker (which then fails it itself); allow slack for
-    # the worker's own start-up and for hangs in C code that its alarm cannot interrupt
-    grace = check_timeout * 2 + 60
-    last = time.monotonic()
-    timed_out = False
-    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
-        while True:
-            wait = min(grace - (time.monotonic() - last), deadline_total - time.monotonic())
-            if wait <= 0:
-                timed_out = True
-                break
-            ready, _, _ = select.select([pipe], [], [], min(wait, 5.0))
-            if not ready:
-                continue
-            chunk = pipe.read(65536)
-            if not chunk:
-                break
-            last = time.monotonic()
-            buffer += chunk
-            if len(buffer) > limits.EVENT_BYTES:  # one line that never ends: not an event
-                buffer = b""
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                try:
-                    ev = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(ev, dict):
-                    events.append(ev)
-                    on_event(ev)
-            last = time.monotonic()  # time spent judging is not the worker's
-        if timed_out:
-            _stop(proc)
-            # the keeper reports the worker's end and what it killed: read it if it comes at once
-            rest = b""
-            while select.select([pipe], [], [], 2.0)[0]:
-                chunk = pipe.read(65536)
-                if not chunk:
-                    break
-                rest += chunk
-            for line in rest.split(b"\n"):
-                try:
-                    ev = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(ev, dict) and ev.get("event") == "worker-exit":
-                    events.append(ev)
-    return events, timed_out
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Ask the keeper to end the worker (it then kills every process left below it)."""
-    try:
-        proc.send_signal(signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-
-
-def _end(proc: subprocess.Popen) -> int | None:
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return proc.wait()
