@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from grader.spec.assignment import BY_KEY, CHAPTER_STEMS, chapter_title
+from grader.spec.assignment import BY_KEY, CHAPTER_STEMS, activation_of, chapter_title
 from grader.feedback.hints import hint_for
 
 
@@ -243,7 +243,7 @@ def analyse(report: dict) -> ClassAnalysis:
                     item.not_started += 1
                     continue
                 # from the message the student saw, for the activation the exercise is graded against
-                hint = hint_for(BY_KEY[name].activation if name in BY_KEY else name, check["name"], message)
+                hint = hint_for(activation_of(name), check["name"], message)
                 seen = scrub(message)
                 key = (pattern(seen), hint)
                 group = item.groups.setdefault(key, Group(*key))

@@ -48,9 +48,9 @@ def max_scores(device: str, assignment: Assignment = WHOLE_COURSE) -> dict[str, 
     """Points of a full-marks submission per exercise of the assignment, in the course's order: one
     per check that runs on this machine. Without CUDA the CUDA checks are skipped and count in no
     one's maximum, as in a report; so do the MLX checks without MLX."""
-    runs = {"cuda": torch.cuda.is_available(), "mlx": mlx_available()}
-    return {e.key: sum(1 for _, dev in checks_for(BY_NAME[e.activation], DEVICES[device], e.framework)
-                       if runs.get(dev, True) and runs.get(e.framework, True))
+    cuda, mlx = torch.cuda.is_available(), mlx_available()
+    return {e.key: 0 if e.framework == "mlx" and not mlx else
+            sum(1 for _, dev in checks_for(BY_NAME[e.activation], DEVICES[device], e.framework) if dev != "cuda" or cuda)
             for e in assignment.exercises}
 
 

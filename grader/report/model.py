@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from grader import __version__
-from grader.spec.assignment import BY_KEY, EXERCISES, WHOLE_COURSE, Assignment, exercise_key
+from grader.spec.assignment import BY_KEY, EXERCISES, WHOLE_COURSE, Assignment, activation_of, exercise_key
 from grader.checks.registry import ALL_CHECKS
 from grader.core.results import CheckResult
 from grader.core.files import write_atomic
@@ -26,7 +26,7 @@ class Exercise:
     @property
     def activation(self) -> str:
         """The catalogue entry the exercise is graded against."""
-        return BY_KEY[self.name].activation if self.name in BY_KEY else self.name
+        return activation_of(self.name)
 
     @property
     def graded(self) -> list[CheckResult]:

@@ -40,6 +40,12 @@ class Exercise:
         return PORT_OF[self.activation].names if self.framework == "mlx" else BY_NAME[self.activation].names
 
 
+def activation_of(key: str) -> str:
+    """The catalogue activation an exercise is graded against (``MLX ReLU`` -> ``ReLU``); a key of
+    another grader version's report stands for itself."""
+    return BY_KEY[key].activation if key in BY_KEY else key
+
+
 def exercise_key(activation: str, framework: str = "torch") -> str:
     """``ReLU`` for torch's exercise, ``MLX ReLU`` for MLX's, ``Quantized ReLU6`` or ``FP8 GELU`` for
     the 8-bit chapter's (an activation it does not have keeps its plain name, so no key is taken)."""
