@@ -104,10 +104,14 @@ def _role(pid: int) -> str:
         words = [w.decode(errors="replace") for w in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
     except OSError:
         return "gone"
+    if Path(words[0]).name.startswith("unshare"):
+        return "unshare"
+    if any(w.endswith("/grader/run/keeper.py") for w in words):
+        return "grader.run.keeper"
+    if any("grader.run.worker" in w for w in words):  # python -I -c "... from grader.run.worker import ..."
+        return "grader.run.worker"
     module = words[words.index("-m") + 1] if "-m" in words[:-1] else ""
-    if module.startswith("grader") and not Path(words[0]).name.startswith("unshare"):
-        return "parent" if module == "grader" else module
-    return Path(words[0]).name
+    return "parent" if module == "grader" else module or Path(words[0]).name
 
 
 def pss(pid: int) -> int:

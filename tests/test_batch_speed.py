@@ -37,6 +37,8 @@ USES_STASH = RELU.replace("    out = torch.where(input <= 0, 0, input)",
 # file A of a student: writes, on its own pipe, what the worker writes at the end of a file, then a
 # forged result, so that the parent would take the rest as the next file's
 FORGES_END = '''
+def relu(input):  # something to grade: a file that defines nothing is not run
+    return input
 import os, sys
 _fd = int(sys.argv[sys.argv.index("--result-fd") + 1])
 os.write(_fd, b'\\nZ {"event": "job-exit", "returncode": 0}\\n')

@@ -100,20 +100,23 @@ def test_the_cli_report_keeps_the_honest_score(tmp_path: Path, mode: str) -> Non
 
 
 def test_a_worker_user_that_cannot_reach_the_grader_is_a_one_line_error(tmp_path: Path) -> None:
-    """Root without namespaces never runs student code as root: where the worker's user cannot read
-    the grader (a course behind a 0700 folder), every submission is refused with the reason."""
+    """Root never runs student code as root: without namespaces (which show the worker what it needs
+    however the folders above it are closed), where the worker's user cannot read the interpreter
+    (a virtual environment with its own copy of Python behind a 0700 folder), every submission is
+    refused with the reason."""
     if os.geteuid() != 0:
-        pytest.skip("only root without namespaces runs workers as another user")
-    course = tmp_path / "private" / "course"
-    course.mkdir(parents=True)
+        pytest.skip("only root runs workers as another user")
+    import sysconfig
+
+    venv = tmp_path / "private" / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--copies", "--without-pip", str(venv)], check=True)
+    next(venv.glob("lib/python3*/site-packages")).joinpath("course.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n" + str(ROOT) + "\n")
     (tmp_path / "private").chmod(0o700)
-    shutil.copytree(ROOT / "grader", course / "grader", ignore=shutil.ignore_patterns("__pycache__"))
     sub = tmp_path / "hw.py"
     sub.write_text(RELU)
-    env = environment("root without namespaces")
-    env["PYTHONPATH"] = str(course)
-    r = subprocess.run([sys.executable, "-m", "grader", str(sub), "--device", "cpu"], capture_output=True, text=True,
-                       cwd=tmp_path, env=env, timeout=300)
+    r = subprocess.run([str(venv / "bin" / "python"), "-m", "grader", str(sub), "--device", "cpu"], capture_output=True,
+                       text=True, cwd=tmp_path, env=environment("root without namespaces"), timeout=300)
     assert r.returncode == 2, r.stdout + r.stderr
     [line] = r.stderr.strip().splitlines()
-    assert "runs as root without namespaces" in line and f"cannot read {course / 'grader' / 'run' / 'worker.py'}" in line, line
+    assert "submissions run as another user, who cannot read" in line and str(venv) in line, line

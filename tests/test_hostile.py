@@ -165,7 +165,7 @@ def test_huge_notebook_is_refused_in_one_line(tmp_path: Path) -> None:
 
 
 def test_crash_while_loading_is_one_line_exit_2(tmp_path: Path) -> None:
-    r, report = run(tmp_path, "import os\nos._exit(7)\n")
+    r, report = run(tmp_path, "def relu(input):\n    return input\nimport os\nos._exit(7)\n")
     assert r.returncode == 2
     assert "exited with status 7 while its cells were running" in r.stderr
 

@@ -13,10 +13,12 @@ import base64
 import contextlib
 import contextvars
 import io
+import zipfile
 from typing import Any, Callable, Iterator
 
 import torch
 
+from grader.core import limits
 from grader.core.errors import CheckFailure
 
 
@@ -165,9 +167,46 @@ def encode(entries: list) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def decode(text: str) -> list:
-    """Only plain data and tensors: ``weights_only`` refuses any other pickled object."""
-    entries = torch.load(io.BytesIO(base64.b64decode(text)), weights_only=True)
+def decode(text: str, budget: int = limits.TAPE_BYTES) -> list:
+    """A tape the worker sent, read within ``budget`` bytes whatever it holds: only torch's zip
+    format with stored (uncompressed) records, so that nothing inflates (a deflated tensor of zeros
+    is a bomb), at most ``budget`` bytes of records, only plain data and tensors (``weights_only``
+    refuses any other pickled object), and no tensor larger than the storage it views (a view with
+    stride 0 is as large as its shape says once a check computes with it). Raises ValueError."""
+    if len(text) > budget * 4 // 3 + 4:
+        raise ValueError("a tape larger than the grader reads")
+    raw = base64.b64decode(text, validate=True)
+    if not raw.startswith(b"PK\x03\x04"):
+        raise ValueError("not a tape (torch's zip format)")
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        records = archive.infolist()
+        if any(r.compress_type != zipfile.ZIP_STORED for r in records):
+            raise ValueError("a tape with compressed records")
+        if sum(r.file_size for r in records) > budget:
+            raise ValueError("a tape larger than the grader reads")
+    entries = torch.load(io.BytesIO(raw), weights_only=True)
     if not isinstance(entries, list):
         raise ValueError("a tape is a list")
+    _check_tensors(entries, budget)
     return entries
+
+
+def _check_tensors(entries: list, budget: int) -> None:
+    """Every tensor on the tape as large as its storage allows, all of them within ``budget``."""
+    todo, total, seen = [entries], 0, 0
+    while todo:
+        item = todo.pop()
+        seen += 1
+        if seen > 1_000_000:
+            raise ValueError("a tape with too many items")
+        if isinstance(item, torch.Tensor):
+            size = item.numel() * item.element_size()
+            if size > item.untyped_storage().nbytes() or any(s < 0 for s in item.stride()):
+                raise ValueError("a tensor larger than its storage")
+            total += size
+            if total > budget:
+                raise ValueError("tensors larger than the grader reads")
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif isinstance(item, dict):
+            todo.extend(item.values())

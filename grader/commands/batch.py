@@ -199,14 +199,15 @@ class Graded:
                 self._reports[key] = Future()
             return self._reports[key], mine
 
-    def settle(self, key: tuple, report: dict | None) -> None:
-        """``report``: the graded file, or None when it is not to be reused (a grader error): each
-        student waiting for it then grades it himself. Kept compressed: a class holds thousands."""
+    def settle(self, key: tuple, report: dict | None, graded: bool = True) -> None:
+        """``report``: the graded file, or None when it is not to be reused (a grader error, or a file
+        whose grading was not clean): each student waiting for it then grades it himself. Kept
+        compressed: a class holds thousands. ``graded``: a worker graded it."""
         with self._lock:
             future = self._reports[key]
             if report is None:
                 del self._reports[key]
-            else:
+            if graded:
                 self.graded += 1
         future.set_result(None if report is None else zlib.compress(json.dumps(report).encode()))
 
@@ -267,12 +268,16 @@ def _grade_files(student: Student, files: list[dict], options: Options, graded: 
     claims = [graded.claim(k) for k in keys]
     mine = [i for i, (_, own) in enumerate(claims) if own]
     reports: dict[int, dict] = {}
+    shareable: set[int] = set()
     try:
-        reports.update(_grade_in_worker(student, mine, options, read_only))
+        for i, (report, clean) in _grade_in_worker(student, mine, options, read_only).items():
+            reports[i] = report
+            if clean:
+                shareable.add(i)
     finally:  # settled even when grading failed: a student waiting for these files grades them himself
         for i in mine:
-            ok = i in reports and _reusable_report(reports[i])
-            graded.settle(keys[i], {**reports[i], "path": str(student.files[i])} if ok else None)
+            ok = i in shareable and _reusable_report(reports[i])
+            graded.settle(keys[i], {**reports[i], "path": str(student.files[i])} if ok else None, i in reports)
     left = []
     for i, (future, own) in enumerate(claims):
         if own:
@@ -283,18 +288,21 @@ def _grade_files(student: Student, files: list[dict], options: Options, graded: 
         else:
             graded.count_reuse()
             reports[i] = _with_path(shared, student.files[i])
-    reports.update(_grade_in_worker(student, left, options, read_only))
+    reports.update({i: report for i, (report, _) in _grade_in_worker(student, left, options, read_only).items()})
     return [reports[i] for i in range(len(student.files))]
 
 
 def _grade_in_worker(student: Student, indices: list[int], options: Options,
-                     read_only: tuple[Path, ...]) -> dict[int, dict]:
+                     others: tuple[Path, ...]) -> dict[int, tuple[dict, bool]]:
+    """The reports of the files at ``indices``, each with whether it may stand for an identical file
+    (graded cleanly: nothing unplanned on the channel, no worker lost)."""
     if not indices:
         return {}
     paths = [str(student.files[i]) for i in indices]
-    reports = grade.grade_many(paths, options.device, options.check_timeout, options.memory, read_only=read_only,
-                               hide=tuple(Path(h) for h in options.hide), assignment=options.assignment)
-    return {i: _as_dict(r, options.device) for i, r in zip(indices, reports)}
+    reports = grade.grade_many(paths, options.device, options.check_timeout, options.memory,
+                               hide=tuple(Path(h) for h in options.hide), assignment=options.assignment,
+                               others=others)
+    return {i: (_as_dict(r, options.device), r.shareable) for i, r in zip(indices, reports)}
 
 
 def previous_records(path: Path, device: str, maxima: dict[str, int],

@@ -55,18 +55,22 @@ def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TI
 def grade_many(paths: list[str], device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
                memory: int = limits.MEMORY, read_only: tuple[Path, ...] = (), hide: tuple[Path, ...] = (),
                total_timeout: float = limits.TOTAL_TIMEOUT, assignment: Assignment = WHOLE_COURSE,
-               ) -> list[SubmissionReport]:
+               others: tuple[Path, ...] = ()) -> list[SubmissionReport]:
     """Grade one student's files one after the other in one worker (torch imported once), each as
-    :func:`grade` grades it alone: in a process of its own, with its own ``total_timeout``."""
+    :func:`grade` grades it alone: in a process of its own, with its own ``total_timeout``.
+    ``others``: the class's folder, which no worker may read."""
     outcomes = sandbox.run_many(paths, device, check_timeout, memory, total_timeout, read_only=read_only, hide=hide,
-                                assignment=assignment)
+                                assignment=assignment, others=others)
     return [report_of(p, o) for p, o in zip(paths, outcomes)]
 
 
 def report_of(path: str, outcome: sandbox.Outcome) -> SubmissionReport:
     if outcome.error:
-        return SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
-    return build(path, outcome.sha256, outcome.results, outcome.notes, outcome.framework, outcome.other_chapters)
+        report = SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
+    else:
+        report = build(path, outcome.sha256, outcome.results, outcome.notes, outcome.framework, outcome.other_chapters)
+    report.shareable = outcome.clean
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,4 +18,14 @@ TOTAL_TIMEOUT = 1800.0  # seconds for a whole submission
 # processes and threads one worker may have at once (torch alone starts a few threads per core)
 PROCESSES = 64 + 2 * (os.cpu_count() or 1)
 OUTPUT = 64 * 2**10  # characters of a cell's or a check's printed output that are kept (the rest is counted)
-EVENT_BYTES = 256 * 2**20  # the longest line the parent reads from a worker (a tape can be large)
+# The result channel, per file. The largest honest event is a tape of 2.1 MB (RReLU's random check on
+# the solutions), a whole chapter 3.2 MB of events (02_relu_variants): these bounds are 8x and 20x
+# that. Past one of them the parent stops the worker and the file cannot be graded.
+EVENT_BYTES = 16 * 2**20  # the longest line the parent reads from a worker
+CHANNEL_BYTES = 64 * 2**20  # everything a file's process sends
+# events per file: an honest one sends two per planned check and two more; what it sends that the plan
+# does not hold is ignored (and judged never), so only a flood of them ends the file's grading
+EVENTS_PER_CHECK, EXTRA_EVENTS = 20, 1000
+TAPE_BYTES = 64 * 2**20  # what one tape may hold once decoded (tensors included)
+NOTE_CHARS = 300  # a note or a message from the worker, as shown in reports
+NOTES = 40  # notes kept from the worker's loading of one file

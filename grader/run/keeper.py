@@ -1,16 +1,20 @@
 """The keeper: the one process between the grader and a worker, so that nothing a worker starts
 outlives it.
 
-``python -m grader.run.keeper --result-fd N [--user UID:GID] -- WORKER_COMMAND...`` makes itself a child subreaper
+``python -I -S grader/run/keeper.py --result-fd N [--user UID:GID] -- WORKER_COMMAND...`` makes itself a child subreaper
 (``PR_SET_CHILD_SUBREAPER``: processes orphaned below it, even after ``setsid()`` or a double fork,
 become its children), runs the worker, and when the worker has exited (or the grader sends SIGTERM)
 kills every process left below it until none remains. Then it reports the worker's exit status as
 the last event on the result pipe and exits. Where namespaces are allowed it runs as PID 1 of a PID
 namespace of its own, whose end the kernel turns into the end of every process in it. With
-``--user`` (root where namespaces are not allowed, as in a Gradescope container) the worker runs as
-that unprivileged user: it cannot write what root owns (the results, the grader, the course) nor
-signal the grader or this keeper, and its processes are capped by ``RLIMIT_NPROC``.
-Standard library only: it starts in milliseconds and imports nothing a submission could patch.
+``--user`` (whenever the grader is root) the worker runs as that unprivileged user: it cannot write
+what root owns (the interpreter, the results, the grader, the course) nor signal the grader or this
+keeper, and its processes are capped by ``RLIMIT_NPROC``.
+Before it starts the worker it may build the worker's view of the file system (a private mount
+namespace: the course, the class and the homes covered, the temporary folders private) and confine
+it with Landlock (grader/run/landlock.py). Standard library only, started in isolated mode without
+site-packages (``-I -S``): it starts in milliseconds and runs no ``.pth`` file nor anything else a
+submission could have planted.
 """
 from __future__ import annotations
 
@@ -22,6 +26,12 @@ import resource
 import signal
 import sys
 import time
+
+if __package__:
+    from grader.run import landlock
+else:  # run as a script (python -I -S .../keeper.py): nothing but the standard library and its sibling
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from grader.run import landlock
 
 PR_SET_CHILD_SUBREAPER, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 36, 24, 38
 
@@ -115,18 +125,53 @@ def kill_children() -> int:
 _CLONE_NEWNS, _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
 
 
-def private_mounts(read_only: list[str], hidden: list[str]) -> None:
-    """In a private mount namespace (root only), remount ``read_only`` read-only for this process and
-    what it starts, and cover each of ``hidden`` with an empty read-only tmpfs. Does nothing where
-    the system refuses."""
+def private_mounts(read_only: list[str], hidden: list[str], keep: list[str] = (), keep_writable: list[str] = (),
+                   private: list[str] = ()) -> bool:
+    """In a private mount namespace (root only): cover each of ``hidden`` with an empty read-only
+    tmpfs and each of ``private`` (the temporary folders) with a fresh writable one; show again, at
+    their own paths, ``keep`` (read-only) and ``keep_writable``, wherever they were covered (the
+    Python installation under a hidden home, the worker's folders under the temporary folder);
+    remount ``read_only`` read-only. Returns False where the system refuses a private namespace
+    (nothing is changed then)."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
-        return
+        return False
+    shown = [(p, False) for p in keep] + [(p, True) for p in keep_writable]
+    # held open before anything is covered: a bind mount from /proc/self/fd/N reaches the original
+    handles = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p, _ in shown if os.path.exists(p)}
+    for path in map(os.fsencode, private):
+        libc.mount(b"tmpfs", path, b"tmpfs", 0, b"mode=1777,size=1g")
+    for path in map(os.fsencode, hidden):
+        libc.mount(b"tmpfs", path, b"tmpfs", 0, b"mode=0755,size=64k")
+    covered = [*hidden, *private]
+    for path, writable in sorted(shown, key=lambda pw: len(pw[0])):
+        if path not in handles or not any(path == c or path.startswith(c.rstrip("/") + "/") for c in covered):
+            continue
+        _make_mount_point(path, os.path.isdir(f"/proc/self/fd/{handles[path]}"))
+        target = os.fsencode(path)
+        if libc.mount(os.fsencode(f"/proc/self/fd/{handles[path]}"), target, None, _MS_BIND | _MS_REC, None) == 0 \
+                and not writable:
+            libc.mount(None, target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
+    for handle in handles.values():
+        os.close(handle)
+    for path in map(os.fsencode, hidden):  # the covers themselves hold nothing anyone may write
+        libc.mount(b"tmpfs", path, b"tmpfs", _MS_REMOUNT | _MS_RDONLY, b"mode=0755")
     for path in map(os.fsencode, read_only):
         if libc.mount(path, path, None, _MS_BIND | _MS_REC, None) == 0:
             libc.mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
-    for path in map(os.fsencode, hidden):
-        libc.mount(b"tmpfs", path, b"tmpfs", _MS_RDONLY, b"size=4k")
+    return True
+
+
+def _make_mount_point(path: str, folder: bool) -> None:
+    """Where a kept path lies under a cover, make the (empty) folder or file to mount it on."""
+    if os.path.lexists(path):
+        return
+    parent = os.path.dirname(path)
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    if folder:
+        os.mkdir(path, 0o755)
+    else:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
 
 
 def limit_self(memory: int, file_size: int, cgroup: str | None, processes: int | None) -> None:
@@ -162,6 +207,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--processes", type=int, help="RLIMIT_NPROC's share where there is no cgroup")
     p.add_argument("--read-only", action="append", default=[], help="a folder to remount read-only")
     p.add_argument("--hide", action="append", default=[], help="a folder to cover with an empty tmpfs")
+    p.add_argument("--keep", action="append", default=[], help="a path shown read-only, even under a cover")
+    p.add_argument("--keep-writable", action="append", default=[], help="a path shown writable, even under a cover")
+    p.add_argument("--private", action="append", default=[], help="a folder replaced by a fresh writable tmpfs")
+    p.add_argument("--read", action="append", default=[], help="Landlock: a path the worker may read")
+    p.add_argument("--write", action="append", default=[], help="Landlock: a path the worker may write")
     args = p.parse_args(argv[:split])
     if args.user is not None:
         user = tuple(int(n) for n in args.user.split(":"))
@@ -182,8 +232,9 @@ def main(argv: list[str]) -> int:
         return 2
     # the set-up happens here, in a process of its own, not between fork and exec in the grader (whose
     # threads make anything but exec unsafe there)
-    if args.read_only or args.hide:
-        private_mounts(args.read_only, args.hide)
+    os.umask(0o022)
+    if args.read_only or args.hide or args.private:
+        private_mounts(args.read_only, args.hide, args.keep, args.keep_writable, args.private)
     if args.memory is not None:
         limit_self(args.memory, args.file_size or resource.RLIM_INFINITY, args.cgroup, args.processes)
     set_subreaper()
@@ -193,6 +244,8 @@ def main(argv: list[str]) -> int:
             drop_capabilities()
             if args.user is not None:
                 become(*args.user)
+            if args.read or args.write:
+                landlock.restrict(args.read, args.write)
             os.execvp(command[0], command)
         except BaseException as exc:  # never run the worker as root when it was to be another user
             os.write(2, f"keeper: cannot start the worker: {exc}\n".encode())

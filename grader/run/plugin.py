@@ -7,13 +7,17 @@ from typing import Callable
 
 import pytest
 
-from grader.checks.registry import checks_for, graded
+import torch
+
+from grader.checks.plan import PlannedCheck, plan
+from grader.checks.registry import CHECKS_BY_NAME
 from grader.checks.replay import Tape, encode
 from grader.core import limits
 from grader.core.errors import CheckTimeout, SubmissionError
 from grader.core.results import DEVICES, CheckResult
-from grader.spec.catalog import Activation
-from grader.submission.framework import framework_of
+from grader.spec.catalog import BY_NAME, Activation
+from grader.spec.mlx_catalog import available as mlx_available
+from grader.submission import reading
 from grader.submission.loader import Submission, load, time_limit
 
 SUITE = str(Path(__file__).with_name("suite.py"))
@@ -24,10 +28,10 @@ class GraderPlugin:
     ``pytest --submission``, by ``pytest_configure`` (pytest's own report is then the result)."""
 
     def __init__(self, submission: Submission | None = None, emit: Callable[..., None] | None = None,
-                 skip: frozenset[str] = frozenset()) -> None:
+                 planned: list[PlannedCheck] | None = None) -> None:
         self._submission = submission
         self.emit = emit  # the worker streams events to its parent
-        self.skip = skip  # activations already graded (or lost) by an earlier worker
+        self.planned = planned  # the parent's plan: exactly these checks run, in this order
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -95,15 +99,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     plugin = config.stash[_PLUGIN_KEY]
     sub = plugin.submission(config)
-    devices = DEVICES[config.getoption("device")]
-    params, ids = [], []
-    framework = framework_of(sub.path)
-    for entry in graded(sub.path, sub.namespace):
-        if entry.name in plugin.skip:
-            continue
-        for check, device in checks_for(entry, devices, framework):
-            params.append((entry, check, device))
-            ids.append(f"{entry.name}-{check.name}-{device}")
+    planned = plugin.planned
+    if planned is None:  # pytest --submission: planned here, as the parent plans (the file read, not run)
+        try:
+            own = plan(reading.read(sub.path), config.getoption("device"), cuda=torch.cuda.is_available(),
+                       mlx=mlx_available())
+        except SubmissionError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        planned = own.run
+    params = [(BY_NAME[p.activation], CHECKS_BY_NAME[p.check], p.device) for p in planned]
+    ids = [f"{p.activation}-{p.check}-{p.device}" for p in planned]
     metafunc.parametrize("activation,check,device", params, ids=ids)
 
 

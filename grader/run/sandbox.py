@@ -1,13 +1,16 @@
-"""Run a submission in a worker process, with limits, survive whatever it does, and judge it here.
+"""Grade a submission in a worker process, with limits, survive whatever it does, and judge it here.
 
-The parent never executes student code. It starts :mod:`grader.run.worker` in a scratch directory with
-an address-space limit (a huge allocation fails inside the worker), no core dumps, a cap on file
-size and, where mount namespaces are allowed, the course and submission folders read-only. It
-watches the event stream with a per-check deadline; if the worker dies (segfault, ``os._exit``, a
-hang in C code, the memory limit) it fails the check that was running, counts the rest of that
-exercise as lost, and starts a new worker for the exercises that remain. Every verdict is the
-parent's own: :func:`judge` reruns the check here against the worker's tape (grader/checks/replay.py).
-How one worker process is started, fed files and stopped is :mod:`grader.run.worker_process`.
+The parent never executes student code, and believes nothing the worker says but what it can check.
+It reads the file itself (grader/submission/reading.py: bytes, SHA-256, what it defines) and plans
+its grading (grader/checks/plan.py): which exercises, checks and devices count, and the maximum.
+It starts :mod:`grader.run.worker` in its containment (grader/run/containment.py) with limits, hands
+it a copy of the file and the plan, and reads its events within the channel's bounds: a result for a
+check the plan does not hold, a second one, a second ``loaded`` event are ignored and noted; a
+planned check without a result fails. Every verdict is the parent's own: :func:`judge` reruns the
+check here against the worker's tape (grader/checks/replay.py). If the worker dies (segfault,
+``os._exit``, a hang in C code, the memory limit) the check that was running fails, the rest of that
+exercise is lost, and a new worker grades what remains of the plan. How one worker process is
+started, fed files and stopped is :mod:`grader.run.worker_process`.
 """
 from __future__ import annotations
 
@@ -22,19 +25,22 @@ from pathlib import Path
 
 import torch
 
-from grader.run import containment
-from grader.core import limits
 from grader.checks import replay
-from grader.spec.catalog import BY_NAME
-from grader.spec.assignment import BY_KEY, WHOLE_COURSE, Assignment, exercise_key
-from grader.core.errors import CheckFailure
 from grader.checks.harness import Impl
-from grader.checks.registry import CHECKS_BY_NAME, checks_for
-from grader.submission.framework import framework_of
-from grader.core.results import DEVICES, NO_CUDA, CheckResult, check_label
-from grader.core import paths
-from grader.run.worker_process import WorkerProcess
+from grader.checks.plan import Plan, PlannedCheck, outside_chapters, outside_note, plan
+from grader.checks.registry import CHECKS_BY_NAME
+from grader.core import limits, paths
+from grader.core.errors import CheckFailure, SubmissionError
+from grader.core.results import CheckResult, check_label
+from grader.core.text import student_notes, student_text
+from grader.run import containment
+from grader.run.worker_process import JobEnd, WorkerProcess
+from grader.spec.assignment import WHOLE_COURSE, Assignment
+from grader.spec.catalog import BY_NAME
+from grader.spec.mlx_catalog import available as mlx_available
+from grader.submission import reading
 
+MESSAGE_CHARS = 2000  # a check's message as reports keep it
 
 
 @dataclass
@@ -46,6 +52,9 @@ class Outcome:
     framework: str = "torch"
     # chapters of the exercises the file defines outside the assignment: not graded, said in a note
     other_chapters: list[str] = field(default_factory=list)
+    # graded from a clean start, with nothing unexpected on the channel and no worker lost: a result
+    # that may stand for an identical file (batch's dedup)
+    clean: bool = True
 
 
 COURSE_ROOT = paths.ROOT
@@ -66,11 +75,10 @@ def _describe(returncode: int | None, stderr_tail: str) -> str:
     return f"exited with status {returncode}{hint}"
 
 
-def hidden_folders(hide: tuple[Path, ...] = ()) -> list[Path]:
-    """Folders the worker sees empty, where mount namespaces are allowed: the course's solutions and
-    ``hide``."""
-    folders = {COURSE_ROOT / "solutions", *(Path(h).resolve() for h in hide)}
-    return sorted(f for f in folders if f.is_dir())
+def secret_folders(hide: tuple[Path, ...] = (), others: tuple[Path, ...] = ()) -> list[Path]:
+    """What no worker may read, however the machine holds it: the course's solutions and history,
+    ``hide`` and ``others`` (the class's folder)."""
+    return [COURSE_ROOT / "solutions", COURSE_ROOT / ".git", *(Path(h).resolve() for h in (*hide, *others))]
 
 
 class Tally:
@@ -89,265 +97,306 @@ JUDGING = Tally()  # CPU seconds this process spent judging workers' results (ba
 
 
 class _Grading:
-    """What one submission's grading knows so far, across the workers it takes: the results, the
-    activations given up on, and what the worker was doing when it stopped."""
+    """What one file's grading knows so far, across the workers it takes: the parent's plan, the
+    verdicts, the exercises given up on, what the worker was doing when it stopped, and what it sent
+    that the plan did not ask for."""
 
-    def __init__(self, path: str, device: str, assignment: Assignment = WHOLE_COURSE) -> None:
-        self.outcome = Outcome()
+    def __init__(self, path: str, submission: reading.SubmissionFile, plan_: Plan, assignment: Assignment) -> None:
+        self.path = path
+        self.plan = plan_
+        self.planned = {p.key: p for p in plan_.run}
         self.done: dict[tuple[str, str], CheckResult] = {}
-        self.skip: set[str] = set()
-        self.graded: list[str] | None = None
-        self.devices = DEVICES[device]
-        self.framework = framework_of(path)  # read, not run: an MLX submission gets the MLX checks
-        self.outcome.framework = self.framework
-        self.assignment = assignment
-        # never graded: the worker is told to leave them out
-        self.outside = {name for name in BY_NAME if not assignment.includes(name, self.framework)}
-        self.cuda = torch.cuda.is_available()
-        self.verdicts: dict[int, CheckResult] = {}
+        self.given_up: set[str] = set()
+        self.outcome = Outcome(sha256=submission.sha256, framework=plan_.framework,
+                               other_chapters=outside_chapters(plan_))
+        note = outside_note(plan_, assignment)
+        self.reading_notes = [note] if note else []
+        self.loaded = False  # this process has loaded the file
+        self.finished = False  # this process has sent its last event
+        self.current: PlannedCheck | None = None
+        self.notes_taken = False  # the first process's notes on loading the file are the file's
+        self.ignored: dict[str, int] = {}  # what the worker sent that the plan did not ask for, by kind
 
-    def judge_now(self, ev: dict) -> None:
-        """Judge each result as it arrives, while the worker runs the next checks."""
-        r = _result(ev) if ev.get("event") == "result" else None
-        if r is not None and r.activation in BY_NAME and r.check in CHECKS_BY_NAME:
-            started = time.thread_time()
-            self.verdicts[id(ev)] = judge(r, ev.get("tape"))
-            JUDGING.add(time.thread_time() - started)
+    def begin(self) -> None:
+        """A process (the first, or one after a crash) starts on the file."""
+        self.loaded = self.finished = False
+        self.current = None
 
-    def absorb(self, events: list[dict]) -> tuple[tuple | None, bool]:
-        """Take in one worker's events; returns the check it was running when it stopped (None if
-        none) and whether it finished. Sets ``outcome.error`` when the file cannot be graded."""
-        current, finished = None, False
-        for ev in events:
-            kind = ev.get("event")
-            if kind == "error":
-                self.outcome.error = str(ev.get("message", "cannot be graded"))
-                return current, True
-            if kind == "loaded":
-                if self.graded is None:
-                    defined = [g for g in ev.get("graded", []) if g in BY_NAME]
-                    self.graded = [g for g in defined if g not in self.outside]
-                    self.outcome.sha256 = str(ev.get("sha256", ""))
-                    self.outcome.notes = [str(n) for n in ev.get("notes", [])]
-                    self._note_outside([g for g in defined if g in self.outside])
-            elif kind == "start":
-                current = (ev.get("activation"), ev.get("check"), ev.get("device"))
-            elif kind == "result":
-                r = _result(ev)
-                if r is not None and r.activation in (self.graded or []) and r.check in CHECKS_BY_NAME:
-                    self.done[(r.activation, r.name)] = self.verdicts[id(ev)]
-                current = None
-            elif kind == "done":
-                finished = True
-                if ev.get("exit_code") not in (0, 1, 5) and not self.done:  # pytest itself could not run
-                    self.outcome.error = ("grader error: the checks could not run "
-                                          f"(pytest exit status {ev.get('exit_code')})")
-                    return current, True
-                restored = ev.get("restored") or []
-                if restored:
-                    self.outcome.notes.append("the submission replaced " + ", ".join(map(str, restored[:8]))
-                                              + "; the grader restored the originals")
-        return current, finished
+    def todo(self) -> list[PlannedCheck]:
+        """The planned checks still without a verdict, of the exercises not given up on."""
+        return [p for p in self.plan.run if p.key not in self.done and p.activation not in self.given_up]
 
-    def _note_outside(self, names: list[str]) -> None:
-        if not names:
-            return
-        keys = [exercise_key(n, self.framework) for n in names]
-        chapters = sorted({BY_KEY[k].chapter for k in keys if k in BY_KEY})
-        self.outcome.other_chapters = chapters
-        self.outcome.notes.append(
-            f"not graded: {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''} of "
-            f"{', '.join(chapters) or 'no chapter'}, outside this assignment ({self.assignment.describe()})")
+    def ignore(self, why: str) -> None:
+        self.ignored[why] = self.ignored.get(why, 0) + 1
+        self.outcome.clean = False
 
-    def fail_rest(self, activations: list[str], current: tuple | None, during: str, left: str) -> None:
-        """Every check of ``activations`` without a result fails: the one that was running with
-        ``during``, the others with ``left`` (CUDA checks without CUDA are skipped, as always)."""
-        for name in activations:
-            for check, dev in checks_for(BY_NAME[name], self.devices, self.framework):
-                key = (name, check_label(check.name, dev))
-                if key in self.done:
-                    continue
-                if dev == "cuda" and not self.cuda:
-                    self.done[key] = CheckResult(name, check.name, dev, "skipped", NO_CUDA)
-                elif current == (name, check.name, dev):
-                    self.done[key] = CheckResult(name, check.name, dev, "failed", during)
-                else:
-                    self.done[key] = CheckResult(name, check.name, dev, "failed", left)
+    def take(self, ev: dict) -> None:
+        """One event of the file's process, parsed once, judged as it arrives (while the worker runs
+        the next checks)."""
+        kind = ev.get("event")
+        if self.finished:
+            self.ignore("events after the end")
+        elif kind == "loaded":
+            if self.loaded:
+                self.ignore("a second 'loaded' event")
+            else:
+                self.loaded = True
+                if not self.notes_taken:
+                    self.outcome.notes = student_notes(ev.get("notes"))
+                    self.notes_taken = True
+        elif kind == "error":
+            if self.loaded:
+                self.ignore("an 'error' event after loading")
+            else:  # the worker could not load the file: the grade is 0, with its reason
+                self.outcome.error = student_text(ev.get("message"), MESSAGE_CHARS) or "cannot be graded"
+                self.finished = True
+        elif kind == "start":
+            planned = self._planned(ev)
+            if planned is None or planned.key in self.done or not self.loaded:
+                self.ignore("a check the grader did not ask for")
+            else:
+                self.current = planned
+        elif kind == "result":
+            planned = self._planned(ev)
+            if planned is None or not self.loaded:
+                self.ignore("a result for a check the grader did not ask for")
+            elif planned.key in self.done:
+                self.ignore("a second result for a check")
+            else:
+                started = time.thread_time()
+                self.done[planned.key] = judge(planned, ev.get("status"), ev.get("tape"), ev.get("message"))
+                JUDGING.add(time.thread_time() - started)
+                self.current = None
+        elif kind == "done":
+            self.finished = True
+            if ev.get("exit_code") not in (0, 1, 5) and not self.done:  # pytest itself could not run
+                self.outcome.error = ("grader error: the checks could not run "
+                                      f"(pytest exit status {student_text(str(ev.get('exit_code')))})")
+            restored = ev.get("restored")
+            if isinstance(restored, list) and restored:
+                self.outcome.notes.append("the submission replaced " + ", ".join(student_text(r, 80) for r in restored[:8])
+                                          + "; the grader restored the originals")
+        else:
+            self.ignore("unreadable events")
 
-    def complete(self) -> set[str]:
-        """The activations whose checks are all in."""
-        return {g for g in self.graded or [] if _complete(g, self.done, self.devices, self.framework)}
+    def _planned(self, ev: dict) -> PlannedCheck | None:
+        """The planned check an event names, compared as the parent names it; None for any other."""
+        key = (ev.get("activation"), ev.get("check"), ev.get("device"))
+        if not all(isinstance(k, str) for k in key):
+            return None
+        planned = self.planned.get((key[0], check_label(key[1], key[2])))
+        return planned if planned is not None and (planned.check, planned.device) == key[1:] else None
 
-    def unfinished(self) -> str | None:
-        """The next activation whose checks are not all in, not given up on."""
-        return next((g for g in self.graded or [] if g not in self.skip
-                     and not _complete(g, self.done, self.devices, self.framework)), None)
+    def fail_rest(self, activations: list[str], current: PlannedCheck | None, during: str, left: str) -> None:
+        """Every planned check of ``activations`` without a verdict fails: the one that was running
+        with ``during``, the others with ``left``."""
+        for p in self.plan.run:
+            if p.activation in activations and p.key not in self.done:
+                why = during if current is not None and p.key == current.key else left
+                self.done[p.key] = CheckResult(p.activation, p.check, p.device, "failed", why)
+
+    def results(self) -> list[CheckResult]:
+        """Every planned check's verdict (one the worker never sent fails) and those settled here."""
+        missing = "the grader's worker sent no result for this check"
+        return [self.done.get(p.key) or CheckResult(p.activation, p.check, p.device, "failed", missing)
+                for p in self.plan.run] + list(self.plan.settled)
 
 
 def run(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT, memory: int = limits.MEMORY,
         total_timeout: float = limits.TOTAL_TIMEOUT, read_only: tuple[Path, ...] = (),
-        hide: tuple[Path, ...] = (), out_of_time: str = "", assignment: Assignment = WHOLE_COURSE) -> Outcome:
-    """Grade one submission in workers. ``read_only``: more folders the worker must not change (the
-    report's); the course and the submission's own folder always are, where the system allows.
-    ``hide``: more folders the worker must not read (the course's solutions always are).
-    When ``total_timeout`` runs out, what was graded is kept and every check left fails with
-    ``out_of_time`` (what ran out) as the reason. A worker that dies costs the exercise it was in:
-    a new one grades the rest. Only the exercises of ``assignment`` are graded; a note names the
-    others the file defines."""
+        hide: tuple[Path, ...] = (), out_of_time: str = "", assignment: Assignment = WHOLE_COURSE,
+        others: tuple[Path, ...] = ()) -> Outcome:
+    """Grade one submission in workers. ``read_only``: more folders the worker must not change nor
+    read (the reports'); ``hide`` and ``others`` (the class's folder): folders it must not read, which
+    the grader refuses to grade next to where nothing but file permissions would hide them. The
+    course is never visible to the worker. When ``total_timeout`` runs out, what was graded is kept
+    and every check left fails with ``out_of_time`` (what ran out) as the reason. A worker that dies
+    costs the exercise it was in: a new one grades the rest. Only the exercises of ``assignment`` are
+    graded; a note names the others the file defines."""
     return run_many([path], device, check_timeout, memory, total_timeout, read_only, hide, out_of_time,
-                    assignment)[0]
+                    assignment, others)[0]
 
 
-def run_many(paths: list[str], device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
+def run_many(paths_: list[str], device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
              memory: int = limits.MEMORY, total_timeout: float = limits.TOTAL_TIMEOUT,
              read_only: tuple[Path, ...] = (), hide: tuple[Path, ...] = (), out_of_time: str = "",
-             assignment: Assignment = WHOLE_COURSE) -> list[Outcome]:
+             assignment: Assignment = WHOLE_COURSE, others: tuple[Path, ...] = ()) -> list[Outcome]:
     """Grade several submissions (one student's files) one after the other in one worker, which
     imports torch once and runs each file in a process of its own forked from it
-    (grader/run/worker.py): each file is graded as :func:`run` grades it alone, with its own
-    ``total_timeout``. A file whose process dies is taken up where it stopped, as in :func:`run`; a
-    worker that dies or is stopped is replaced for what is left."""
+    (grader/run/worker.py), in a folder of its own: each file is graded as :func:`run` grades it
+    alone, with its own ``total_timeout``. A file whose process dies is taken up where it stopped,
+    as in :func:`run`; a worker that dies or is stopped is replaced for what is left."""
     out_of_time = out_of_time or f"the grader's total time limit of {total_timeout:g} s ran out"
-    hidden = hidden_folders(hide)
-    another_user = containment.needs_another_user()
-    refusal = containment.unreachable() if another_user else None
+    # where namespaces are allowed the worker's view makes what it needs reachable (containment.view)
+    refusal = containment.unreachable() if containment.needs_another_user() and not containment.namespaces() else None
+    refusal = refusal or containment.exposed(secret_folders(hide, others))
     if refusal:
-        return [Outcome(error=refusal) for _ in paths]  # never run student code as root instead
+        return [Outcome(error=refusal) for _ in paths_]  # never run student code as root, nor beside exposed secrets
+    unconfined = containment.unconfined()
+    cuda, mlx = torch.cuda.is_available(), mlx_available()
+    hidden = [Path(p).resolve() for p in (*read_only, *hide, *others)] + \
+        [Path(p).resolve().parent for p in paths_]  # the class: a submission's neighbours
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
-        sources = [_source(p, Path(scratch), k, another_user, hidden) for k, p in enumerate(paths)]
-        protected = {COURSE_ROOT, *(s.parent for s in sources), *read_only}
+        submissions = Path(scratch) / "submissions"
+        submissions.mkdir(mode=0o700)
         worker: WorkerProcess | None = None
         try:
-            for path, source in zip(paths, sources):
-                grading = _Grading(path, device, assignment)
-                deadline_total = time.monotonic() + total_timeout
-                alone = False  # graded in the worker's own process, in a worker of its own
-                while True:
-                    if worker is None or not worker.alive:
-                        if worker is not None:
-                            worker.close()
-                            worker = None
-                        fresh = WorkerProcess(Path(scratch), device, check_timeout, memory, protected, hidden)
-                        fresh.open()
-                        worker = fresh
-                    events, returncode, stderr_tail, timed_out = worker.job(str(source), grading.skip | grading.outside,
-                                                                            deadline_total, grading.judge_now, alone)
-                    if not (alone or worker.alive or timed_out):
-                        # the file's code killed the worker that forked it (a process of the grader it can
-                        # signal): what it had earned stands, the rest is graded as the file alone
-                        alone = True
-                        grading.absorb(events)
-                        if grading.outcome.error:
-                            break
-                        grading.skip |= grading.complete()
-                        continue
-                    if not _absorb_one(grading, events, returncode, stderr_tail, timed_out, deadline_total,
-                                       out_of_time):
-                        break
-                outcomes.append(_finish(grading, path, source))
+            for k, path in enumerate(paths_):
+                try:
+                    source = _copy(path, submissions, k)
+                    submission = reading.read(source)
+                except SubmissionError as exc:
+                    outcomes.append(Outcome(error=_as_original(str(exc), path, submissions / str(k))))
+                    continue
+                grading = _Grading(path, submission, plan(submission, device, assignment, cuda, mlx), assignment)
+                if not grading.plan.run:  # a file with nothing to grade here is not run at all
+                    grading.outcome.notes = list(submission.notes)
+                else:
+                    worker = _grade(grading, source, worker, Path(scratch), submissions, device, check_timeout,
+                                    memory, total_timeout, hidden, out_of_time)
+                outcomes.append(_finish(grading, path, source, unconfined))
         finally:
             if worker is not None:
                 worker.close()
     return outcomes
 
 
-def _finish(grading: _Grading, path: str, source: Path) -> Outcome:
+def _grade(grading: _Grading, source: Path, worker: WorkerProcess | None, scratch: Path, submissions: Path,
+           device: str, check_timeout: float, memory: int, total_timeout: float, hidden: list[Path],
+           out_of_time: str) -> WorkerProcess | None:
+    """Run ``grading``'s plan on ``source`` in ``worker`` (or a new one) until every planned check
+    has a verdict or time runs out; returns the worker to grade the next file with."""
+    deadline_total = time.monotonic() + total_timeout
+    alone = False  # graded in the worker's own process, in a worker of its own
+    while True:
+        if worker is None or not worker.alive:
+            if worker is not None:
+                worker.close()
+                worker = None
+            fresh = WorkerProcess(scratch, device, check_timeout, memory, hidden, submissions)
+            fresh.open()
+            worker = fresh
+        todo = grading.todo()
+        grading.begin()
+        end = worker.job(str(source), [p.as_list() for p in todo], deadline_total, grading.take, alone)
+        if not (alone or worker.alive or end.timed_out or end.overflow):
+            # the file's code killed the worker that forked it (a process of the grader it can
+            # signal): what it had earned stands, the rest is graded as the file alone
+            alone = True
+            grading.outcome.clean = False
+            if grading.outcome.error:
+                return worker
+            continue
+        if not _absorb_end(grading, end, deadline_total, out_of_time):
+            return worker
+
+
+def _as_original(error: str, path: str, copy_folder: Path) -> str:
+    """An error that names the grader's copy of a file, naming the student's file instead."""
+    copy = str(copy_folder / Path(path).name)
+    return str(Path(path).resolve()) + error[len(copy):] if error.startswith(copy) else error
+
+
+def _finish(grading: _Grading, path: str, source: Path, unconfined: str | None) -> Outcome:
     outcome = grading.outcome
-    if outcome.error.startswith(str(source)) and source != Path(path).resolve():
-        outcome.error = str(Path(path).resolve()) + outcome.error[len(str(source)):]  # the copy is ours, not the student's
+    outcome.error = _as_original(outcome.error, path, source.parent)
+    outcome.notes = grading.reading_notes + outcome.notes
+    if grading.ignored:
+        what = "; ".join(f"{why} ({n})" for why, n in grading.ignored.items())
+        outcome.notes.append(f"the grader ignored what it had not asked for on its result channel: {what}")
+    if unconfined:
+        outcome.notes.append(unconfined)
     if not outcome.error:
-        outcome.results = list(grading.done.values())
+        outcome.results = grading.results()
     return outcome
 
 
-def _source(path: str, scratch: Path, number: int, another_user: bool, hidden: list[Path]) -> Path:
-    """The file the worker reads: the submission itself, or a copy of it where the worker could
-    not (another user) or must not (a hidden folder) read the original."""
-    source = Path(path).resolve()
-    if another_user or any(source.is_relative_to(h) for h in hidden):
-        # the solutions themselves are hidden; another user may not reach the submission's folder
-        copy = scratch / f"submission-{number}" / source.name
-        copy.parent.mkdir()
-        shutil.copyfile(source, copy)
-        os.chmod(copy, 0o644)
-        return copy
-    return source
+def _copy(path: str, submissions: Path, number: int) -> Path:
+    """The file the worker reads: a copy of the submission, which only the worker grading it can
+    read (grader/run/worker_process.py) and none can write, in a folder holding nothing else."""
+    original = Path(path).resolve()
+    folder = submissions / str(number)
+    folder.mkdir(mode=0o755)
+    copy = folder / original.name
+    reading.read_bytes(original)  # missing, a folder, too large: one line, naming the student's file
+    try:
+        shutil.copyfile(original, copy)
+    except OSError as exc:
+        raise SubmissionError(f"{original}: cannot read it ({exc.strerror or exc})") from None
+    os.chmod(copy, 0o644)
+    return copy
 
 
-def _absorb_one(grading: _Grading, events: list[dict], returncode: int | None, stderr_tail: str, timed_out: bool,
-                deadline_total: float, out_of_time: str) -> bool:
-    """Take in what one process did with a file; True when the file needs another one (its process
+def _absorb_end(grading: _Grading, end: JobEnd, deadline_total: float, out_of_time: str) -> bool:
+    """Take in how one process ended with a file; True when the file needs another one (its process
     died mid-way: the exercise it was in is lost, the rest is graded anew)."""
     outcome = grading.outcome
-    current, finished = grading.absorb(events)
+    if end.overflow:
+        outcome.error = (f"too much output on the result channel ({end.overflow}): the grader stopped the "
+                         "file's worker")
+        outcome.clean = False
+        return False
     if outcome.error:
         return False
-    if grading.graded is None:  # died while loading the notebook
-        why = "timed out" if timed_out else _describe(returncode, stderr_tail)
+    if not grading.loaded:  # died while loading the notebook
+        why = "timed out" if end.timed_out else _describe(end.returncode, end.stderr_tail)
         outcome.error = (f"{out_of_time} while the submission's cells were running"
                          if time.monotonic() >= deadline_total else f"the submission {why} while its cells were running")
         return False
-    if finished:
+    if grading.finished:
         return False
+    outcome.clean = False
+    current = grading.current
     if time.monotonic() < deadline_total:
-        why = "took longer than the time limit" if timed_out else _describe(returncode, stderr_tail)
-        lost = current[0] if current and current[0] in BY_NAME else grading.unfinished()
+        why = "took longer than the time limit" if end.timed_out else _describe(end.returncode, end.stderr_tail)
+        todo = grading.todo()
+        lost = current.activation if current is not None else todo[0].activation if todo else None
         if lost is None:
             return False
         grading.fail_rest([lost], current, f"the grader's worker {why} during this check",
-                          f"not run: the worker {why} during {current[1] if current else 'loading'}")
-        grading.skip.add(lost)
-        current = None
+                          f"not run: the worker {why} during {current.check if current else 'loading'}")
+        grading.given_up.add(lost)
+        grading.current = current = None
     if time.monotonic() >= deadline_total:  # keep what was graded: no check is left out of the report
-        grading.fail_rest(grading.graded, current, f"{out_of_time} during this check", f"not run: {out_of_time}")
+        grading.fail_rest(grading.plan.activations, current, f"{out_of_time} during this check", f"not run: {out_of_time}")
         outcome.notes.append(f"{out_of_time}: the checks left were not run")
         return False
-    return True
+    return bool(grading.todo())
 
 
-def judge(worker: CheckResult, tape: str | None) -> CheckResult:
-    """The parent's verdict: run the check again here, where torch has never met student code,
-    replaying what the worker recorded of the student's code (grader/checks/replay.py)."""
-    if worker.status == "skipped":
-        return worker
+def judge(planned: PlannedCheck, claimed: object, tape: object, message: object = "") -> CheckResult:
+    """The parent's verdict on a planned check: run it again here, where torch has never met
+    student code, replaying what the worker recorded of the student's code (grader/checks/replay.py).
+    The worker's own status (``claimed``) is never taken: a check passes only if its replay here
+    passes, having replayed at least one call of student code and the whole tape."""
+    name, device = planned.activation, planned.device
+    worker_said = claimed if claimed in ("passed", "failed", "skipped") else "nothing readable"
     try:
-        entries = replay.decode(tape) if tape else None
+        entries = replay.decode(tape) if isinstance(tape, str) and tape else None
     except Exception:
         entries = None
     if entries is None:
-        return CheckResult(worker.activation, worker.check, worker.device, "failed",
+        return CheckResult(name, planned.check, device, "failed",
                            "grader error: the worker sent no readable record of this check",
-                           [f"the worker reported {worker.status}; the grader's own verdict is failed"])
-    impl = Impl(BY_NAME[worker.activation], None)
+                           [f"the worker reported {worker_said}; the grader's own verdict is failed"])
+    impl = Impl(BY_NAME[name], None)
     notes: list[str] = []
-    with replay.using(replay.Tape("replay", entries)):
+    played = replay.Tape("replay", entries)
+    with replay.using(played):
         try:
-            notes = CHECKS_BY_NAME[worker.check].run(impl, worker.device)
-            status, message = "passed", ""
+            notes = CHECKS_BY_NAME[planned.check].run(impl, device)
+            status, text = "passed", ""
+            if played.position == 0 or played.position != len(played.entries):
+                status, text = "failed", ("grader error: the worker's record of this check does not match the "
+                                          "check (forged or corrupt)")
         except replay.TapeEnded:  # the worker's check stopped there: a timeout inside the grader
-            status, message = "failed", worker.message or "the worker's check stopped early"
+            status, text = "failed", student_text(message, MESSAGE_CHARS) or "the worker's check stopped early"
         except CheckFailure as exc:
-            status, message = "failed", str(exc)
+            status, text = "failed", str(exc)
         except Exception as exc:  # a tape that does not fit the check: forged or corrupt
-            status, message = "failed", f"grader error while judging: {type(exc).__name__}: {exc}"[:300]
-    if status != worker.status:
-        notes = notes + [f"the worker reported {worker.status}; the grader's own verdict is {status}"]
-    return CheckResult(worker.activation, worker.check, worker.device, status, message.splitlines()[0] if message else "",
-                       [str(n) for n in notes])
-
-
-def _complete(activation: str, done: dict, devices: list[str], framework: str = "torch") -> bool:
-    return all((activation, check_label(c.name, d)) in done
-               for c, d in checks_for(BY_NAME[activation], devices, framework))
-
-
-def _result(ev: dict) -> CheckResult | None:
-    try:
-        status = ev["status"]
-        if status not in ("passed", "failed", "skipped"):
-            return None
-        return CheckResult(str(ev["activation"]), str(ev["check"]), str(ev["device"]), status,
-                           str(ev.get("message", "")), [str(n) for n in ev.get("notes", [])])
-    except (KeyError, TypeError):
-        return None
+            status, text = "failed", f"grader error while judging: {type(exc).__name__}: {exc}"[:300]
+    if status != worker_said:
+        notes = notes + [f"the worker reported {worker_said}; the grader's own verdict is {status}"]
+    return CheckResult(name, planned.check, device, status, student_text(text, MESSAGE_CHARS),
+                       [student_text(str(n), MESSAGE_CHARS) for n in notes][:limits.NOTES])

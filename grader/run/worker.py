@@ -3,8 +3,10 @@ own forked from this one, and streams their events.
 
 Started by :mod:`grader.run.sandbox` (in its keeper, with resource limits, in a scratch directory);
 never run by hand. It imports torch, pytest and the grader once, never runs student code itself,
-and reads jobs on stdin, one JSON line each: ``{"path": ..., "skip": [...]}`` (after torch's
-references the grader has computed, which spare the children computing them again). A job with
+and reads jobs on stdin, one JSON line each: ``{"path": ..., "plan": [[activation, check, device],
+...], "folder": ...}`` (after torch's references the grader has computed, which spare the children
+computing them again): the file, the checks the grader planned for it (nothing else is run), and
+the fresh folder the grader made for it, the only one its code may write. A job with
 ``"fork": false`` is a file graded in the worker's own process, as the last job: the grader's way
 to grade, alone, a file whose code killed the worker that forked it. For each it forks a
 child that loads that one submission and runs the checks on it, so every file starts from the same
@@ -35,12 +37,17 @@ import tempfile
 import warnings
 
 PR_SET_DUMPABLE = 4
+# where programs write what they keep between runs: the file's own folder, nothing shared
+WRITABLE_PLACES = ("HOME", "TMPDIR", "TEMP", "TMP", "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
+                   "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "TORCHINDUCTOR_CACHE_DIR",
+                   "TRITON_CACHE_DIR", "TORCH_HOME", "CUDA_CACHE_PATH")
 CHILD, WORKER = b"W ", b"Z "  # who wrote a line on the result pipe
 
 
-def grade_one(path: str, skip: frozenset[str], device: str, check_timeout: float, result_fd: int,
+def grade_one(path: str, planned: list, device: str, check_timeout: float, result_fd: int,
               prefix: str = "") -> int:
-    """Load one submission, run the checks on it, emit its events (each line after ``prefix``)."""
+    """Load one submission, run the parent's ``planned`` checks on it (``[activation, check,
+    device]`` each), emit its events (each line after ``prefix``)."""
     channel = os.fdopen(result_fd, "w", buffering=1, encoding="utf-8")
 
     def emit(**event) -> None:
@@ -63,10 +70,10 @@ def grade_one(path: str, skip: frozenset[str], device: str, check_timeout: float
     except SubmissionError as exc:
         emit(event="error", message=str(exc))
         return 0
-    from grader.checks.registry import graded  # MLX submissions define mlx.nn's names (grader/spec/mlx_catalog.py)
-    emit(event="loaded", sha256=submission.sha256, notes=submission.notes,
-         graded=[a.name for a in graded(path, submission.namespace)])
-    plugin = GraderPlugin(submission, emit=emit, skip=skip)
+    from grader.checks.plan import PlannedCheck
+
+    emit(event="loaded", notes=submission.notes)
+    plugin = GraderPlugin(submission, emit=emit, planned=[PlannedCheck(*map(str, p)) for p in planned])
     pytest_args = [SUITE, "--submission", path, "--device", device,
                    "--check-timeout", str(check_timeout), "-p", "no:cacheprovider", "-p", "no:randomly",
                    "-q", "--no-header", "-W", "ignore", "-s",
@@ -148,10 +155,44 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _job(path: str, skip: frozenset[str], number: int, args: argparse.Namespace) -> int:
-    """Grade one file in a forked child; returns the child's exit status."""
-    # the file's own working directory, removed after it (a worker killed before could not remove its own)
-    folder = tempfile.mkdtemp(prefix=f"job-{number}-", dir=os.getcwd())
+def settle_in(folder: str) -> None:
+    """Make ``folder`` (fresh, made by the grader for this file alone) everything this process may
+    write: its working directory, home, temporary and cache folders, and, where the kernel has
+    Landlock, the only place it can write at all (grader/run/landlock.py). Called in the process
+    that runs the file's code, before any of it runs."""
+    from grader.run import landlock
+
+    os.chdir(folder)
+    for name in WRITABLE_PLACES:
+        os.environ[name] = folder
+    tempfile.tempdir = None  # read TMPDIR again
+    landlock.restrict(read=["/"], write=[folder, *landlock.system_write()])  # within what the worker may read
+
+
+def clean_temporary_folders() -> None:
+    """Remove what this user left in the machine's shared temporary folders, so that nothing one
+    file's code wrote there is found by the next file's (asked only where the worker has a user of
+    its own: the grader runs as root)."""
+    me = os.getuid()
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != me:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _job(path: str, planned: list, folder: str, args: argparse.Namespace) -> int:
+    """Grade one file in a forked child, in ``folder``; returns the child's exit status."""
     read, write = os.pipe()
     child = os.fork()
     if child == 0:
@@ -164,18 +205,17 @@ def _job(path: str, skip: frozenset[str], number: int, args: argparse.Namespace)
             os.dup2(null, 0)  # the next jobs are not the child's to read
             os.close(null)
             signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as in any Python process: student code sees EPIPE
-            os.chdir(folder)
-            code = grade_one(path, skip, args.device, args.check_timeout, args.result_fd)
+            settle_in(folder)
+            code = grade_one(path, planned, args.device, args.check_timeout, args.result_fd)
         except BaseException:
             pass
         finally:
             sys.stdout.flush()
             os._exit(code)  # skip interpreter teardown (torch's takes seconds); the parent has every event
     os.close(write)
-    try:
-        status = _relay(read, args.result_fd, child)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    status = _relay(read, args.result_fd, child)
+    if args.clean_tmp:
+        clean_temporary_folders()
     return status
 
 
@@ -197,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="all")
     p.add_argument("--check-timeout", type=float, required=True)
     p.add_argument("--result-fd", type=int, required=True)
+    p.add_argument("--clean-tmp", action="store_true", help="after each file, remove what this user left in /tmp")
     args = p.parse_args(argv)
     # only the grader's plugin: whatever else is installed (hypothesis, xdist, nbval) is not loaded,
     # which saves seconds per file and keeps third-party hooks out of the grading
@@ -217,22 +258,27 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(job, dict) and "references" in job and number == 0:
             _references(sys.stdin.buffer, job["references"])
             continue
-        if not isinstance(job, dict) or "path" not in job:
+        if not isinstance(job, dict) or "path" not in job or "folder" not in job:
             continue
-        path, skip, fork = str(job["path"]), frozenset(map(str, job.get("skip", []))), job.get("fork", True)
-        if fork:
-            status = _job(path, skip, number, args)
+        path, planned, folder = str(job["path"]), list(job.get("plan", [])), str(job["folder"])
+        if job.get("fork", True):
+            status = _job(path, planned, folder, args)
         else:  # the file's code runs in this process, which grades nothing after it
-            os.chdir(tempfile.mkdtemp(prefix="job-", dir=os.getcwd()))
-            status = grade_one(path, skip, args.device, args.check_timeout, os.dup(args.result_fd), CHILD.decode())
+            settle_in(folder)
+            status = grade_one(path, planned, args.device, args.check_timeout, os.dup(args.result_fd), CHILD.decode())
         number += 1
         _write_all(args.result_fd, WORKER + json.dumps({"event": "job-exit", "returncode": status}).encode() + b"\n")
-        if not fork:
+        if not job.get("fork", True):
             break
     return 0
 
 
-if __name__ == "__main__":
+def run_main() -> None:
+    """The worker process's entry (grader/run/containment.py's worker_command)."""
     status = main()
     sys.stdout.flush()
-    os._exit(status)
+    os._exit(status)  # skip interpreter teardown: the grader has every event
+
+
+if __name__ == "__main__":
+    run_main()

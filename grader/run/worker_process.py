@@ -1,6 +1,8 @@
 """One worker process (grader/run/worker.py, in its keeper, grader/run/keeper.py) as the grader
-drives it: started with its limits and containment, handed one file after another, its events read
-with deadlines, stopped. :mod:`grader.run.sandbox` decides what to grade and judges what comes back.
+drives it: started with its limits and containment (grader/run/containment.py), handed one file
+after another, each with the plan of its checks and a fresh folder, its events read with deadlines
+and within the channel's bounds, stopped. :mod:`grader.run.sandbox` decides what to grade and judges
+what comes back.
 """
 from __future__ import annotations
 
@@ -9,23 +11,29 @@ import json
 import os
 import select
 import signal
+import shutil
 import subprocess
-import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from grader.checks.harness import export_references
-from grader.core import limits, paths
+from grader.core import limits
 from grader.run import containment
-from grader.run.worker import CHILD, WORKER
+from grader.run.worker import CHILD, WORKER, WRITABLE_PLACES
 
 def _tail(path: Path) -> str:
+    """The last line the worker wrote on stderr (only the file's end is read: it may be large)."""
     try:
-        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            text = f.read().decode(errors="replace")
     except OSError:
         return ""
+    lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""
 
 
@@ -43,32 +51,72 @@ def stop_all() -> None:
             _stop(worker.proc)
 
 
-def _worker_home(scratch: Path, user: tuple[int, int]) -> Path:
-    """The worker's own folder when it runs as another user: the scratch folder (root's) can be
-    crossed but not listed or written; ``work-UID/`` inside it is the worker's working directory."""
-    os.chmod(scratch, 0o711)
-    home = scratch / f"work-{user[0]}"
-    home.mkdir(exist_ok=True)
-    os.chown(home, *user)
-    return home
+class Channel:
+    """The worker's result pipe, read line by line in linear time: a line longer than
+    :data:`limits.EVENT_BYTES` is an overflow, never a buffer that grows without bound."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+        self.buffer = bytearray()
+        self.scanned = 0  # no newline before this offset of the buffer
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The complete lines ``chunk`` ends; raises :class:`Overflow` for a line past the bound."""
+        self.buffer += chunk
+        lines, start = [], 0
+        while True:
+            end = self.buffer.find(b"\n", max(start, self.scanned))
+            if end < 0:
+                break
+            lines.append(bytes(self.buffer[start:end]))
+            start = end + 1
+        if start:
+            del self.buffer[:start]
+        self.scanned = len(self.buffer)
+        if len(self.buffer) > limits.EVENT_BYTES:
+            self.buffer.clear()
+            self.scanned = 0
+            raise Overflow(f"a line of more than {limits.EVENT_BYTES // 2**20} MiB")
+        if any(len(line) > limits.EVENT_BYTES for line in lines):
+            raise Overflow(f"a line of more than {limits.EVENT_BYTES // 2**20} MiB")
+        return lines
+
+    def rest(self) -> bytes:
+        out = bytes(self.buffer)
+        self.buffer.clear()
+        self.scanned = 0
+        return out
 
 
-MAX_EVENTS = 200_000  # events kept for one file (tapes are judged and dropped as they come): more is a flood
+class Overflow(Exception):
+    """More on the result channel than a file may send (grader/core/limits.py): the file's worker is
+    stopped and the file cannot be graded."""
+
+
+@dataclass
+class JobEnd:
+    """How a job ended: the child's exit status, its last line on stderr, whether it ran out of time,
+    and why it was stopped for sending too much ("" if it was not)."""
+
+    returncode: int | None
+    stderr_tail: str
+    timed_out: bool
+    overflow: str = ""
 
 
 class WorkerProcess:
     """One worker (in its keeper, grader/run/keeper.py) from :meth:`open` to :meth:`close`: it grades
     files one after the other through :meth:`job`, until it dies or is stopped (:attr:`alive`)."""
 
-    def __init__(self, scratch: Path, device: str, check_timeout: float, memory: int, protected: set[Path],
-                 hidden: list[Path]) -> None:
+    def __init__(self, scratch: Path, device: str, check_timeout: float, memory: int, hidden: list[Path],
+                 submissions: Path) -> None:
         self.scratch, self.device, self.check_timeout, self.memory = scratch, device, check_timeout, memory
-        self.read_only = [str(p) for p in sorted(protected) if p.is_dir() and p != Path("/")]
         self.hidden = hidden
+        self.submissions = submissions  # the copies of the files this worker grades
         self.stack = contextlib.ExitStack()
         self.alive = False
-        self.buffer = b""
         self.returncode: int | None = None  # the worker's own, from its keeper's last event
+        self.jobs = 0
 
     def open(self) -> None:
         try:
@@ -82,11 +130,12 @@ class WorkerProcess:
         try:
             if self.alive:
                 self.proc.stdin.close()
-                self._read_until(lambda ev: None, time.monotonic() + 30)
-        except OSError:
+                self._read_until(lambda ev: None, time.monotonic() + 30, 0)
+        except (OSError, Overflow):
             pass
         finally:
             _stop(self.proc)
+            self._drain_keeper(30.0)  # the keeper's last write must not block on a pipe a flood filled
             _end(self.proc)  # the keeper has killed all the worker left: its uid is free again
             self.pipe.close()
             self.stack.close()
@@ -96,19 +145,27 @@ class WorkerProcess:
 
     def _start(self) -> None:
         read_fd, write_fd = os.pipe()
-        self.stderr_path = self.scratch / "stderr.txt"
-        # the worker imports the grader this parent runs, installed or not (it starts in a scratch folder)
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(paths.ROOT), os.environ.get("PYTHONPATH")])))
-        worker = [sys.executable, "-m", "grader.run.worker", "--device", self.device,
-                  "--check-timeout", str(self.check_timeout), "--result-fd", str(write_fd)]
-        user = self.stack.enter_context(containment.worker_user())  # released last, when nothing of it runs
+        self.user = self.stack.enter_context(containment.worker_user())  # released last, when nothing of it runs
+        # the worker's folder: its working directory, which it cannot write (each file gets a folder
+        # of its own in it, made by :meth:`job`), removed with everything in it when the worker ends
+        self.home = Path(tempfile.mkdtemp(prefix="work-", dir=self.scratch))
+        self.stack.callback(shutil.rmtree, self.home, True)
+        os.chmod(self.home, 0o755)
+        os.chmod(self.scratch, 0o711)
+        if self.user is not None:  # its submissions: readable by its group, no other worker's
+            os.chown(self.submissions, 0, self.user[1])
+            os.chmod(self.submissions, 0o750)
+        self.stderr_path = self.home / "stderr.txt"
+        # the worker writes nothing of its own: every folder a library may write to is its home, which
+        # it cannot write (torch's compile caches are named at import; each file's process is then
+        # given a folder it may write: grader/run/worker.py's settle_in)
+        env = dict(os.environ, MPLBACKEND="Agg", **{name: str(self.home) for name in WRITABLE_PLACES})
+        if self.user is not None:
+            env.update(USER=containment.WORKER_USER, LOGNAME=containment.WORKER_USER)
+        worker = containment.worker_command(["--device", self.device, "--check-timeout", str(self.check_timeout),
+                                             "--result-fd", str(write_fd)]
+                                            + (["--clean-tmp"] if self.user is not None else []))
         cap = containment.ProcessCap.create()
-        cwd = self.scratch
-        if user is not None:  # root's home and caches are not the worker's
-            cwd = _worker_home(self.scratch, user)
-            env.update(HOME=str(cwd), MPLCONFIGDIR=str(cwd / ".matplotlib"), XDG_CACHE_HOME=str(cwd / ".cache"),
-                       USER=containment.WORKER_USER, LOGNAME=containment.WORKER_USER)
         self.stack.callback(lambda: cap.close() if cap is not None else None)
         # the keeper limits itself before it starts the worker, which inherits all of it: nothing runs
         # between fork and exec here, where the grader's threads would make it unsafe
@@ -117,9 +174,10 @@ class WorkerProcess:
             setup += ["--cgroup", str(cap.path)]
         elif os.geteuid() != 0:
             setup += ["--processes", str(limits.PROCESSES)]
-        if containment.privileged():  # the course and the submissions read-only, the solutions hidden
-            setup += [a for path in self.read_only for a in ("--read-only", path)]
-            setup += [a for path in self.hidden for a in ("--hide", str(path))]
+        view = containment.view(self.home, self.submissions, self.hidden)
+        if containment.namespaces():  # the course, the homes and the class covered; /tmp the worker's own
+            setup += containment.mount_arguments(view)
+        setup += containment.landlock_arguments(view)
         # appended to, so that the parent can empty it before each file while the worker holds it open
         with open(self.stderr_path, "ab") as stderr, _live_lock:
             if _stopping.is_set():
@@ -127,11 +185,12 @@ class WorkerProcess:
                 os.close(read_fd)
                 raise RuntimeError("interrupted")
             self.proc = subprocess.Popen(
-                containment.command(worker, write_fd, user, setup), pass_fds=(write_fd,), stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd, env=env, start_new_session=True)
+                containment.command(worker, write_fd, self.user, setup), pass_fds=(write_fd,), stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.home, env=env, start_new_session=True)
             _live.add(self)
         os.close(write_fd)
         self.pipe = os.fdopen(read_fd, "rb", buffering=0)
+        self.channel = Channel(self.pipe)
         self.alive = True
         references = export_references()
         try:  # the worker reads them after its imports: this waits for them at most
@@ -140,28 +199,40 @@ class WorkerProcess:
         except OSError:  # it has gone already: its first job says how
             pass
 
-    def job(self, path: str, skip: set[str], deadline_total: float, on_event: Callable[[dict], None],
-            alone: bool = False) -> tuple[list[dict], int | None, str, bool]:
-        """Grade ``path`` (but the activations in ``skip``) in a process forked by the worker (or,
-        ``alone``, in the worker's own, which then ends); returns its events, its exit status, the
-        last line it wrote on stderr, and whether it was stopped for time. :attr:`alive` is False
-        after it when the worker has ended or was stopped."""
+    def _job_folder(self) -> Path:
+        """A fresh folder for one file's process, made now (after the last file's processes are
+        gone): the only folder its code may write, which no other file's code could reach before."""
+        self.jobs += 1
+        folder = self.home / f"job-{self.jobs}"
+        folder.mkdir(mode=0o700)
+        if self.user is not None:
+            os.chown(folder, *self.user)
+        return folder
+
+    def job(self, path: str, planned: list[list[str]], deadline_total: float, on_event: Callable[[dict], None],
+            alone: bool = False) -> JobEnd:
+        """Grade ``path`` (the ``planned`` checks, nothing else) in a process forked by the worker
+        (or, ``alone``, in the worker's own, which then ends), handing each of its events to
+        ``on_event``. :attr:`alive` is False after it when the worker has ended or was stopped. A
+        file whose process sends more than the channel's bounds (grader/core/limits.py) is stopped."""
         with contextlib.suppress(OSError):
             os.truncate(self.stderr_path, 0)
-        events: list[dict] = []
+        folder = self._job_folder()
         try:
-            self.proc.stdin.write(json.dumps({"path": path, "skip": sorted(skip), "fork": not alone}).encode() + b"\n")
+            self.proc.stdin.write(json.dumps({"path": path, "plan": planned, "folder": str(folder),
+                                              "fork": not alone}).encode() + b"\n")
             self.proc.stdin.flush()
         except OSError:  # the worker has gone: its keeper's last event says how
             pass
-
-        def take(ev: dict) -> None:
-            on_event(ev)
-            ev.pop("tape", None)  # judged: only its verdict is kept
-            if len(events) < MAX_EVENTS:
-                events.append(ev)
-
-        exit_event, timed_out = self._read_until(take, deadline_total)
+        overflow = ""
+        try:
+            exit_event, timed_out = self._read_until(on_event, deadline_total, limits.EVENTS_PER_CHECK * len(planned) + limits.EXTRA_EVENTS)
+        except Overflow as exc:
+            self.stop()
+            self._drain_keeper()
+            exit_event, timed_out, overflow = None, False, str(exc)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         if alone:
             self.alive = False  # it grades nothing after such a file: close() reads its end
         if exit_event is not None:
@@ -169,22 +240,24 @@ class WorkerProcess:
         else:
             self.alive = False
             returncode = self.returncode
-        if len(events) >= MAX_EVENTS:
-            self.stop()
-        return events, returncode if isinstance(returncode, int) else None, _tail(self.stderr_path), timed_out
+        return JobEnd(returncode if isinstance(returncode, int) else None, _tail(self.stderr_path), timed_out,
+                      overflow)
 
     def stop(self) -> None:
         _stop(self.proc)
         self.alive = False
 
-    def _read_until(self, take: Callable[[dict], None], deadline_total: float) -> tuple[dict | None, bool]:
+    def _read_until(self, take: Callable[[dict], None], deadline_total: float,
+                    max_events: int) -> tuple[dict | None, bool]:
         """Hand the child's events to ``take`` until the worker reports the job's end (its event is
         returned), the pipe closes (the keeper closes it last, once nothing the worker started is
-        left) or time runs out (the worker is then stopped); and whether time ran out."""
+        left) or time runs out (the worker is then stopped); and whether time ran out. Raises
+        :class:`Overflow` past ``max_events`` events or :data:`limits.CHANNEL_BYTES` bytes."""
         # a check may take check_timeout inside the worker (which then fails it itself); allow slack for
         # the worker's own start-up and for hangs in C code that its alarm cannot interrupt
         grace = self.check_timeout * 2 + 60
         last = time.monotonic()
+        events = received = 0
         while True:
             wait = min(grace - (time.monotonic() - last), deadline_total - time.monotonic())
             if wait <= 0:
@@ -197,54 +270,60 @@ class WorkerProcess:
             chunk = self.pipe.read(65536)
             if not chunk:
                 return None, False
-            self.buffer += chunk
-            if len(self.buffer) > limits.EVENT_BYTES:  # one line that never ends: not an event
-                self.buffer = b""
-            *lines, self.buffer = self.buffer.split(b"\n")
-            for line in lines:
-                ev = _event(line)
+            received += len(chunk)
+            if received > limits.CHANNEL_BYTES:
+                raise Overflow(f"more than {limits.CHANNEL_BYTES // 2**20} MiB")
+            for line in self.channel.feed(chunk):
+                if line.startswith(CHILD):
+                    events += 1
+                    if max_events and events > max_events:
+                        raise Overflow(f"more than {max_events} events")
+                    take(_event(line[len(CHILD):]) or {"event": "unreadable"})
+                    continue
+                ev = _event(line[len(WORKER):] if line.startswith(WORKER) else line)
                 if ev is None:
                     continue
-                if line.startswith(CHILD):
-                    take(ev)
-                elif line.startswith(WORKER) and ev.get("event") == "job-exit":
+                if line.startswith(WORKER) and ev.get("event") == "job-exit":
                     return ev, False
-                elif not line.startswith((CHILD, WORKER)) and ev.get("event") == "worker-exit":
+                if not line.startswith(WORKER) and ev.get("event") == "worker-exit":
                     self.returncode = ev.get("returncode")  # the worker's own status, as its keeper saw it
             last = time.monotonic()  # time spent judging is not the worker's
 
-    def _drain_keeper(self) -> None:
-        """After a stop: the keeper reports the worker's end and what it killed; read it if it comes
-        at once."""
-        rest = b""
-        while select.select([self.pipe], [], [], 2.0)[0]:
+    def _drain_keeper(self, seconds: float = 2.0) -> None:
+        """After a stop: read what is left on the pipe until the keeper closes it (it reports the
+        worker's end last) or ``seconds`` pass, keeping only the end (what the worker wrote before
+        is dropped unread)."""
+        self.channel.rest()
+        deadline = time.monotonic() + seconds
+        tail = b""
+        while time.monotonic() < deadline and select.select([self.pipe], [], [], max(0.0, deadline - time.monotonic()))[0]:
             chunk = self.pipe.read(65536)
             if not chunk:
                 break
-            rest += chunk
-        for line in (self.buffer + rest).split(b"\n"):
+            tail = (tail + chunk)[-4096:]  # the keeper's event is the last line
+        for line in tail.split(b"\n"):
             ev = _event(line)
-            if ev is not None and not line.startswith((CHILD, WORKER)) \
-                    and ev.get("event") == "worker-exit":
+            if ev is not None and not line.startswith((CHILD, WORKER)) and ev.get("event") == "worker-exit":
                 self.returncode = ev.get("returncode")
-        self.buffer = b""
 
 
 def _event(line: bytes) -> dict | None:
-    """One line of the result pipe as an event (the worker's prefix removed), or None."""
-    if line.startswith((CHILD, WORKER)):
-        line = line[2:]
+    """One line of the result pipe (its prefix removed) as an event, or None; a line nested too deep
+    for the parser is None too."""
     try:
         ev = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return ev if isinstance(ev, dict) else None
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """Ask the keeper to end the worker (it then kills every process left below it)."""
+    """End the worker and everything below it. In namespaces ``proc`` is ``unshare``, which blocks
+    SIGTERM while it waits: killed, it kills the keeper (``--kill-child``), PID 1 of the namespace,
+    whose end the kernel turns into the end of every process in it. Otherwise ``proc`` is the keeper:
+    asked, it kills the worker and every process left below it, and reports."""
     try:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGKILL if proc.args[0] == shutil.which("unshare") else signal.SIGTERM)
     except ProcessLookupError:
         pass
 

@@ -17,9 +17,8 @@ from grader.core import hangs, limits
 from grader.spec.catalog import ACTIVATIONS, Activation
 from grader.core.env import RUNNING
 from grader.core.errors import SubmissionError, one_line
+from grader.submission.reading import MAX_BYTES, read_cells, strip_ipython  # noqa: F401  (loaded as read)
 
-
-MAX_BYTES = 50 * 2**20  # a notebook with huge outputs is refused before it is parsed
 
 
 @dataclass
@@ -36,56 +35,6 @@ class Submission:
     def graded(self) -> list[Activation]:
         """Every activation whose names the submission defines, in catalogue order."""
         return [a for a in ACTIVATIONS if self.defines(a)]
-
-
-def read_cells(path: Path) -> list[str]:
-    """The code cells of a notebook, or the whole file of a .py, as source strings."""
-    if not path.exists():
-        raise SubmissionError(f"{path}: no such file")
-    if path.is_dir():
-        raise SubmissionError(f"{path}: is a directory, expected an .ipynb or .py file")
-    if path.stat().st_size > MAX_BYTES:
-        raise SubmissionError(f"{path}: {path.stat().st_size:,} bytes is too large for a submission "
-                              f"(limit {MAX_BYTES:,}; clear the notebook's outputs)")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SubmissionError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    if path.suffix == ".py":
-        return [text]
-    if path.suffix != ".ipynb":
-        raise SubmissionError(f"{path}: expected an .ipynb or .py file")
-    try:
-        nb = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SubmissionError(f"{path}: not a notebook (invalid JSON at line {exc.lineno})") from None
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        raise SubmissionError(f"{path}: not a notebook (no list of cells)")
-    if nb.get("nbformat") != 4:
-        raise SubmissionError(f"{path}: nbformat {nb.get('nbformat')!r} is not supported, save it as nbformat 4")
-    cells = []
-    for cell in nb["cells"]:
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        src = cell.get("source", "")
-        cells.append("".join(src) if isinstance(src, list) else str(src))
-    return cells
-
-
-def strip_ipython(source: str) -> tuple[str, list[str]]:
-    """Drop notebook magics and shell escapes, which only a kernel understands."""
-    lines, dropped = [], []
-    if source.lstrip().startswith("%%"):
-        return "", [source.lstrip().splitlines()[0]]
-    for line in source.splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith(("%", "!")):
-            dropped.append(stripped)
-            lines.append(line[: len(line) - len(stripped)] + "pass")
-        else:
-            lines.append(line)
-    return "\n".join(lines), dropped
 
 
 class CellTimeout(Exception):
