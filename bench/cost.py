@@ -47,24 +47,33 @@ CACHE_ENV = "ACTIVATIONS_COST_CACHE"       # where measurements are kept (defaul
 
 PASSES = ("forward", "forward+backward")
 IMPLS = ("native", "scratch", "compiled")
-# The floor of an out-of-place elementwise op: forward, read the input and write a new output (a
-# clone); forward+backward, that plus reading the incoming gradient and one saved tensor and writing
-# a new gradient (an add of two tensors). `copy` (into an existing tensor) measures the bandwidth alone.
-FLOORS = ("copy", "clone", "clone+add")
-FLOOR_OF = {"forward": "clone", "forward+backward": "clone+add"}
+# The floor of an elementwise op, the traffic it cannot avoid, timed into tensors that already exist so
+# that the allocator is not part of it: forward, read the input and write an output (`copy`, a copy_
+# into an existing tensor, which also gives the bandwidth); forward+backward, that plus reading the
+# incoming gradient and one saved tensor and writing a gradient (`copy+add`, an add with out=). The same
+# traffic into new tensors, as an out-of-place op allocates its output (`clone`, `clone+add`), is timed
+# beside them: its excess over the floor is what allocating costs, reported apart.
+FLOORS = ("copy", "copy+add", "clone", "clone+add")
+FLOOR_OF = {"forward": "copy", "forward+backward": "copy+add"}
+ALLOCATING = {"copy": "clone", "copy+add": "clone+add"}
 # The primitives from-scratch activations are made of, timed alone at the largest size: x is the
-# input, y a positive tensor of the same size, m a boolean mask.
+# input, y a positive tensor of the same size, m the boolean mask x > 0 (random, as the input's signs
+# are), t a mask of the same size that is true everywhere.
 PRIMITIVES: dict[str, Callable] = {
-    "x * y": lambda x, y, m: x * y,
-    "x / y": lambda x, y, m: x / y,
-    "clamp_min(x, 0)": lambda x, y, m: x.clamp_min(0),
-    "x > 0": lambda x, y, m: x > 0,
-    "where(m, x, y)": lambda x, y, m: torch.where(m, x, y),
-    "exp(x)": lambda x, y, m: torch.exp(x),
-    "log1p(y)": lambda x, y, m: torch.log1p(y),
-    "tanh(x)": lambda x, y, m: torch.tanh(x),
-    "erf(x)": lambda x, y, m: torch.erf(x),
+    "x * y": lambda x, y, m, t: x * y,
+    "x / y": lambda x, y, m, t: x / y,
+    "clamp_min(x, 0)": lambda x, y, m, t: x.clamp_min(0),
+    "x > 0": lambda x, y, m, t: x > 0,
+    "where(m, x, y)": lambda x, y, m, t: torch.where(m, x, y),
+    "where(t, x, y)": lambda x, y, m, t: torch.where(t, x, y),
+    "exp(x)": lambda x, y, m, t: torch.exp(x),
+    "log1p(y)": lambda x, y, m, t: torch.log1p(y),
+    "tanh(x)": lambda x, y, m, t: torch.tanh(x),
+    "erf(x)": lambda x, y, m, t: torch.erf(x),
 }
+# Timed through torch.compile too, at the largest size when anything is compiled: the comparison whose
+# boolean result a compiled ReLU's forward stores for its backward.
+COMPILED_PRIMITIVES: dict[str, Callable] = {"x > 0": lambda x: x > 0}
 # A claim about where an op's time goes needs the whole measured interval on one side:
 # at the memory floor when even its slowest quartile over the floor's fastest is within AT_FLOOR;
 # compute-bound when even its fastest quartile takes COMPUTE_BOUND times the floor's slowest, i.e.
@@ -224,9 +233,10 @@ def compiled(entry: Activation, x: torch.Tensor) -> Callable[[torch.Tensor], tor
 # ----------------------------------------------------------------------------- timing
 def _rounds(statements: dict, config: Config) -> dict:
     """Times per call of every statement, ``config.rounds`` blocks each, in interleaved rounds: each
-    round times one block of every statement in turn. A change of load on the machine moves every
-    statement timed at that moment, so it touches a round, not one statement, and the ratio of two
-    statements taken round by round (:func:`ratio`) cancels it.
+    round times one block of every statement in turn. A change of load on the machine that lasts a
+    whole round moves every statement of that round, and the ratio of two statements taken round by
+    round (:func:`ratio`) cancels it; one that starts or ends inside a round does not cancel, and
+    shows in the spread of those ratios.
 
     Each statement gets its own ``torch.utils.benchmark.Timer``; a block is ``number`` calls in the
     Timer's timing loop, ``number`` chosen after a warm-up call so that the block lasts at least
@@ -261,9 +271,11 @@ def _statement(f: Callable, x: torch.Tensor, grad: torch.Tensor, pass_: str) -> 
 
 
 def _floor(kind: str, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], object]:
+    out, grad_out = torch.empty_like(x), torch.empty_like(x)
     if kind == "copy":
-        out = torch.empty_like(x)
         return lambda: out.copy_(x)
+    if kind == "copy+add":
+        return lambda: torch.add(grad, out.copy_(x), out=grad_out)
     if kind == "clone":
         return lambda: x.clone()
     return lambda: torch.add(grad, x.clone())
@@ -294,6 +306,7 @@ def _measure(config: Config, device: str, progress: Callable[[str], None]) -> di
     code: dict[str, str] = {}
     profile: dict[str, list] = {}
     compiled_fns: dict[tuple[str, str], Callable] = {}
+    compile_startup: float | None = None
     top = config.largest_on(device)
     floor_only = config.floor_sizes_on(device)
     for dtype_name in config.dtypes:
@@ -318,6 +331,13 @@ def _measure(config: Config, device: str, progress: Callable[[str], None]) -> di
                 if entry.name in to_compile and dtype_name in (config.compiled_dtypes or config.dtypes) \
                         and n not in floor_only:
                     key = (entry.name, dtype_name)
+                    if compile_startup is None:
+                        # Inductor's one-time start-up (imports, toolchain, caches), paid by whichever
+                        # function is compiled first: timed on a trivial one, so that it is not
+                        # counted as the first activation's compile time
+                        start = _now(device)
+                        torch.compile(lambda t: t + 1, dynamic=True)(x)
+                        compile_startup = _now(device) - start
                     if key not in compiled_fns:
                         compiled_fns[key] = compiled(entry, x)
                     impls["compiled"] = compiled_fns[key]
@@ -338,14 +358,19 @@ def _measure(config: Config, device: str, progress: Callable[[str], None]) -> di
                 if n == top and dtype_name == config.dtypes[0] and entry.name in swept:
                     profile[entry.name] = _profile(impls["scratch"], x, device)
             if n == top and dtype_name == config.dtypes[0]:
-                y, m = x.abs() + 1, x > 0
+                y, m, t = x.abs() + 1, x > 0, torch.ones_like(x, dtype=torch.bool)
                 for name, op in PRIMITIVES.items():
-                    group[(name, "primitive", None)] = functools.partial(op, x, y, m)
+                    group[(name, "primitive", None)] = functools.partial(op, x, y, m, t)
+                if compiled_fns:
+                    for name, op in COMPILED_PRIMITIVES.items():
+                        fn = functools.partial(torch.compile(op, dynamic=True), x)
+                        fn()   # compiled now, not in the timing
+                        group[(name, "compiled primitive", None)] = fn
             for (activation, impl, pass_), times in _rounds(group, config).items():
                 timings.append(dict(activation=activation, impl=impl, dtype=dtype_name, size=n,
                                     **{"pass": pass_}, **_summary(times)))
-    return {"timings": timings, "compile_seconds": compile_seconds, "kernels": kernels, "code": code,
-            "profile": profile}
+    return {"timings": timings, "compile_seconds": compile_seconds, "compile_startup": compile_startup,
+            "kernels": kernels, "code": code, "profile": profile}
 
 
 class _OpTimes(TorchDispatchMode):
@@ -418,7 +443,9 @@ def cache_dir() -> Path:
 
 
 # Bumped when what a measurement file holds changes, so that an older file is measured again.
-FORMAT = 1
+# 2: floors into existing tensors (copy, copy+add), where on a uniform mask, a compiled comparison,
+# Inductor's start-up apart.
+FORMAT = 2
 
 
 def _fingerprint(config: Config, device: str) -> dict:
@@ -490,7 +517,13 @@ def timing(res: dict, activation: str, impl: str, dtype: str, size: int, pass_: 
 
 
 def floor(res: dict, dtype: str, size: int, pass_: str) -> dict:
+    """The floor of ``pass_``: the same traffic into tensors that already exist (no allocation)."""
     return timing(res, FLOOR_OF[pass_], "floor", dtype, size, None)
+
+
+def allocating_floor(res: dict, dtype: str, size: int, pass_: str) -> dict:
+    """The floor's traffic into newly allocated tensors, as an out-of-place op allocates its output."""
+    return timing(res, ALLOCATING[FLOOR_OF[pass_]], "floor", dtype, size, None)
 
 
 def ratio(a: dict | None, b: dict | None) -> tuple[float, float, float] | None:
@@ -507,6 +540,20 @@ def ratio(a: dict | None, b: dict | None) -> tuple[float, float, float] | None:
         q1, median, q3 = statistics.quantiles(per_round, n=4, method="inclusive")
         return q1, median, q3
     return a["q1"] / b["q3"], a["median"] / b["median"], a["q3"] / b["q1"]
+
+
+def shown(r: tuple[float, float, float] | None) -> str:
+    """A ratio's median, to the precision its spread supports: rounded to the decimal place of the
+    leading digit of half its interquartile range (7.3 for 7.26 [6.9, 7.7], 30 for 28 [23, 54]), but
+    never to less than one significant digit (4, not 0, for 3.6 [0.55, 46])."""
+    if r is None:
+        return "–"
+    low, median, high = r
+    half = (high - low) / 2
+    if not half > 0 or not median > 0:
+        return f"{median:.2g}"
+    place = min(math.floor(math.log10(half)), math.floor(math.log10(median)))
+    return f"{round(median, -place):.{max(0, -place)}f}"
 
 
 def largest(res: dict) -> int:
@@ -526,7 +573,7 @@ def bandwidth(res: dict, dtype: str, size: int) -> float:
 
 def where_time_goes(res: dict, activation: str, dtype: str, size: int | None = None) -> str | None:
     """``"memory"``, ``"compute"``, or None when the measured spread does not decide (torch's op,
-    forward, against the clone of the same size)."""
+    forward, against the copy into an existing tensor of the same size)."""
     size = size or largest(res)
     r = ratio(timing(res, activation, "native", dtype, size, "forward"), floor(res, dtype, size, "forward"))
     if r is None:
@@ -571,7 +618,8 @@ def dispatch(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backwar
     if backward:
         leaf = x.detach().requires_grad_()
         y = f(leaf)
-        run = lambda: torch.autograd.grad(y, leaf, torch.ones_like(y))  # noqa: E731
+        grad = torch.ones_like(y)   # made outside the recorder: it is the caller's, not the backward's
+        run = lambda: torch.autograd.grad(y, leaf, grad)  # noqa: E731
     else:
         run = lambda: f(x)  # noqa: E731
     with Recorder() as rec, _Allocations(x.numel()) as alloc:

@@ -50,7 +50,7 @@ def _timing(name: str, impl: str, median: float, spread: float = 0.05, n: int = 
 
 
 def test_a_claim_needs_the_whole_spread_on_one_side() -> None:
-    floor = _timing("clone", "floor", 1.0, pass_=None)
+    floor = _timing("copy", "floor", 1.0, pass_=None)   # the forward floor: a copy into an existing tensor
     res = {"timings": [floor,
                        _timing("ReLU", "native", 1.2),                 # [1.09, 1.33]: at the floor
                        _timing("GELU", "native", 3.0),                 # [2.6, 3.3]: compute-bound
@@ -164,7 +164,9 @@ def test_guidelines_cost_column_is_the_cost_chapters_measurement(tmp_path: Path)
     for line in table.splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         costs[cells[0].strip("`").split("(")[0]] = cells[-1]
-    assert costs == {name: f"{s / 1e-3:.1f}×" for name, s in planted.items()}
+    relu = _timing("ReLU", "native", planted["ReLU"], n=n)
+    assert costs == {name: cost.shown(cost.ratio(_timing(name, "native", s, n=n), relu)) + "×"
+                     for name, s in planted.items()}
     assert out["glued"]["guidelines_relu_us"]["text/plain"] == "1000.0"
     assert path.read_bytes() == before, "the guidelines measured instead of reading"
     assert len(list(tmp_path.glob("*.json"))) == 1
