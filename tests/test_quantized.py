@@ -7,16 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from grader.catalog import BY_NAME
 from grader.checks.harness import Impl
-from grader.checks.quantized_checks import CHECKS, every_quint8, torch_quint8
+from grader.checks.quantized_checks import CHECKS, every_quint8, exact_positions, quint8_values_on, torch_quint8
 from grader.checks.registry import checks_for
 from grader.commands.grade import grade
 from grader.core.errors import CheckFailure
 from grader.feedback.hints import find_hint
 from grader.spec.assignment import BY_KEY, EXERCISES, exercise_key
-from grader.spec.quantized_catalog import EXERCISES8
+from grader.spec.quantized_catalog import BY_ENTRY, EXERCISES8, SAMPLED, GridSample, QCase
 from grader.submission.framework import framework_of
 from grader.submission.loader import load
 
@@ -97,6 +98,16 @@ FAKE_QUANT = ("def quantized_hardswish(input, scale, zero_point):\n"
 LOOP = ("def apply_table(input, table, scale, zero_point):\n"
         "    ints = torch.stack([table[int(q)] for q in input.int_repr().reshape(-1)]).reshape(input.shape)\n"
         "    return torch._make_per_tensor_quantized_tensor(ints, scale, zero_point)")
+TRUNCATED_BOUND = ("def quantized_relu6(input):\n"
+                   "    s, z = input.q_scale(), input.q_zero_point()\n"
+                   "    top = min(255, z + int(6 / s))  # the code of 6, truncated\n"
+                   "    return apply_table(input, torch.arange(256).clamp(z, top).to(torch.uint8), s, z)")
+TRUNCATED_KINKS = ("def quantized_hardswish(input, scale, zero_point):\n"
+                   "    s, z = input.q_scale(), input.q_zero_point()\n"
+                   "    q, x = torch.arange(256), dequantized_table(s, z)\n"
+                   "    low, high = z + int(-3 / s), z + int(3 / s)  # the codes of -3 and 3, truncated\n"
+                   "    y = torch.where(q <= low, 0.0, torch.where(q >= high, x, x * (x + 3) / 6))\n"
+                   "    return apply_table(input, requantize(y, scale, zero_point), scale, zero_point)")
 FP8_TWICE = ("def fp8_silu(input):\n    x = input.float()\n"
              "    return (x / (1 + torch.exp(-x))).to(torch.bfloat16).to(torch.float8_e4m3fn)")
 FP8_FLOAT32 = "def fp8_silu(input):\n    x = input.float()\n    return x / (1 + torch.exp(-x))"
@@ -111,6 +122,8 @@ WRONG = [  # (activation, check, wrong implementation, words of the message, the
     ("Hardswish", "quint8 values", NO_OUTPUT_ZP, "the output's zero point is missing", "quantized-zero-point"),
     ("Sigmoid", "quint8 values", QINT8_RANGE, "clipped to [0, 127]", "quantized-clip"),
     ("ELU", "quint8 values", OFF_BY_ONE, "shifted by one entry", "quantized-shift"),
+    ("ReLU6", "quint8 values", TRUNCATED_BOUND, "truncated toward the zero point", "quantized-truncated"),
+    ("Hardswish", "quint8 values", TRUNCATED_KINKS, "within one input step of the kink at x=-3", "quantized-kink"),
     ("Sigmoid", "quint8 values", INPUT_QPARAMS, "wrong output qparams", "quantized-qparams"),
     ("ReLU6", "quint8 api", "def quantized_relu6(input, inplace=False):\n    return input",
      "expected quantized_relu6(input)", "eight-bit-signature"),
@@ -147,6 +160,59 @@ def test_every_check_is_proven_and_the_solution_passes_each_directly() -> None:
             assert check.run(Impl(exercise.activation, ns), "cpu") == []
 
 
+@pytest.mark.parametrize("activation,code", [("ReLU6", TRUNCATED_BOUND), ("Hardswish", TRUNCATED_KINKS)])
+def test_the_sampled_grids_are_needed(activation: str, code: str) -> None:
+    """A bound's code truncated agrees with torch on every chosen grid (round scales, where 6 / scale
+    and 3 / scale are integers or the bound lies past the codes): only the sampled grids catch it, and
+    the message names the grid, so that it can be replayed."""
+    exercise = BY_ENTRY[activation]
+    impl = Impl(BY_NAME[activation], _namespace(code))
+    quint8_values_on(impl, exercise, exercise.cases)
+    with pytest.raises(CheckFailure) as info:
+        quint8_values_on(impl, exercise, exercise.graded_cases)
+    message = str(info.value)
+    n = int(message.split("sampled grid ")[1].split()[0])
+    case = exercise.sampled[n]
+    assert f"scale={case.scale!r}, zero_point={case.zero_point}" in message, message
+    assert f"seed {SAMPLED.seed}" in message
+
+
+def test_the_guide_shows_the_message_the_grader_gives() -> None:
+    """book/guide_grader.md quotes the truncated bound's failure: it is the grader's, word for word."""
+    guide = (ROOT / "book" / "guide_grader.md").read_text(encoding="utf-8")
+    quoted = guide.split("(grader-8bit)=")[1].split("```text\n")[1].split("\n```")[0]
+    with pytest.raises(CheckFailure) as info:
+        BY_CHECK["quint8 values"].run(Impl(BY_NAME["ReLU6"], _namespace(TRUNCATED_BOUND)), "cpu")
+    assert quoted == str(info.value)
+
+
+def test_the_sampled_grids_are_drawn_as_calibration_draws_them_and_replayable() -> None:
+    again = GridSample(SAMPLED.seed, SAMPLED.count, SAMPLED.ends, SAMPLED.one_sided, SAMPLED.round_scales)
+    assert again.grids == SAMPLED.grids and len(SAMPLED.grids) == SAMPLED.count
+    other = GridSample(SAMPLED.seed + 1, SAMPLED.count, SAMPLED.ends, SAMPLED.one_sided, SAMPLED.round_scales)
+    assert other.grids != SAMPLED.grids
+    inputs = [i for i, _ in SAMPLED.grids]
+    outputs = [o for _, o in SAMPLED.grids]
+    for grids in (inputs, outputs):
+        zero_points = [z for _, z in grids]
+        assert {0, 255} <= set(zero_points) and any(40 < z < 215 for z in zero_points)  # both ends, the middle
+        round_ones = [s for s, _ in grids if s in SAMPLED.round_scales]
+        observed = [s for s, _ in grids if s not in SAMPLED.round_scales]
+        assert len(round_ones) >= SAMPLED.count // 3 and len(observed) >= SAMPLED.count // 3
+        assert all(s == float(torch.tensor(s, dtype=torch.float32)) for s in observed)  # as an observer holds it
+        assert all(0 <= z <= 255 for z in zero_points) and all(s > 0 for s, _ in grids)
+    for exercise in EXERCISES8:  # every case's arguments in turn; an output grid where the case gives one
+        if exercise.kind == "quint8":
+            assert len(exercise.graded_cases) == len(exercise.cases) + SAMPLED.count
+            for n, case in enumerate(exercise.sampled):
+                chosen = exercise.cases[n % len(exercise.cases)].arguments
+                assert (case.scale, case.zero_point) == inputs[n]
+                if chosen.get("scale") is not None:
+                    assert (case.arguments["scale"], case.arguments["zero_point"]) == outputs[n]
+                assert {k: v for k, v in case.arguments.items() if k not in ("scale", "zero_point")} == \
+                    {k: v for k, v in chosen.items() if k not in ("scale", "zero_point")}
+
+
 def test_a_table_computed_another_correct_way_passes() -> None:
     """(q − zp)·scale and y / scale instead of torch's fused multiply-add and float32 inverse: only
     near-ties differ, and there either neighbour is accepted."""
@@ -157,11 +223,52 @@ def test_a_table_computed_another_correct_way_passes() -> None:
     for exercise in EXERCISES8:
         if exercise.kind == "quint8":
             BY_CHECK["quint8 values"].run(Impl(exercise.activation, ns), "cpu")
-            for case in exercise.cases:
+            for case in exercise.graded_cases:
                 x = every_quint8(case)
                 differ += int((ns[exercise.name](x, **case.arguments).int_repr()
                                != torch_quint8(exercise, x, case.arguments).int_repr()).sum())
     assert differ > 0  # it is not torch's arithmetic: the near-tie rule is what lets it pass
+
+
+def test_at_an_exact_tie_float32_cannot_reach_torch_lands_on_either_side() -> None:
+    """Where the exact position is a tie that float32 does not hold (121·0.025 / 0.05 = 60.5, with
+    0.025 inexact), torch's own kernel gives one code on a contiguous input and the other on the
+    grader's transposed one; the solution lands on either. The rule that accepts both is needed: the
+    solution differs from torch at such ties and still passes."""
+    ns = _namespace("")
+    at_ties = layouts = 0
+    for exercise in (e for e in EXERCISES8 if e.kind == "quint8"):
+        cases = exercise.graded_cases
+        exact = exact_positions(exercise, cases)
+        for n, case in enumerate(cases):
+            x = every_quint8(case)
+            order = torch.argsort(x.int_repr().reshape(-1).long())
+            ours = ns[exercise.name](x, **case.arguments).int_repr().reshape(-1)[order].long()
+            theirs = torch_quint8(exercise, x, case.arguments).int_repr().reshape(-1)[order].long()
+            contiguous = torch_quint8(exercise, x.contiguous(), case.arguments).int_repr().reshape(-1)[order].long()
+            tie = exact[n] % 1 == 0.5
+            at_ties += int(((ours != theirs) & tie).sum())
+            layouts += int(((contiguous != theirs) & tie).sum())
+        BY_CHECK["quint8 values"].run(Impl(exercise.activation, ns), "cpu")
+    assert at_ties > 0 and layouts > 0
+
+
+def test_at_an_exact_tie_float32_reaches_either_zero_point_convention_passes_and_half_up_fails() -> None:
+    """Inputs k/16 to an output step of 1/8: ELU's positive half lands on exact ties that float32
+    holds. On the grader's transposed input torch adds the odd zero point before rounding, the
+    solution (as torch on a contiguous input) after: both pass. With an even zero point the two
+    conventions agree, and rounding half up fails (with an odd one it matches one of them at each tie)."""
+    exercise, case = BY_ENTRY["ELU"], QCase(2.0 ** -4, 64, (("scale", 2.0 ** -3), ("zero_point", 11)))
+    ns = _namespace("")
+    x = every_quint8(case)
+    ours, theirs = ns["quantized_elu"](x, **case.arguments), torch_quint8(exercise, x, case.arguments)
+    assert torch.equal(ours.int_repr(), torch_quint8(exercise, x.contiguous(), case.arguments).int_repr())
+    assert not torch.equal(ours.int_repr(), theirs.int_repr())
+    quint8_values_on(Impl(exercise.activation, ns), exercise, (case,))
+    even = QCase(2.0 ** -4, 64, (("scale", 2.0 ** -3), ("zero_point", 12)))
+    quint8_values_on(Impl(exercise.activation, ns), exercise, (even,))
+    with pytest.raises(CheckFailure, match="a tie: torch rounds half to even"):
+        quint8_values_on(Impl(exercise.activation, _namespace(HALF_UP)), exercise, (even,))
 
 
 def test_a_submission_is_this_chapter_s_by_a_top_level_definition(tmp_path: Path) -> None:

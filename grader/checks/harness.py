@@ -58,12 +58,17 @@ def _run_student(what: str, fn: Callable, args: tuple, kwargs: dict):
     except CheckFailure as exc:
         hangs.remember(exc)  # a timeout: the functions that were running are not waited for again
         raise
-    except NotImplementedError:
-        raise CheckFailure(f"{what}: not implemented (raises NotImplementedError)") from None
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        raise CheckFailure(f"{what}: raised {one_line(exc)}") from None
+        raise CheckFailure(raised(what, exc)) from None
     finally:
         _after_student_code()
+
+
+def raised(what: str, exc: BaseException) -> str:
+    """The failure of a call of student code that raised ``exc``."""
+    if isinstance(exc, NotImplementedError):
+        return f"{what}: not implemented (raises NotImplementedError)"
+    return f"{what}: raised {one_line(exc)}"
 
 
 class Impl:

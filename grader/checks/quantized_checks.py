@@ -1,13 +1,20 @@
 """The 8-bit checks: quint8 activations against torch's quantized kernels, fp8 ones against torch's
 float32 computation rounded once, every representable input.
 
-quint8: each (scale, zero point) of the exercise's cases (grader/spec/quantized_catalog.py) on all
-256 inputs, the output's dtype, q_scale, q_zero_point and every value. torch's kernels compute in
-float32 (x = q·scale + (−zp·scale) by a fused multiply-add, then y·(1/scale) rounded half to even);
-a table computed another correct way in float32 (``(q − zp)·scale``, ``y / scale``) differs from
+quint8: each (scale, zero point) of the exercise's cases and of the sampled grids
+(grader/spec/quantized_catalog.py) on all 256 inputs, the output's dtype, q_scale, q_zero_point and
+every value, against the kernels of the quantized engine the grading machine runs
+(``torch.backends.quantized.engine``). torch's kernels compute in float32, and how depends on
+the input's layout: on a contiguous tensor the x86 kernels dequantize with a fused multiply-add
+(x = q·scale + (−zp·scale)) and round y·(1/scale) half to even before adding the zero point; on
+the grader's transposed input they go element by element and add the zero point before rounding.
+A table computed another correct way in float32 (``(q − zp)·scale``, ``y / scale``) differs from
 them by one step only where the exact result lies within float32's error of a rounding boundary.
-There either neighbour is accepted: the float64 value decides, within ``TIE`` LSB, but never at an
-exact tie, where torch's round-half-to-even is required (that is where the rounding mode shows).
+There either neighbour is accepted: the float64 value decides, within ``TIE`` LSB. At an exact tie
+either neighbour is accepted too where float32 arithmetic cannot reach the tie exactly (an input or
+an output that float32 does not hold, an output scale that is no power of two: torch itself lands on
+either side, by layout); where it can, the rounding mode shows, and round half to even is required,
+with the zero point added before or after (torch does both).
 fp8 the same way: torch's float32 result rounded once, a neighbour accepted within ``TIE8`` (relative)
 of the midpoint between the two.
 
@@ -17,15 +24,17 @@ parent re-judges from the tape with torch alone.
 """
 from __future__ import annotations
 
+import functools
 import math
+import struct
 import warnings
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.ao.nn.quantized.functional  # noqa: F401  (the kernels graded against; resolve() walks attributes)
 
 from grader.checks.compare import fmt
-from grader.checks.harness import Impl, Notes, student_call
+from grader.checks.harness import Impl, Notes, raised, student_call
 from grader.checks.inputs import seed_of
 from grader.checks.mlx_checks import assert_signature
 from grader.checks.recorder import Recorder, resolve
@@ -51,11 +60,22 @@ def _quint8(ints: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
         return torch._make_per_tensor_quantized_tensor(ints, scale, zero_point)
 
 
+@functools.cache
+def _order() -> torch.Tensor:
+    return torch.randperm(256, generator=torch.Generator().manual_seed(seed_of("quint8 order"))).to(torch.uint8)
+
+
 def every_quint8(case: QCase) -> torch.Tensor:
     """All 256 integers, shuffled into a transposed (non-contiguous) 16 x 16 tensor: a gather that
     flattens or assumes a layout shows."""
-    order = torch.randperm(256, generator=torch.Generator().manual_seed(seed_of("quint8 order")))
-    return _quint8(order.to(torch.uint8).reshape(16, 16), case.scale, case.zero_point).t()
+    return _every_quint8((case,))[0]
+
+
+def _every_quint8(cases: tuple[QCase, ...]) -> list[torch.Tensor]:
+    ints = _order().reshape(16, 16)  # copied into each quantized tensor
+    with warnings.catch_warnings():  # once for all the cases: entering it costs as much as a kernel
+        warnings.simplefilter("ignore", UserWarning)
+        return [torch._make_per_tensor_quantized_tensor(ints, c.scale, c.zero_point).t() for c in cases]
 
 
 def every_fp8() -> torch.Tensor:
@@ -94,10 +114,6 @@ def _call(fn: Callable, x: torch.Tensor, kwargs: dict) -> dict:
     return describe_output(fn(x, **kwargs))
 
 
-def _student(impl: Impl, ex: Exercise8, x: torch.Tensor, kwargs: dict, what: str) -> dict:
-    return student_call(what, _call, impl.get(ex.name), x, kwargs)
-
-
 # ------------------------------------------------------------------------ torch's side
 
 def torch_quint8(ex: Exercise8, x: torch.Tensor, kwargs: dict) -> torch.Tensor:
@@ -115,12 +131,16 @@ def output_qparams(ex: Exercise8, case: QCase) -> tuple[float, int]:
 
 
 def _f32(v: float) -> float:
-    return float(torch.tensor(v, dtype=torch.float32))
+    return struct.unpack("f", struct.pack("f", v))[0]
 
 
 def _truth(ex: Exercise8, x: torch.Tensor, kwargs: dict) -> torch.Tensor:
-    """The activation in float64 (torch's own float functional)."""
-    return ex.activation.torch_functional()(x, **{k: v for k, v in kwargs.items() if k in ex.float_args})
+    """The activation in float64 (torch's own float functional), with its parameters (alpha,
+    negative_slope) as the quantized kernels hold them, in float32: with 0.01 itself, a position
+    such as −1.5 would read as an exact tie that torch's 0.01f misses."""
+    held = {k: _f32(v) if isinstance(v, float) and ex.kind == QUINT8 else v for k, v in kwargs.items()
+            if k in ex.float_args}
+    return ex.activation.torch_functional()(x, **held)
 
 
 def exact_q(ex: Exercise8, case: QCase, q: torch.Tensor, in_zp: int | None = None, out_zp: int | None = None) -> torch.Tensor:
@@ -144,7 +164,7 @@ def check_api(impl: Impl, device: str) -> Notes:
     fn = impl.get(ex.name)
     assert_signature(ex.name, lambda: fn, ex.signature())
     x, kwargs = _inputs(ex)[0]
-    _student(impl, ex, x, kwargs, f"{ex.name} on every input")
+    student_call(f"{ex.name} on every input", _call, fn, x, kwargs)
     return []
 
 
@@ -172,27 +192,164 @@ def _agree(ex: Exercise8, what: str, got: dict, torch_out: dict) -> None:
 
 
 def _quint8_values(impl: Impl, device: str) -> Notes:
-    """Every input of every case: dtype, q_scale, q_zero_point and each integer as torch's kernel."""
+    """Every input of every chosen case and sampled grid: dtype, q_scale, q_zero_point and each integer
+    as torch's kernel."""
     ex = _exercise(impl)
-    for case in ex.cases:
-        x = every_quint8(case)
-        what = case.describe(ex.name)
-        expected = describe_output(torch_quint8(ex, x, case.arguments))
-        got = _student(impl, ex, x, case.arguments, what)
-        _agree(ex, what, got, expected)
-        q, ours, theirs = x.int_repr().reshape(-1).long(), got["ints"].reshape(-1).long(), \
-            expected["ints"].reshape(-1).long()
-        order = torch.argsort(q)  # indexed by the input's integer from here on
-        ours, theirs = ours[order], theirs[order]
-        exact = exact_q(ex, case, torch.arange(256))
-        middle = (ours + theirs).double() / 2
-        near_tie = ((ours - theirs).abs() == 1) & ((exact - middle).abs() <= TIE) & (exact != middle)
-        bad = (ours != theirs) & ~near_tie
-        if bool(bad.any()):
-            raise CheckFailure(_quint8_message(ex, case, what, ours, theirs, exact, bad),
-                               tuple(float((int(i) - case.zero_point) * case.scale) for i in bad.nonzero()[:8, 0]),
-                               "value")
+    quint8_values_on(impl, ex, ex.graded_cases)
     return []
+
+
+def quint8_values_on(impl: Impl, ex: Exercise8, cases: tuple[QCase, ...]) -> None:
+    """The values check on these cases only (the tests grade the chosen ones alone with it). It fails
+    at the first case that differs, as if each were judged in turn. But the student's function is
+    called on every case in one taped interaction (the worker restores what student code may have
+    patched after each interaction, a millisecond or more here, more than the function costs); and
+    the cases are compared as one batch of integers, judging in float64 only those where a code
+    differs from torch's: an object per case and per input, hundreds of cases, cost the parent more in
+    garbage collections than the comparison itself."""
+    inputs = _every_quint8(cases)
+    got, stopped = _student_on_every(impl, ex, cases, inputs)
+    kernel = resolve(ex.kernel)
+    theirs = [kernel(x, **case.arguments) for case, x in zip(cases, inputs[:len(got["kind"])])]
+    if not theirs:
+        raise stopped if stopped is not None else CheckFailure(f"{ex.name}: nothing to grade")
+    same = describe_output(theirs[0])  # what every torch output is but its qparams and integers
+    for key in ("ints", "scale", "zero_point"):
+        same.pop(key, None)
+    ok = len(theirs)
+    for n, (y, k) in enumerate(zip(theirs, got["kind"].tolist())):
+        if got["kinds"][k] != same or not bool(got["qparams"][n]) or int(got["zero_point"][n]) != y.q_zero_point() \
+                or not math.isclose(float(got["scale"][n]), y.q_scale(), rel_tol=1e-6):
+            try:  # only here: the message's words
+                _agree(ex, cases[n].describe(ex.name), _output(got, n), describe_output(y))
+            except CheckFailure as failure:  # judged after the values of the cases before it
+                stopped, ok = failure, n
+                break
+    if ok:
+        # every case before ``ok`` has torch's shape: 256 integers each, in order
+        ours = got["ints"][:ok * 256].reshape(ok, 256)
+        mine = torch.stack([y.int_repr() for y in theirs[:ok]]).reshape(ok, 256)
+        differ = (ours != mine).any(dim=1).nonzero()[:, 0]
+        if len(differ):  # only the cases where a code differs are judged in float64
+            done = tuple(cases[int(n)] for n in differ)
+            ours, mine = (v.index_select(0, differ).index_select(1, _by_code()).long() for v in (ours, mine))
+            grids = _grids(ex, done)
+            exact = grids.y / grids.scale + grids.zero_point
+            bad = (ours != mine) & ~_also_right(grids, exact, ours, mine)
+            if bool(bad.any()):
+                n = int(bad.any(dim=1).nonzero()[0, 0])
+                case, wrong = done[n], bad[n]
+                raise CheckFailure(_quint8_message(ex, case, case.describe(ex.name), ours[n], mine[n], exact[n], wrong),
+                                   tuple(float((int(i) - case.zero_point) * case.scale) for i in wrong.nonzero()[:8, 0]),
+                                   "value")
+    if stopped is not None:
+        raise stopped
+
+
+def _student_on_every(impl: Impl, ex: Exercise8, cases: tuple[QCase, ...],
+                      inputs: list[torch.Tensor]) -> tuple[dict, CheckFailure | None]:
+    """The student's outputs on the cases, up to the first case where the function raises (and that
+    failure); a timeout ends the whole interaction. They cross the tape as a few tensors (one row per
+    case) and the distinct descriptions (``describe_output`` without qparams and integers): the
+    parent's unpickler pays per object, and a dict per case cost it more than judging them."""
+    def every() -> dict:
+        fn = impl.get(ex.name)  # inside the interaction: no restore of its own
+        kinds: list[dict] = []
+        kind, qparams, scale, zero_point, at, ints, failure = [], [], [], [], [], [], None
+        for case, x in zip(cases, inputs):
+            try:
+                out = describe_output(fn(x, **case.arguments))
+            except CheckFailure:
+                raise
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                failure = raised(case.describe(ex.name), exc)
+                break
+            data, _ = out.pop("ints", None), out.pop("bits", None)  # fp8 bits: the dtype check fails first
+            qparams.append("scale" in out)
+            scale.append(float(out.pop("scale", 0.0)))
+            zero_point.append(int(out.pop("zero_point", 0)))
+            at.append(-1 if data is None else sum(v.numel() for v in ints))
+            if data is not None:
+                ints.append(data.reshape(-1))
+            if out not in kinds:
+                kinds.append(out)
+            kind.append(kinds.index(out))
+        return {"kinds": kinds, "kind": torch.tensor(kind, dtype=torch.long),
+                "qparams": torch.tensor(qparams, dtype=torch.bool), "scale": torch.tensor(scale, dtype=torch.float64),
+                "zero_point": torch.tensor(zero_point, dtype=torch.long), "at": torch.tensor(at, dtype=torch.long),
+                "ints": torch.cat(ints) if ints else torch.zeros(0, dtype=torch.uint8), "raised": failure}
+
+    got = student_call(f"{ex.name} on every case", every)
+    return got, None if got["raised"] is None else CheckFailure(got["raised"])
+
+
+def _output(got: dict, n: int) -> dict:
+    """Case ``n``'s ``describe_output``, back from the batch."""
+    out = dict(got["kinds"][int(got["kind"][n])])
+    if bool(got["qparams"][n]):
+        out.update(scale=float(got["scale"][n]), zero_point=int(got["zero_point"][n]))
+    start = int(got["at"][n])
+    if start >= 0:
+        out["ints"] = got["ints"][start:start + math.prod(out["shape"])].reshape(out["shape"])
+    return out
+
+
+@functools.cache
+def _by_code() -> torch.Tensor:
+    """The positions, in every_quint8's (row-major) order, of the integers 0, 1, ..., 255."""
+    return torch.argsort(_order().reshape(16, 16).t().reshape(-1).long())
+
+
+class _Grids(NamedTuple):
+    x: torch.Tensor  # each case's input values, one row of 256 per case
+    y: torch.Tensor  # the truth at them
+    scale: torch.Tensor  # the output's, one row per case
+    zero_point: torch.Tensor
+
+
+def _grids(ex: Exercise8, cases: tuple[QCase, ...]) -> _Grids:
+    """In float64 from the scales as float32, as torch uses them."""
+    grids = [(_f32(c.scale), c.zero_point, *output_qparams(ex, c)) for c in cases]
+    s_in, z_in, s_out, z_out = (torch.tensor(v, dtype=torch.float64)[:, None] for v in zip(*grids))
+    x = (torch.arange(256, dtype=torch.float64) - z_in) * s_in
+    y = torch.empty_like(x)
+    rows: dict[tuple, list[int]] = {}  # cases that share the float functional's arguments go together
+    for n, c in enumerate(cases):
+        rows.setdefault(tuple((k, v) for k, v in c.kwargs if k in ex.float_args), []).append(n)
+    for kwargs, at in rows.items():
+        index = torch.tensor(at)
+        y.index_copy_(0, index, _truth(ex, x.index_select(0, index), dict(kwargs)))
+    return _Grids(x, y, s_out.float().double(), z_out)
+
+
+def exact_positions(ex: Exercise8, cases: tuple[QCase, ...]) -> torch.Tensor:
+    """``exact_q`` of every integer, one row per case."""
+    grids = _grids(ex, cases)
+    return grids.y / grids.scale + grids.zero_point
+
+
+def _held_by_float32(v: torch.Tensor) -> torch.Tensor:
+    return v.float().double() == v
+
+
+def _also_right(grids: _Grids, exact: torch.Tensor, ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+    """Where a code one step from torch's is right too (one row per case): a near-tie (within ``TIE``
+    of the boundary, where float32's error decides), or an exact tie that float32 arithmetic cannot
+    reach exactly; at a tie it can reach, round half to even with the zero point added before or
+    after rounding."""
+    middle = (ours + theirs).double() / 2
+    step = (ours - theirs).abs() == 1
+    right = step & ((exact - middle).abs() <= TIE) & (exact != middle)
+    # the ties alone, picked out: rounding a whole batch starts torch's threads, which a busy
+    # machine makes wait milliseconds
+    at = (step & (exact == middle)).nonzero(as_tuple=True)
+    if len(at[0]):
+        zp, code = grids.zero_point[at[0], 0], ours[at]
+        power = torch.frexp(grids.scale[at[0], 0]).mantissa == 0.5  # y / scale and y · (1 / scale) exact
+        reached = _held_by_float32(grids.x[at]) & _held_by_float32(grids.y[at]) & power
+        even = (torch.round(exact[at]) == code) | (torch.round(exact[at] - zp) + zp == code)
+        right[at] = ~reached | even
+    return right
 
 
 def _quint8_message(ex: Exercise8, case: QCase, what: str, ours: torch.Tensor, theirs: torch.Tensor,
@@ -214,11 +371,36 @@ def _quint8_message(ex: Exercise8, case: QCase, what: str, ours: torch.Tensor, t
         text += "; your table is what x = q·scale gives: the input's zero point is missing"
     elif zp and _mostly(ours, _table(exact_q(ex, case, torch.arange(256), out_zp=0))):
         text += "; your table is what q = round(y/scale) gives: the output's zero point is missing"
+    elif _truncated(ours, exact, zp, bad):
+        text += (f"; where yours differs, it is y/scale + zero_point truncated toward the zero point, where "
+                 f"torch rounds it to the nearest (here {v:.4f} to {t}): a bound's or a constant's code "
+                 f"computed with int()?")
+    elif (kink := _kink_next_to(ex, case, bad)) is not None:
+        text += (f"; every input that differs lies within one input step of the kink at x={kink:g}: a code "
+                 f"takes the branch of its value x; a threshold code of {kink:g} truncated with int() would "
+                 f"send the code next to it the wrong way")
     else:
         lo, hi = int(ours.min()), int(ours.max())
         if (lo, hi) != (int(theirs.min()), int(theirs.max())) and _mostly(ours, theirs.clamp(lo, hi)):
             text += f"; your table is torch's clipped to [{lo}, {hi}]"
     return text
+
+
+def _truncated(ours: torch.Tensor, exact: torch.Tensor, zp: int, bad: torch.Tensor) -> bool:
+    """Every differing code is the exact position cut toward the zero point, as int() cuts: not a
+    tie, where rounding half up would give the same."""
+    cut = torch.trunc(exact[bad] - zp) + zp
+    return bool((ours[bad] == cut).all() and (exact[bad] % 1 != 0.5).all())
+
+
+def _kink_next_to(ex: Exercise8, case: QCase, bad: torch.Tensor) -> float | None:
+    """The kink (relu6's 6, hardswish's ±3) that every differing input is less than a step from."""
+    x = (bad.nonzero()[:, 0].double() - case.zero_point) * case.scale
+    entry = ex.activation
+    for kink in entry.kinks(entry.resolve({k: v for k, v in case.kwargs if k in ex.float_args})):
+        if bool(((x - kink).abs() < case.scale).all()):
+            return kink
+    return None
 
 
 def _mostly(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -236,14 +418,14 @@ def _ordinal(bits: torch.Tensor) -> torch.Tensor:
 def _fp8_values(impl: Impl, device: str) -> Notes:
     """All 256 fp8 inputs: dtype float8_e4m3fn and each value as torch's float32 result rounded once."""
     ex = _exercise(impl)
-    x = every_fp8()
+    x, fn = every_fp8(), impl.get(ex.name)
     for kw in ex.fp8_cases:
         kwargs = dict(kw)
         what = f"{ex.name}(x{''.join(f', {k}={v!r}' for k, v in kw)}) on every float8_e4m3fn"
         wide = x.float()
         reference = ex.activation.torch_functional()(wide, **kwargs).to(FP8_DTYPE)
         expected = describe_output(reference)
-        got = _student(impl, ex, x, kwargs, what)
+        got = student_call(what, _call, fn, x, kwargs)
         _agree(ex, what, got, expected)
         ours = got["bits"].reshape(-1).view(FP8_DTYPE).double()
         theirs = reference.reshape(-1).double()
@@ -268,23 +450,27 @@ def _fp8_values(impl: Impl, device: str) -> Notes:
     return []
 
 
-def _run_all(impl: Impl, ex: Exercise8, with_input: Callable[[], list[tuple[torch.Tensor, dict]]]) -> dict:
-    """Record the ops and torch calls of every call on the inputs (the worker's side, one tape entry)."""
-    fn = impl.get(ex.name)
-
-    def record() -> dict:
-        ran = False
-        with Recorder() as rec:
-            for x, kwargs in with_input():
-                try:  # what a call makes before it fails counts; its failure is the values checks' business
-                    fn(x, **kwargs)
-                    ran = True
-                except NotImplementedError:
-                    pass
-                except Exception:
-                    ran = True
-        return {"ran": ran, "ops": dict(rec.ops), "calls": [callable_name(f) for f in rec.calls],
-                "floats": [list(f) for f in rec.floats]}
+def _run_all(impl: Impl, ex: Exercise8, *inputs: Callable[[], list[tuple[torch.Tensor, dict]]]) -> list[dict]:
+    """Record the ops and torch calls of every call on each set of inputs, set by set, in one
+    interaction (the worker's side, one tape entry: the worker restores what student code may have
+    patched after each interaction, which costs more than these calls)."""
+    def record() -> list[dict]:
+        fn = impl.get(ex.name)  # inside the interaction: no restore of its own
+        seen = []
+        for make in inputs:
+            batch, ran = make(), False  # made before recording: making the inputs is not the student's
+            with Recorder() as rec:
+                for x, kwargs in batch:
+                    try:  # what a call makes before it fails counts; its failure is the values checks' business
+                        fn(x, **kwargs)
+                        ran = True
+                    except NotImplementedError:
+                        pass
+                    except Exception:
+                        ran = True
+            seen.append({"ran": ran, "ops": dict(rec.ops), "calls": [callable_name(f) for f in rec.calls],
+                         "floats": [list(f) for f in rec.floats]})
+        return seen
 
     return impl.observe(f"record {ex.name}", record)
 
@@ -304,7 +490,7 @@ def check_forbidden(impl: Impl, device: str) -> Notes:
     ex = _exercise(impl)
     ops, funcs = forbidden(ex.activation)
     funcs = funcs | {callable_name(resolve(ex.kernel))}
-    seen = _run_all(impl, ex, lambda: _inputs(ex))
+    seen, = _run_all(impl, ex, lambda: _inputs(ex))
     if not seen["ran"]:
         raise CheckFailure(f"{ex.name}: not implemented (raises NotImplementedError)")
     used = sorted(op for op in seen["ops"] if op in ops)
@@ -322,7 +508,7 @@ def check_table(impl: Impl, device: str) -> Notes:
     as large as the input."""
     ex = _exercise(impl)
     n = VECTOR_SIZES[1]
-    seen = _run_all(impl, ex, lambda: [(_random_input(ex, n), ex.cases[0].arguments)])
+    seen, = _run_all(impl, ex, lambda: [(_random_input(ex, n), ex.cases[0].arguments)])
     if not seen["ran"]:
         raise CheckFailure(f"{ex.name}: not implemented (raises NotImplementedError)")
     large = [(op, size) for op, size in seen["floats"] if size >= n]
@@ -338,8 +524,7 @@ def check_vectorised(impl: Impl, device: str) -> Notes:
     ex = _exercise(impl)
     kwargs = dict(ex.fp8_cases[0]) if ex.kind == FP8 else ex.cases[0].arguments
     counts = []
-    for n in VECTOR_SIZES:
-        seen = _run_all(impl, ex, lambda: [(_random_input(ex, n), kwargs)])
+    for seen in _run_all(impl, ex, *(lambda n=n: [(_random_input(ex, n), kwargs)] for n in VECTOR_SIZES)):
         if not seen["ran"]:
             raise CheckFailure(f"{ex.name}: not implemented (raises NotImplementedError)")
         counts.append(sum(seen["ops"].values()))

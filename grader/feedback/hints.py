@@ -74,6 +74,15 @@ _EIGHT_BIT: tuple[Hint, ...] = (
     Hint("quantized-shift", _Q, r"shifted by one entry",
          "Entry q of the table must be f of the value of integer q itself: build it over the integers 0 "
          "to 255 exactly (256 entries, the first for q = 0) and index it with the input's integers."),
+    Hint("quantized-truncated", _Q, r"truncated toward the zero point",
+         "Every code is round(value / scale) + zero_point, a bound's (relu6's 6) and a constant's too: int() "
+         "truncates, one step short wherever value / scale ends in .5 or more, which round scales such as "
+         "0.05 hide. Round it (half to even, as the table's other entries), or let the table's requantizing "
+         "do it."),
+    Hint("quantized-kink", _Q, r"within one input step of the kink",
+         "Choose each code's branch (hardswish's x <= -3, x >= 3) from its value x = (q − zero_point)·scale, "
+         "compared with the kink itself: a threshold code computed with int(kink / scale) is truncated, and "
+         "the code next to the kink then takes the other branch."),
     Hint("quantized-clip", _Q, r"clipped to",
          "quint8's integers are 0 to 255: clip the rounded integers (after adding the zero point) to "
          "that range, no narrower, before converting to uint8, which would wrap around."),

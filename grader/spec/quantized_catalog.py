@@ -4,17 +4,24 @@ and in float8, graded against torch's quantized kernels and torch's float32 comp
 A quint8 exercise names its catalogue activation, the student's function (named and shaped after
 torch's quantized functional one, so the two read line by line), where its output's scale and zero
 point come from, the torch kernel it is graded against and the quantization parameters it is
-graded on. The qparams were chosen so that between them every failure mode shows: a zero point in
-the middle and at both ends (inputs all ≥ 0, all ≤ 0), power-of-two scales (exact ties, where
-the rounding mode shows), outputs that clip at 0 and 255 (the clipping range), and each parameter
-(alpha, negative_slope) away from its default.
+graded on. The chosen qparams (``cases``) show the failure modes one can name in advance: a zero
+point in the middle and at both ends (inputs all ≥ 0, all ≤ 0), power-of-two scales (exact ties,
+where the rounding mode shows), outputs that clip at 0 and 255 (the clipping range), and each
+parameter (alpha, negative_slope) away from its default. Chosen grids are few, and round: on all of
+them 6 / scale is an integer or past 255, so a ReLU6 bound truncated instead of rounded passed. So
+every exercise is also graded on ``SAMPLED`` grids, drawn as a calibration draws them (``GridSample``):
+a wrong function of (scale, zero point), a bound, a constant's code, an output grid, shows on some.
 
 An fp8 exercise computes in float32 and rounds once to ``torch.float8_e4m3fn`` (4 exponent bits,
 3 mantissa bits, no infinities, largest 448), the format used for activations in fp8 training.
 """
 from __future__ import annotations
 
+import math
+import random
+import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 from grader.spec.catalog import BY_NAME, REQUIRED, Activation
 
@@ -29,6 +36,7 @@ class QCase:
     scale: float  # the input's
     zero_point: int
     kwargs: tuple[tuple[str, object], ...] = ()  # the student's keyword arguments (and torch's)
+    origin: str = ""  # where a sampled grid comes from, so that a failure can be replayed
 
     @property
     def arguments(self) -> dict:
@@ -36,7 +44,54 @@ class QCase:
 
     def describe(self, name: str) -> str:
         args = "".join(f", {k}={v!r}" for k, v in self.kwargs)
-        return f"{name}(x{args}) on x of scale={self.scale!r}, zero_point={self.zero_point}"
+        where = f" ({self.origin})" if self.origin else ""
+        return f"{name}(x{args}) on x of scale={self.scale!r}, zero_point={self.zero_point}{where}"
+
+
+def _float32(v: float) -> float:
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
+@dataclass(frozen=True)
+class GridSample:
+    """(scale, zero point) pairs drawn as calibration draws them, deterministically from ``seed``
+    (Python's ``random.Random``: the same grids on every machine and Python version).
+
+    Half the grids are a min/max observer's: a real range [a, b] holding 0, its ends' magnitudes
+    log-uniform in ``ends`` (one range in ``one_sided`` starts at 0, one ends there: zero point 0 or
+    255), scale (b − a)/255 rounded to float32 as the observer's tensor holds it, zero point
+    round(−a / scale). The other half take a round scale from ``round_scales`` and a zero point
+    anywhere in 0...255. Each input grid comes with an output grid, drawn the same way, for the
+    exercises that take one; the two kinds alternate so that every pairing of them occurs."""
+    seed: int
+    count: int
+    ends: tuple[float, float]
+    one_sided: int
+    round_scales: tuple[float, ...]
+
+    def _draw(self, rng: random.Random, observed: bool) -> tuple[float, int]:
+        if not observed:
+            return self.round_scales[int(rng.random() * len(self.round_scales))], int(rng.random() * 256)
+        low, high = math.log(self.ends[0]), math.log(self.ends[1])
+        a, b = -math.exp(rng.uniform(low, high)), math.exp(rng.uniform(low, high))
+        side = int(rng.random() * self.one_sided)
+        a, b = (0.0, b) if side == 0 else (a, 0.0) if side == 1 else (a, b)
+        scale = _float32((b - a) / 255)
+        return scale, min(255, max(0, round(-a / scale)))
+
+    @cached_property
+    def grids(self) -> tuple[tuple[tuple[float, int], tuple[float, int]], ...]:
+        """``count`` pairs (input grid, output grid)."""
+        rng = random.Random(self.seed)
+        return tuple((self._draw(rng, n % 2 == 0), self._draw(rng, n % 4 < 2)) for n in range(self.count))
+
+
+# A mistake that shows on one grid in 20 of this distribution escapes all 96 with probability
+# 0.95^96 < 1%. They cost one more call of the student's function per grid, all in one interaction
+# per exercise: the chapter grades in the time it took on the chosen grids alone (README, Measured).
+SAMPLED = GridSample(seed=31, count=96, ends=(0.25, 16.0), one_sided=8,
+                     round_scales=(0.005, 0.01, 0.02, 0.025, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3,
+                                   2.0 ** -4, 2.0 ** -5, 2.0 ** -6, 2.0 ** -7, 2.0 ** -8))
 
 
 @dataclass(frozen=True)
@@ -64,6 +119,24 @@ class Exercise8:
 
     def signature(self) -> list[tuple[str, object]]:
         return [("input", REQUIRED), *self.params]
+
+    @cached_property
+    def sampled(self) -> tuple[QCase, ...]:
+        """The chosen cases' arguments in turn on the ``SAMPLED`` grids: the input's grid and, where the
+        case gives the output's scale and zero point, the output's."""
+        out = []
+        for n, (inp, output) in enumerate(SAMPLED.grids):
+            kw = self.cases[n % len(self.cases)].arguments
+            if kw.get("scale") is not None:
+                kw.update(scale=output[0], zero_point=output[1])
+            out.append(QCase(*inp, tuple(kw.items()),
+                             f"sampled grid {n} of {SAMPLED.count}, seed {SAMPLED.seed}"))
+        return tuple(out)
+
+    @property
+    def graded_cases(self) -> tuple[QCase, ...]:
+        """What the values check grades: the chosen cases, then the sampled grids."""
+        return self.cases + self.sampled
 
 
 _A, _B, _C, _D, _E = (0.05, 128), (2.0 ** -4, 64), (0.1, 255), (2.0 ** -5, 0), (0.0123, 200)
