@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from grader.commands.batch import parse_shard, shard_of
+from grader.grading.discovery import parse_shard, shard_of
 from grader.report import gradebook
 from grader.report.model import write_json
 
