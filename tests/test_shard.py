@@ -193,6 +193,25 @@ def test_merge_refuses_missing_duplicated_or_foreign_shards_and_students(
     assert "nowhere.json: cannot read it (FileNotFoundError" in capsys.readouterr().err
 
 
+def test_merge_writes_the_lms_imports_of_the_whole_class(halves: list[dict], whole: dict, tmp_path: Path,
+                                                         capsys) -> None:
+    paths = []
+    for k, half in enumerate(halves, 1):
+        paths.append(tmp_path / f"h{k}.json")
+        paths[-1].write_text(json.dumps(half))
+    (tmp_path / "roster.csv").write_text("GitHub,ID,Email address\n" + "".join(
+        f"{s},{i},{s}@uni.edu\n" for i, s in enumerate(STUDENTS)))
+    canvas, moodle = tmp_path / "canvas.csv", tmp_path / "moodle.csv"
+    assert merge.main([*map(str, paths), "--csv", str(tmp_path / "g.csv"), "--roster", str(tmp_path / "roster.csv"),
+                       "--canvas", str(canvas), "--moodle", str(moodle), "--lms-column", "HW1 (4242)"]) == 0
+    assert f"wrote {canvas}: Canvas's grade import, column 'HW1 (4242)', 5 students" in capsys.readouterr().err
+    totals = {r["student"]: r["total"] for r in csv.DictReader(whole["csv"].open())}
+    table = list(csv.reader(canvas.open()))
+    assert table[0][-1] == "HW1 (4242)" and table[1][0] == "Points Possible"
+    assert [(r[1], r[5]) for r in table[2:]] == [(str(i), totals[s]) for i, s in enumerate(STUDENTS)]
+    assert [r[1] for r in list(csv.reader(moodle.open()))[1:]] == [totals[s] for s in STUDENTS]
+
+
 # --- the workflow -------------------------------------------------------------------------------
 
 def test_grading_workflow_writes_the_repository_and_refuses_bad_arguments(tmp_path: Path, capsys) -> None:

@@ -21,6 +21,8 @@ the N JSON reports into the gradebook that one batch of the whole class writes.
 
 ``--fetched RECORD`` (written by ``grading-workflow --fetch``) adds each student's repository and
 the commit graded to the gradebook; a repository that could not be fetched is its student's error.
+``--canvas``, ``--moodle`` and ``--roster`` also write the grades as Canvas's and Moodle's grade
+imports (:mod:`grader.report.lms`).
 """
 from __future__ import annotations
 
@@ -293,6 +295,7 @@ def parser() -> argparse.ArgumentParser:
                    help="the record of `grading-workflow --fetch`: each folder's repository and commit go into the "
                         "gradebook, and a repository that could not be fetched is its student's error")
     grading_options.add(p)
+    grading_options.add_lms(p)
     return p
 
 
@@ -304,12 +307,14 @@ def _wrong_arguments(args: argparse.Namespace, root: Path) -> str | None:
         return "--jobs must be at least 1"
     if args.shard is not None and parse_shard(args.shard) is None:
         return f"--shard {args.shard}: expected K/N, the K-th of N slices (1 <= K <= N), e.g. 2/4"
+    if args.shard is not None and (args.canvas or args.moodle):
+        return "--canvas and --moodle need the whole class: give them to `python -m grader merge` of the shards"
     if args.fetched is not None:
         try:
             args.fetched_record = fetching.read_record(args.fetched)
         except ValueError as exc:
             return f"--fetched {exc}"
-    return grading_options.problem(args)
+    return grading_options.problem(args) or grading_options.lms_problem(args)
 
 
 def _plan(students: list[Student], root: Path, previous: dict[str, dict],
@@ -441,6 +446,12 @@ def main(argv: list[str] | None = None) -> int:
     errors = sum(1 for r in records.values() if r["error"])
     print(f"wrote {args.csv}" + (f" and {args.json}" if args.json else "")
           + f": {len(records)} students, {errors} with an error", file=sys.stderr)
+    try:
+        for line in grading_options.write_lms(args, list(records.values()), sum(maxima.values()), assignment):
+            print(line, file=sys.stderr)
+    except OSError as exc:
+        print(f"error: cannot write the LMS import: {exc}", file=sys.stderr)
+        return 2
     if records and errors == len(records):  # a shard may hold no student
         return 2
     return 1 if errors else 0

@@ -12,7 +12,8 @@ in its shard (``grading-workflow --fetch``: the secret ``CLASSROOM_TOKEN`` must 
 read them; a repository that cannot be cloned is that student's row with the reason, and the
 deadline, when one is given, picks the last commit before it) and runs ``python -m grader batch
 --shard K/N``; a last job downloads the N reports, runs ``python -m grader merge`` and uploads
-``gradebook.csv`` and ``report.json``. What follows ``--`` is passed on to every ``batch``, e.g. ``-- --strip-prefix
+``gradebook.csv`` and ``report.json`` (and the Canvas and Moodle imports when the repository has an
+``lms-roster.csv``). What follows ``--`` is passed on to every ``batch``, e.g. ``-- --strip-prefix
 cls-hw1- --chapter 01_standard`` for Classroom 50's ``cls-hw1-<user>`` repositories of an
 assignment of chapter 1.
 
@@ -40,6 +41,7 @@ from grader.spec.assignment import AssignmentError, assignment
 
 WORKFLOW = ".github/workflows/grade-class.yml"
 ROSTER = "roster.txt"
+LMS_ROSTER = "lms-roster.csv"
 MAX_SHARDS = 256  # GitHub's limit on the jobs of one matrix
 OURS = ("--csv", "--json", "--shard", "--fetched")  # the workflow's own options of batch
 
@@ -124,13 +126,18 @@ jobs:
           path: shards
           merge-multiple: true
       - name: Merge the shards
-        run: python -m grader merge shards/shard-*.json --csv gradebook.csv --json report.json
+        run: |
+          lms=()
+          if [ -f %{lms_roster} ]; then lms=(--roster %{lms_roster} --canvas canvas.csv --moodle moodle.csv); fi
+          python -m grader merge shards/shard-*.json --csv gradebook.csv --json report.json "${lms[@]}"
       - uses: actions/upload-artifact@v7
         with:
           name: gradebook
           path: |
             gradebook.csv
             report.json
+            canvas.csv
+            moodle.csv
           if-no-files-found: error
 """
 
@@ -139,7 +146,7 @@ def workflow(shards: int, options: list[str], torch_version: str, origin_line: s
     quoted = "".join(f" {shlex.quote(o)}" for o in options)
     return render(WORKFLOW_TEXT, shards=str(shards), matrix=", ".join(map(str, range(1, shards + 1))),
                   setup=setup_steps(torch_version), provenance=origin_line, options=quoted,
-                  dashdash=f" --{quoted}" if options else "", deadline=deadline)
+                  dashdash=f" --{quoted}" if options else "", deadline=deadline, lms_roster=LMS_ROSTER)
 
 
 def _batch_options(options: list[str]) -> tuple[argparse.Namespace | None, str]:
