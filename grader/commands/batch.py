@@ -47,7 +47,7 @@ from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, write_j
 from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.commands import grade, options as grading_options
 from grader.grading import fetch as fetching
-from grader.grading.discovery import MAX_FILES, Student, collect, discover, parse_shard, sha256, shard_of  # noqa: F401 (collect: gradescope.py's, until it imports it itself)
+from grader.grading.discovery import MAX_FILES, Student, discover, parse_shard, sha256, shard_of
 
 CHECKPOINT_SECONDS = 60.0  # how often a long batch saves what it has graded (--json), to resume after a stop
 
