@@ -284,7 +284,7 @@ def test_unsupported_python_is_a_zero_that_says_which_runtime_to_set(built: Path
     result = json.loads((checkout / "result.json").read_text())
     validate(result)
     assert result["score"] == 0 and result["max-score"] == sum(FULL.values())
-    assert all("runtime.python to 3.99" in t["reason"] for t in result["tests"])
+    assert all(markdown_text("set the assignment's runtime.python to 3.99") in t["reason"] for t in result["tests"])
     assert "**Not graded:** the grading job runs Python" in (checkout / "release-body.md").read_text()
 
 
@@ -315,6 +315,8 @@ def test_release_body_escapes_what_the_student_wrote() -> None:
     body = classroom50.release_body(data, [e])
     row = next(l for l in body.splitlines() if l.startswith("| ReLU "))
     assert row.count(" | ") == 3  # four cells: no | of the student's splits one
-    assert "<img" not in body and "](" not in body and "@octocat" not in body and "\n# head" not in body
+    # literal text: no tag, link, mention or heading of the student's making
+    assert "\\<img" in body and all(body[i - 1] == "\\" for i, c in enumerate(body) if c == "<")
+    assert "](" not in body and "@octocat" not in body and "\n# head" not in body
     assert markdown_text("a*b_c`d") == "a\\*b\\_c\\`d"
     assert data["tests"][0]["failed-checks"][0]["message"].startswith("\\| \\<img")
