@@ -320,3 +320,23 @@ def test_release_body_escapes_what_the_student_wrote() -> None:
     assert "](" not in body and "@octocat" not in body and "\n# head" not in body
     assert markdown_text("a*b_c`d") == "a\\*b\\_c\\`d"
     assert data["tests"][0]["failed-checks"][0]["message"].startswith("\\| \\<img")
+
+
+def test_the_work_copied_is_exercises_own_files_and_what_is_left_out_is_said(tmp_path: Path) -> None:
+    from grader.authoring import classroom50_autograder as autograder
+
+    checkout, into = tmp_path / "checkout", tmp_path / "into"
+    (checkout / "exercises" / ".hidden").mkdir(parents=True)
+    (checkout / "exercises" / "part").mkdir()
+    (checkout / "exercises" / "01_standard.ipynb").write_text("{}")
+    (checkout / "exercises" / "part" / "mine.py").write_text("")
+    (checkout / "exercises" / ".hidden" / "x.py").write_text("")
+    (checkout / "exercises" / "notes.txt").write_text("")
+    (checkout / "exercises" / "link.py").symlink_to("/etc/hostname")
+    with (checkout / "exercises" / "huge.ipynb").open("wb") as f:
+        f.truncate(autograder.MAX_BYTES + 1)
+    (checkout / "solver.py").write_text("")  # outside exercises/: not the work
+    found, left = autograder.copy_work(checkout, into)
+    assert found == ["exercises/01_standard.ipynb", "exercises/part/mine.py"]
+    assert left == ["exercises/huge.ipynb (over 20 MB)"]
+    assert sorted(p.relative_to(into).as_posix() for p in into.rglob("*") if p.is_file()) == found

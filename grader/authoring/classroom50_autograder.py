@@ -93,13 +93,14 @@ def workspace_folder() -> Path:
     return work
 
 
-def copy_work(checkout: Path, into: Path) -> list[str]:
+def copy_work(checkout: Path, into: Path) -> tuple[list[str], list[str]]:
     """The checkout's ``exercises/`` notebooks and .py files, copied into ``into`` (relative paths
-    kept); no symbolic link is followed and nothing hidden is taken."""
+    kept), and what was left out, with why; no symbolic link is followed and nothing hidden is taken."""
     source = checkout / WORK
     found: list[str] = []
+    left: list[str] = []
     if not source.is_dir() or source.is_symlink():
-        return found
+        return found, left
     for folder, dirs, files in os.walk(source, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED
                          and not os.path.islink(os.path.join(folder, d)))
@@ -107,13 +108,15 @@ def copy_work(checkout: Path, into: Path) -> list[str]:
             path = Path(folder) / name
             if name.startswith(".") or not name.endswith(SUFFIXES) or path.is_symlink() or not path.is_file():
                 continue
-            if path.stat().st_size > MAX_BYTES or len(found) >= MAX_FILES:
-                continue
             relative = path.relative_to(checkout)
+            if path.stat().st_size > MAX_BYTES or len(found) >= MAX_FILES:
+                left.append(f"{relative.as_posix()} (over {MAX_BYTES // 2**20} MB)" if path.stat().st_size > MAX_BYTES
+                            else f"{relative.as_posix()} (more than {MAX_FILES} files)")
+                continue
             (into / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, into / relative)
             found.append(relative.as_posix())
-    return found
+    return found, left
 
 
 def install(venv: Path, config: dict, seconds: float, cwd: Path) -> Path:
@@ -173,7 +176,7 @@ def _grade_in(work: Path, checkout: Path, config: dict, start: float, seconds: f
     shutil.copytree(HERE / "grader", source / "grader", ignore=shutil.ignore_patterns("__pycache__"))
     submission = work / "submission"
     submission.mkdir()
-    files = copy_work(checkout, submission)
+    files, left = copy_work(checkout, submission)
     out = work / "out"
     out.mkdir()
     python = os.environ.get(PREINSTALLED) or str(install(source / "venv", config, seconds * 0.7, work))
@@ -188,6 +191,7 @@ def _grade_in(work: Path, checkout: Path, config: dict, start: float, seconds: f
               for a in ("--hide", str(folder))]
     report = out / "report.json"
     prefix, not_isolated = isolation()
+    notes = [n for n in (not_isolated, left and "not graded: " + ", ".join(left[:5])) if n]
     if files:
         budget = max(seconds - _elapsed(start) - 60, 30)
         grader = [python, "-P", "-s", "-m", "grader", *files, "--device", "cpu", *chapters, "--json", str(report),
@@ -206,8 +210,8 @@ def _grade_in(work: Path, checkout: Path, config: dict, start: float, seconds: f
     into = work / "result"
     convert = [python, "-P", "-s", "-m", "grader", "classroom50", "--result", str(copy),
                "--config", str(HERE / CONFIG), "--into", str(into)]
-    if not_isolated:
-        convert += ["--note", not_isolated]
+    if notes:
+        convert += ["--note", "; ".join(notes)]
     r = _run(convert, 120, work, {**os.environ, **env})
     print(r.stdout, flush=True)
     try:
