@@ -2,7 +2,7 @@
 
     python bench/class_throughput.py --students 200 --jobs 2
 
-Each student is a GitHub Classroom repository (``exercises/NN_<chapter>.ipynb``, every exercise
+Each student is a clone of their repository (``exercises/NN_<chapter>.ipynb``, every exercise
 notebook of the course), cycling through a mix: complete (the solutions), partial (half the chapters solved),
 untouched (the exercises as generated), broken (one notebook that is not JSON, the rest
 untouched), empty (no notebook) and hostile (a solution whose ``relu`` kills its worker with

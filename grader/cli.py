@@ -1,12 +1,12 @@
 """``python -m grader ...``: the grader's command line. ``python -m grader SUBMISSION...`` grades
-(grader/commands/grade.py); ``batch``, ``merge``, ``grading-workflow``, ``classroom``, ``gradescope``
-and ``class-report`` are the instructors' commands, each a module of grader/commands/."""
+(grader/commands/grade.py); ``batch``, ``merge``, ``grading-workflow``, ``classroom``, ``classroom50``,
+``gradescope`` and ``class-report`` are the instructors' commands, each a module of grader/commands/."""
 from __future__ import annotations
 
 import importlib
 import sys
 
-COMMANDS = ("batch", "merge", "grading-workflow", "classroom", "gradescope", "class-report")  # a submission is a file name with a suffix, never one of these
+COMMANDS = ("batch", "merge", "grading-workflow", "classroom", "classroom50", "gradescope", "class-report")  # a submission is a file name with a suffix, never one of these
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,10 +61,12 @@ def test_chapters_are_the_exercise_notebooks() -> None:
 
 
 @pytest.mark.parametrize("command", [[], ["batch", "--csv", "gb.csv"], ["gradescope"], ["classroom"],
+                                     ["classroom50", "--classroom", "fall26", "--assignment", "hw-1"],
                                      ["grading-workflow", "--shards", "2", "--"]])
 def test_an_unknown_chapter_is_one_line(tmp_path: Path, command: list[str]) -> None:
     target = {"": ["x.py"], "batch": [str(tmp_path)], "gradescope": [str(tmp_path / "gs")],
-              "classroom": [str(tmp_path / "cr")], "grading-workflow": [str(tmp_path / "gw")]}[command[0] if command else ""]
+              "classroom": [str(tmp_path / "cr")], "classroom50": [str(tmp_path / "c50")],
+              "grading-workflow": [str(tmp_path / "gw")]}[command[0] if command else ""]
     (tmp_path / "x.py").write_text("")
     r = grader(*command[:1], *target, *command[1:], "--chapter", "02_relu", cwd=tmp_path)
     assert r.returncode == 2

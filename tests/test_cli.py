@@ -286,3 +286,25 @@ def test_json_report_that_cannot_be_written_is_a_one_line_error_before_grading(t
     assert r.stderr.startswith(f"error: --json {tmp_path / 'out'}: cannot write it")
     assert len(r.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "relu.py"]  # no temporary file left
+
+
+def test_time_budget_keeps_what_was_graded_and_says_what_was_not_run(tmp_path: Path) -> None:
+    """`--time-budget` (the Classroom 50 autograder's, within the grade job's 15 minutes): a file
+    whose grading outlasts it keeps the checks it passed, the others fail with "not run"; a file
+    never started is an error that says so. A budget that is not a positive number is one line."""
+    marker = tmp_path / "slow"
+    marker.touch()  # never removed: this relu never returns
+    (tmp_path / "a_slow.py").write_text(slow_relu(marker))
+    (tmp_path / "b_relu.py").write_text(RELU)
+    report = tmp_path / "report.json"
+    r = grader(str(tmp_path / "a_slow.py"), str(tmp_path / "b_relu.py"), "--device", "cpu", "--jobs", "1",
+               "--time-budget", "8", "--json", str(report))
+    assert r.returncode == 1, r.stdout + r.stderr  # graded short of full marks (exit status 2: nothing graded)
+    slow, never = json.loads(report.read_text())["submissions"]
+    ran_out = "the grader's time budget of 8 s ran out"
+    assert ran_out in json.dumps(slow) and slow["score"] == 0
+    assert never["error"] == f"not run: {ran_out}"
+    for wrong in ("0", "-3", "inf"):
+        r = grader(str(tmp_path / "b_relu.py"), "--time-budget", wrong)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+            f"error: --time-budget {float(wrong):g}: give a positive number of seconds"], r.stderr

@@ -16,6 +16,7 @@ import pytest
 
 from grader.commands import gradescope
 from grader.catalog import ACTIVATIONS
+from grader.spec.assignment import assignment
 from grader.checks.torch_checks import checks_for
 from test_assignment import full_marks
 from test_classroom import solution_lines
@@ -277,8 +278,16 @@ def test_setup_on_ubuntu_22_04_installs_python_3_11(bundle: Path, tmp_path: Path
     pip = [l for l in log if l.startswith("venv-")]
     assert pip and all(l.startswith("venv-python3.11 -m pip install") for l in pip)
     assert any("--index-url https://download.pytorch.org/whl/cpu torch==" in l for l in pip)
-    numpy = next(l for l in (ROOT / "requirements.txt").read_text().splitlines() if l.startswith("numpy=="))
-    assert any(numpy in l.split() for l in pip), pip  # torch does not bring numpy; the checks need it
+    # the rest from the bundle's requirements.txt: numpy (torch does not bring it; the checks need it)
+    # and MLX's CPU build, which pip installs on Linux x86_64 alone (its marker)
+    assert any(l.endswith(f"-m pip install -r {tmp_path / 'autograder' / 'source' / 'requirements.txt'}")
+               for l in pip), pip
+    with zipfile.ZipFile(bundle) as z:
+        bundled = z.read("requirements.txt").decode().splitlines()
+    course = (ROOT / "requirements.txt").read_text().splitlines()
+    assert next(l for l in course if l.startswith("numpy==")) in bundled
+    assert 'mlx[cpu]==0.32.4; sys_platform == "linux" and platform_machine == "x86_64"' in bundled
+    assert not any(l.startswith("torch") for l in bundled)  # from PyTorch's CPU index, before
     # submissions run as this user, who owns nothing (grader/run/containment.py)
     assert log[-1] == ("useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "
                        "activations-grader"), log
@@ -318,6 +327,50 @@ def test_a_bundle_of_one_chapter_totals_that_chapter(tmp_path: Path) -> None:
     assert results["score"] == sum(chapter.values())  # a complete chapter 1: full marks of that chapter
     assert f"**{sum(chapter.values())}/{sum(chapter.values())} points**" in results["output"]
     assert "outside this assignment (chapter 01_standard)" in results["output"]
+
+
+def test_a_bundle_of_the_mlx_chapter_grades_its_solutions_to_full_marks(tmp_path: Path) -> None:
+    """MLX is installed here, as setup.sh installs it on Gradescope's Linux x86_64."""
+    bundle = build_bundle(tmp_path / "bundle", "--chapter", "10_mlx")
+    with zipfile.ZipFile(bundle) as z:
+        built = json.loads(z.read("grader.json"))["max_scores"]
+    mlx = {k: v for k, v in full_marks().items() if k.startswith("MLX ")}
+    assert built == mlx and all(mlx.values())  # every MLX exercise has checks: no test of 0 points
+    root = autograder_root(bundle, tmp_path)
+    shutil.copy(ROOT / "solutions" / "10_mlx.ipynb", root / "submission" / "10_mlx.ipynb")
+    results = run_autograder(root)
+    check_spec(results)
+    assert results["score"] == sum(mlx.values()) == sum(t["max_score"] for t in results["tests"])
+    assert {t["name"]: t["score"] for t in results["tests"]} == mlx
+    assert all(t["status"] == "passed" for t in results["tests"])
+
+
+def test_a_chapter_gradescope_cannot_grade_is_refused_when_the_bundle_is_built(tmp_path: Path) -> None:
+    """A course that pins no MLX for Linux x86_64: its MLX chapter would be 0 of 0 points, every
+    test "passed"; the bundle is refused, in one line, and nothing is written."""
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "requirements.txt").write_text("".join(
+        l + "\n" for l in (ROOT / "requirements.txt").read_text().splitlines() if not l.startswith("mlx[cpu]")))
+    with pytest.raises(SystemExit) as refused:
+        gradescope.build(tmp_path / "out", root=course, assignment=assignment(["01_standard", "10_mlx"]))
+    message = str(refused.value)
+    assert message.startswith("error: Gradescope cannot grade chapter 10_mlx: none of its checks runs on linux x86_64")
+    assert len(message.splitlines()) == 1 and not (tmp_path / "out").exists()
+    assert gradescope.build(tmp_path / "ok", root=course, assignment=assignment(["01_standard"])).is_file()
+
+
+def test_an_exercise_whose_checks_cannot_run_in_the_autograder_is_no_pass() -> None:
+    """Where MLX failed to install, the bundle's maximum stands and the test says why: never a pass
+    with 0 of 0 checks."""
+    maxima = {"MLX ReLU": 12, "ReLU": 18}
+    results = gradescope.results([], [], maxima, "visible", 1.0, runnable={"MLX ReLU": 0, "ReLU": 18})
+    check_spec(results)
+    mlx = next(t for t in results["tests"] if t["name"] == "MLX ReLU")
+    assert mlx["status"] == "failed" and mlx["max_score"] == 12 and mlx["score"] == 0
+    assert mlx["output"].startswith("Only 0 of its 12 checks can run in this autograder (MLX is not installed).")
+    zero = gradescope.results([], [], {"ReLU": 0}, "visible", 1.0)
+    assert zero["tests"][0]["status"] == "failed"
 
 
 def test_a_bundle_whose_chapters_this_grader_lacks_scores_nothing_and_says_why(tmp_path: Path) -> None:

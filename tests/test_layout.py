@@ -63,8 +63,8 @@ def test_the_public_doors_open() -> None:
     assert callable(grader.notebook.check) and callable(grader.notebook.grade)
     r = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
-    assert r.returncode == 0 and "batch|merge|grading-workflow|classroom|gradescope|class-report" in r.stdout, r.stdout + r.stderr
-    for command in ("batch", "merge", "grading-workflow", "classroom", "gradescope", "class-report"):
+    assert r.returncode == 0 and "batch|merge|grading-workflow|classroom|classroom50|gradescope|class-report" in r.stdout, r.stdout + r.stderr
+    for command in ("batch", "merge", "grading-workflow", "classroom", "classroom50", "gradescope", "class-report"):
         r = subprocess.run([sys.executable, "-m", "grader", command, "--help"], cwd=ROOT, capture_output=True,
                            text=True, timeout=120)
         assert r.returncode == 0 and f"python -m grader {command}" in r.stdout, (command, r.stdout + r.stderr)

@@ -3,8 +3,9 @@ on a student's name alone, `merge` joins the slices' reports into what one batch
 writes (or refuses, in one line, reports that are not the N slices of one class graded one way), and
 `grading-workflow` writes the GitHub Actions workflow that does both. actionlint checks the
 workflow, and its `run:` steps run here in order, job after job (the matrix expanded by hand, the
-artifacts copied between jobs, the fetch step replaced by copying a local class), in a fresh
-environment without the grader and with pip offline, as in tests/test_classroom.py.
+artifacts copied between jobs), in a fresh environment without the grader and with pip offline, as
+in tests/test_classroom.py: once with the fetch step replaced by copying a local class, once as
+written, with a stand-in `gh` that clones local repositories and fails for one.
 
 The class is graded twice, no more: once by one batch, once by the workflow's shards. The other
 tests reuse the first batch's report (batch regrades no unchanged student).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -191,6 +193,25 @@ def test_merge_refuses_missing_duplicated_or_foreign_shards_and_students(
     assert "nowhere.json: cannot read it (FileNotFoundError" in capsys.readouterr().err
 
 
+def test_merge_writes_the_lms_imports_of_the_whole_class(halves: list[dict], whole: dict, tmp_path: Path,
+                                                         capsys) -> None:
+    paths = []
+    for k, half in enumerate(halves, 1):
+        paths.append(tmp_path / f"h{k}.json")
+        paths[-1].write_text(json.dumps(half))
+    (tmp_path / "roster.csv").write_text("GitHub,ID,Email address\n" + "".join(
+        f"{s},{i},{s}@uni.edu\n" for i, s in enumerate(STUDENTS)))
+    canvas, moodle = tmp_path / "canvas.csv", tmp_path / "moodle.csv"
+    assert merge.main([*map(str, paths), "--csv", str(tmp_path / "g.csv"), "--roster", str(tmp_path / "roster.csv"),
+                       "--canvas", str(canvas), "--moodle", str(moodle), "--lms-column", "HW1 (4242)"]) == 0
+    assert f"wrote {canvas}: Canvas's grade import, column 'HW1 (4242)', 5 students" in capsys.readouterr().err
+    totals = {r["student"]: r["total"] for r in csv.DictReader(whole["csv"].open())}
+    table = list(csv.reader(canvas.open()))
+    assert table[0][-1] == "HW1 (4242)" and table[1][0] == "Points Possible"
+    assert [(r[1], r[5]) for r in table[2:]] == [(str(i), totals[s]) for i, s in enumerate(STUDENTS)]
+    assert [r[1] for r in list(csv.reader(moodle.open()))[1:]] == [totals[s] for s in STUDENTS]
+
+
 # --- the workflow -------------------------------------------------------------------------------
 
 def test_grading_workflow_writes_the_repository_and_refuses_bad_arguments(tmp_path: Path, capsys) -> None:
@@ -214,6 +235,9 @@ def test_grading_workflow_writes_the_repository_and_refuses_bad_arguments(tmp_pa
                            ([str(repo), "--shards", "2", "--", "--jobs", "x"], "--jobs: invalid int value"),
                            ([str(repo), "--shards", "2", "--", "--csv", "x.csv"], "sets batch's SUBMISSIONS_DIR"),
                            ([str(repo), "--shards", "2", "--", "--sha", "1/2"], "sets batch's SUBMISSIONS_DIR"),
+                           ([str(repo), "--shards", "2", "--", "--fetched", "x"], "sets batch's SUBMISSIONS_DIR"),
+                           ([str(repo), "--shards", "2", "--deadline", "2026-12-20"], "no time zone"),
+                           ([str(repo), "--shards", "2", "--deadline", "soon"], "expected a time such as"),
                            ([str(repo), "--shards", "2", "--", "elsewhere"], "unrecognized arguments: elsewhere"),
                            ([str(ROOT), "--shards", "2"], "holds this grader's own source"),
                            ([str(tmp_path / "odd"), "--shards", "2"], "is not a copy of the grader"),
@@ -233,11 +257,12 @@ def expand(value: object, context: dict[str, str]) -> str:
 
 
 def run_job(repo: Path, wf: dict, job: str, work: Path, artifacts: Path, venv: Path, context: dict[str, str],
-            replace: dict[str, str]) -> dict[str, int]:
+            replace: dict[str, str], path: str = "") -> dict[str, int]:
     """One job's steps in order, as a runner would: checkout is a copy of ``repo``; setup-python is
     the fresh environment's python; artifacts are folders of ``artifacts``; a `run:` step runs in
     bash -eo pipefail (`defaults.run.shell`) without the torch line (PyTorch's index), or is
-    ``replace[name]``. Returns the run steps' exit statuses; stops at the first failure."""
+    ``replace[name]``; ``path`` goes first on PATH (stand-ins). Returns the run steps' exit statuses;
+    stops at the first failure."""
     statuses: dict[str, int] = {}
     for step in wf["jobs"][job]["steps"]:
         uses, given = step.get("uses", ""), {k: expand(v, context) for k, v in step.get("with", {}).items()}
@@ -248,8 +273,10 @@ def run_job(repo: Path, wf: dict, job: str, work: Path, artifacts: Path, venv: P
         elif uses.startswith("actions/upload-artifact"):
             target = artifacts / given["name"]
             target.mkdir(parents=True)  # an artifact's name is unique in a run
-            for path in given["path"].splitlines():
-                shutil.copy(work / path, target)
+            found = [work / p for p in given["path"].splitlines() if (work / p).is_file()]
+            assert found or given.get("if-no-files-found") != "error", given  # a path that matches nothing is skipped
+            for file in found:
+                shutil.copy(file, target)
         elif uses.startswith("actions/download-artifact"):
             assert given["merge-multiple"] == "True"  # every file in one folder: their names must differ
             (work / given["path"]).mkdir()
@@ -268,6 +295,8 @@ def run_job(repo: Path, wf: dict, job: str, work: Path, artifacts: Path, venv: P
             (work.parent / "step.sh").write_text(script + "\n")
             env = {**offline_env(venv), "CI": "true",
                    **{k: expand(v, context) for k, v in {**wf["env"], **step.get("env", {})}.items()}}
+            if path:
+                env["PATH"] = f"{path}{os.pathsep}{env['PATH']}"
             r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(work.parent / "step.sh")],
                                cwd=work, env=env, capture_output=True, text=True, timeout=600)
             statuses[name] = r.returncode
@@ -291,11 +320,11 @@ def test_workflow_grades_the_class_in_shards_into_the_class_s_gradebook(
     assert wf["jobs"]["merge"]["needs"] == "grade"
 
     artifacts = tmp_path / "artifacts"
-    fetch = {"Fetch the submissions": f"cp -r {whole['class']} submissions"}
+    fetch = {"Fetch the submissions": f"cp -r {whole['class']} submissions\necho '{{\"repositories\": {{}}}}' > fetched.json"}
     for k in range(1, n + 1):  # the matrix, one job after the other
         job = tmp_path / f"grade-{k}"
         statuses = run_job(repo, wf, "grade", job / "work", artifacts, fresh,
-                           {"matrix.shard": str(k), "secrets.CLASSROOM_TOKEN": ""}, fetch)
+                           {"matrix.shard": str(k), "secrets.CLASSROOM_TOKEN": "", "inputs.deadline": ""}, fetch)
         log = (job / "grade.log").read_text()
         assert set(statuses.values()) == {0}, log
         assert "Requirement already satisfied: pytest==" in log  # pip ran, offline, and found everything
@@ -312,42 +341,160 @@ def test_workflow_grades_the_class_in_shards_into_the_class_s_gradebook(
     assert json.loads((book / "report.json").read_text()) == json.loads(whole["json"].read_text())
 
 
-def test_fetch_step_clones_the_roster_and_keeps_each_repository_s_exercises(tmp_path: Path) -> None:
-    """The fetch step as written, with a stand-in `gh` that clones from a local folder."""
-    repo = tmp_path / "repo"
-    assert grading_workflow.main([str(repo), "--shards", "1"]) == 0
-    remote = tmp_path / "remote" / "org"
-    for user in ("alice", "bob"):
-        (remote / f"hw1-{user}" / "grader").mkdir(parents=True)
-        (remote / f"hw1-{user}" / "grader" / "__init__.py").write_text("")  # the template's copy
-        (remote / f"hw1-{user}" / "README.md").write_text("")
-    (remote / "hw1-alice" / "exercises").mkdir()
-    (remote / "hw1-alice" / "exercises" / CHAPTER).write_text("{}")
-    bin_dir = tmp_path / "bin"
+
+# --- the fetch step as written: a stand-in `gh` over local repositories -------------------------
+
+GH = """#!/bin/bash
+# `gh repo clone OWNER/NAME DIR -- GIT_OPTIONS...` over local repositories; one that does not exist
+# fails as GitHub's does
+[ "$1 $2" = "repo clone" ] && [ "$5" = "--" ] && [ -n "$GH_TOKEN" ] || exit 3
+echo "$3" >> "{log}"
+[ -d "{remotes}/$3" ] || {{ echo "GraphQL: Could not resolve to a Repository with the name '$3'. (repository)" >&2; exit 1; }}
+exec git clone "${{@:6}}" "file://{remotes}/$3" "$4"
+"""
+
+
+def commit(repo: Path, when: str, files: dict[str, str | Path]) -> str:
+    """A commit of ``files`` (text, or a file to copy) dated ``when`` (author and committer)."""
+    for name, content in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copy(content, repo / name)
+        else:
+            (repo / name).write_text(content)
+    env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when, "GIT_AUTHOR_NAME": "s",
+           "GIT_AUTHOR_EMAIL": "s@x", "GIT_COMMITTER_NAME": "s", "GIT_COMMITTER_EMAIL": "s@x"}
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", when], check=True, env=env)
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, env=env, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def remote(remotes: Path, slug: str, *commits: tuple[str, dict]) -> list[str]:
+    repo = remotes / slug
+    repo.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    return [commit(repo, when, files) for when, files in commits]
+
+
+def stand_in_gh(tmp_path: Path, remotes: Path) -> tuple[Path, Path]:
+    bin_dir, log = tmp_path / "bin", tmp_path / "gh.log"
     bin_dir.mkdir()
-    (bin_dir / "gh").write_text('#!/bin/bash\n[ "$1 $2 $5" = "repo clone --" ] && [ -n "$GH_TOKEN" ] || exit 3\n'
-                                f'echo "$3" >> {tmp_path / "gh.log"}\ncp -r "{remote.parent}/$3" "$4"\n')
+    (bin_dir / "gh").write_text(GH.format(log=log, remotes=remotes))
     (bin_dir / "gh").chmod(0o755)
+    return bin_dir, log
+
+
+SOLVED = ROOT / "solutions" / CHAPTER
+BLANK = ROOT / "exercises" / CHAPTER
+
+
+def test_workflow_fetches_only_its_shard_and_a_repository_that_cannot_be_cloned_is_a_row(
+        tmp_path: Path, fresh: Path) -> None:  # noqa: F811
+    n = 2
+    repo = tmp_path / "repo"
+    assert grading_workflow.main([str(repo), "--shards", str(n), "--", "--strip-prefix", "hw1-", "--chapter", "01_standard",
+                                  *OPTIONS]) == 0
+    remotes = tmp_path / "remotes"
+    heads = {user: remote(remotes, f"org/hw1-{user}", ("2026-12-01T10:00:00Z", {
+        f"exercises/{CHAPTER}": SOLVED if user != "bob" else BLANK, "grader/__init__.py": ""}))[-1]
+        for user in ("alice", "bob", "carol", "dave")}
+    (repo / "roster.txt").write_text("# hw1\norg/hw1-alice\norg/hw1-bob\norg/hw1-ghost\norg/hw1-carol\n"
+                                     "org/hw1-dave\n")
+    bin_dir, log = stand_in_gh(tmp_path, remotes)
     wf = yaml.safe_load((repo / grading_workflow.WORKFLOW).read_text())
-    step = next(s for s in wf["jobs"]["grade"]["steps"] if s.get("name") == "Fetch the submissions")
-    assert step["env"] == {"GH_TOKEN": "${{ secrets.CLASSROOM_TOKEN }}"}
-    (tmp_path / "step.sh").write_text(step["run"])
+    artifacts = tmp_path / "artifacts"
+    cloned = []
+    for k in range(1, n + 1):
+        job = tmp_path / f"grade-{k}"
+        statuses = run_job(repo, wf, "grade", job / "work", artifacts, fresh,
+                           {"matrix.shard": str(k), "secrets.CLASSROOM_TOKEN": "a token", "inputs.deadline": ""},
+                           {}, path=str(bin_dir))
+        assert set(statuses.values()) == {0}, (job / "grade.log").read_text()
+        mine = log.read_text().splitlines()[len(cloned):]
+        cloned += mine
+        # this shard cloned its own students alone: the ones batch --shard k/n grades
+        assert all(batch.shard_of(s.removeprefix("org/hw1-"), n) == k for s in mine), mine
+    assert sorted(cloned) == sorted(f"org/hw1-{u}" for u in ("alice", "bob", "carol", "dave", "ghost"))
+    statuses = run_job(repo, wf, "merge", tmp_path / "merge" / "work", artifacts, fresh, {}, {})
+    assert set(statuses.values()) == {0}, (tmp_path / "merge" / "merge.log").read_text()
+    rows = {r["student"]: r for r in csv.DictReader((artifacts / "gradebook" / "gradebook.csv").open())}
+    assert sorted(rows) == ["alice", "bob", "carol", "dave", "ghost"]
+    full = rows["alice"]["max"]
+    for user in ("alice", "carol", "dave"):
+        assert rows[user]["total"] == full and not rows[user]["error"], rows[user]
+    assert rows["bob"]["total"] == "0" and not rows["bob"]["error"]
+    for user, head in heads.items():
+        assert (rows[user]["repository"], rows[user]["commit"]) == (f"org/hw1-{user}", head)
+    ghost = rows["ghost"]
+    assert ghost["total"] == "0" and ghost["repository"] == "org/hw1-ghost" and ghost["commit"] == ""
+    assert ghost["error"] == ("could not fetch org/hw1-ghost: GraphQL: Could not resolve to a Repository with "
+                              "the name 'org/hw1-ghost'. (repository)")
 
-    def fetch(roster: str, token: str = "a token") -> subprocess.CompletedProcess:
-        shutil.rmtree(repo / "submissions", ignore_errors=True)
-        shutil.rmtree(repo / "clones", ignore_errors=True)
-        (repo / "roster.txt").write_text(roster)
-        env = {**offline_env(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin", "GH_TOKEN": token}
-        return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(tmp_path / "step.sh")],
-                              cwd=repo, env=env, capture_output=True, text=True, timeout=60)
 
-    r = fetch("# the class\n\norg/hw1-alice\r\n   \norg/hw1-bob\n")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert (tmp_path / "gh.log").read_text() == "org/hw1-alice\norg/hw1-bob\n"
-    files = {s.name: [p.relative_to(repo / "submissions").as_posix() for p in s.files]
-             for s in batch.discover(repo / "submissions", "hw1-")}
-    assert files == {"alice": [f"hw1-alice/exercises/{CHAPTER}"], "bob": []}  # never the grader's copy
-    r = fetch("# no one yet\n")
-    assert r.returncode == 1 and "::error::roster.txt lists no repository" in r.stdout
-    r = fetch("org/hw1-alice\n", token="")  # the secret is not set: an empty string
-    assert r.returncode == 1 and "::error::no secret CLASSROOM_TOKEN" in r.stdout
+def fetch(tmp_path: Path, bin_dir: Path, roster: str, *options: str) -> tuple[int, dict]:
+    (tmp_path / "roster.txt").write_text(roster)
+    shutil.rmtree(tmp_path / "submissions", ignore_errors=True)
+    path = os.environ["PATH"]
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{path}"
+    os.environ["GH_TOKEN"] = "a token"
+    try:
+        code = grading_workflow.main(["--fetch", str(tmp_path / "roster.txt"), "--into", str(tmp_path / "submissions"),
+                                      "--record", str(tmp_path / "fetched.json"), *options])
+    finally:
+        os.environ["PATH"] = path
+        del os.environ["GH_TOKEN"]
+    record = json.loads((tmp_path / "fetched.json").read_text())["repositories"] if code == 0 else {}
+    return code, record
+
+
+def test_a_deadline_grades_the_last_commit_before_it(tmp_path: Path, capsys) -> None:
+    remotes = tmp_path / "remotes"
+    first, on_time, late = remote(remotes, "org/hw1-alice",
+                                  ("2026-12-18T12:00:00Z", {f"exercises/{CHAPTER}": "first"}),
+                                  ("2026-12-20T23:58:00Z", {f"exercises/{CHAPTER}": "on time"}),
+                                  ("2026-12-21T00:00:30Z", {f"exercises/{CHAPTER}": "late"}))
+    # committed in another time zone: 23:30 at +01:00 is 22:30Z, before the deadline
+    zoned = remote(remotes, "org/hw1-bob", ("2026-12-20T23:30:00+01:00", {f"exercises/{CHAPTER}": "bob"}),
+                   ("2026-12-21T00:30:00+00:00", {f"exercises/{CHAPTER}": "bob late"}))
+    remote(remotes, "org/hw1-carol", ("2026-12-22T09:00:00Z", {f"exercises/{CHAPTER}": "too late"}))
+    bin_dir, _ = stand_in_gh(tmp_path, remotes)
+    code, record = fetch(tmp_path, bin_dir, "org/hw1-alice\norg/hw1-bob\norg/hw1-carol\n",
+                         "--deadline", "2026-12-20T23:59Z")
+    assert code == 0, capsys.readouterr()
+    assert record["hw1-alice"]["commit"] == on_time and record["hw1-alice"]["committed"].startswith("2026-12-20T23:58")
+    assert (tmp_path / "submissions" / "hw1-alice" / "exercises" / CHAPTER).read_text() == "on time"
+    assert record["hw1-bob"]["commit"] == zoned[0]
+    assert record["hw1-carol"]["error"] == ("could not fetch org/hw1-carol: no commit before the deadline "
+                                            "2026-12-20T23:59:00+00:00")
+    assert (tmp_path / "submissions" / "hw1-carol").is_dir()  # the student is in the class, with the reason
+    code, record = fetch(tmp_path, bin_dir, "org/hw1-alice\n")  # no deadline: the latest
+    assert record["hw1-alice"]["commit"] == late
+    assert first not in (on_time, late)
+
+
+def test_two_owners_with_a_repository_of_one_name_do_not_collide(tmp_path: Path, capsys) -> None:
+    remotes = tmp_path / "remotes"
+    remote(remotes, "alice/activations", ("2026-12-01T10:00:00Z", {f"exercises/{CHAPTER}": "alice"}))
+    remote(remotes, "bob/activations", ("2026-12-01T10:00:00Z", {f"exercises/{CHAPTER}": "bob"}))
+    remote(remotes, "org/hw1-carol", ("2026-12-01T10:00:00Z", {f"exercises/{CHAPTER}": "carol"}))
+    bin_dir, _ = stand_in_gh(tmp_path, remotes)
+    code, record = fetch(tmp_path, bin_dir, "alice/activations\nbob/activations\norg/hw1-carol\n")
+    assert code == 0, capsys.readouterr()
+    assert sorted(record) == ["alice--activations", "bob--activations", "hw1-carol"]
+    for folder, text in (("alice--activations", "alice"), ("bob--activations", "bob"), ("hw1-carol", "carol")):
+        assert (tmp_path / "submissions" / folder / "exercises" / CHAPTER).read_text() == text
+    assert [s.name for s in batch.discover(tmp_path / "submissions")] == ["alice--activations", "bob--activations",
+                                                                        "hw1-carol"]
+
+
+@pytest.mark.parametrize("roster, expected", [
+    ("# nobody yet\n", "lists no repository"),
+    ("org/hw1-alice\norg hw1-bob\n", "line 2: 'org hw1-bob' is not OWNER/NAME"),
+    ("org/hw1-alice\nORG/HW1-ALICE\n", "line 2: ORG/HW1-ALICE is listed on line 1 already"),
+    ("org/../x\n", "is not OWNER/NAME")])
+def test_a_roster_that_cannot_be_read_stops_the_fetch_in_one_line(tmp_path: Path, capsys, roster: str,
+                                                                   expected: str) -> None:
+    code, _ = fetch(tmp_path, tmp_path, roster)
+    out = capsys.readouterr().out
+    assert code == 2 and out.startswith("::error::") and expected in out and len(out.strip().splitlines()) == 1

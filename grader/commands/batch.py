@@ -1,13 +1,8 @@
 """``python -m grader batch SUBMISSIONS_DIR --csv GRADEBOOK [--json REPORT] [--jobs N] [--force] [--shard K/N]``.
 
-Grades a class into a gradebook (:mod:`grader.report.gradebook`). A student is an immediate subfolder of
-SUBMISSIONS_DIR (every .ipynb and .py file inside it, at any depth, is that student's work) or a
-single file directly in it (the student is the file's stem). That covers the layouts of GitHub
-Classroom's assistant (``<assignment>-<user>/`` clones), Gradescope's "Export submissions"
-(``submission_<id>/`` folders; ``submission_metadata.yml`` names the students), nbgrader
-(``submitted/<student>/<assignment>/``) and a folder of loose files. Hidden files and folders,
-``__pycache__``, ``__MACOSX``, virtual environments and symbolic links are never graded: a link in
-a cloned repository could point at the instructor's solutions.
+Grades a class into a gradebook (:mod:`grader.report.gradebook`). Who the students are, and which
+files are theirs, is :mod:`grader.grading.discovery`'s: a subfolder or a loose file per student;
+hidden files, virtual environments and symbolic links are never graded.
 
 Each student's files are graded one after the other by one worker (grader/run/sandbox.py), which
 imports torch once and runs each file in a process of its own forked from it, with the sandbox and
@@ -23,11 +18,15 @@ was written by the same grader version, torch and device; ``--force`` regrades e
 is the SHA-256 of their name modulo N, so it depends on nothing else (not on who else is in the
 class, nor on the order of the folders). ``python -m grader merge`` (grader/commands/merge.py) joins
 the N JSON reports into the gradebook that one batch of the whole class writes.
+
+``--fetched RECORD`` (written by ``grading-workflow --fetch``) adds each student's repository and
+the commit graded to the gradebook; a repository that could not be fetched is its student's error.
+``--canvas``, ``--moodle`` and ``--roster`` also write the grades as Canvas's and Moodle's grade
+imports (:mod:`grader.report.lms`).
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import resource
@@ -36,7 +35,7 @@ import threading
 import time
 import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -47,108 +46,10 @@ from grader.run import sandbox, worker_process
 from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, write_json
 from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.commands import grade, options as grading_options
+from grader.grading import fetch as fetching
+from grader.grading.discovery import MAX_FILES, Student, discover, parse_shard, sha256, shard_of
 
-SUFFIXES = (".ipynb", ".py")
-SKIPPED_DIRS = {"__pycache__", "__MACOSX", "node_modules", "site-packages"}
-MAX_FILES = 64  # per student: more is a committed library or environment, not an exercise
-GRADESCOPE_METADATA = "submission_metadata.yml"
 CHECKPOINT_SECONDS = 60.0  # how often a long batch saves what it has graded (--json), to resume after a stop
-
-
-@dataclass
-class Student:
-    name: str
-    folder: str = ""  # the student's folder in SUBMISSIONS_DIR, "" for a loose file
-    files: list[Path] = field(default_factory=list)  # absolute
-    ignored: list[str] = field(default_factory=list)  # symbolic links, relative to SUBMISSIONS_DIR
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".") or name in SKIPPED_DIRS
-
-
-def collect(folder: Path, root: Path, student: Student) -> None:
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        here = Path(dirpath)
-        if (here / "pyvenv.cfg").exists():  # a committed virtual environment
-            dirnames[:] = []
-            continue
-        kept = []
-        for d in sorted(dirnames):
-            if _hidden(d):
-                continue
-            if (here / d).is_symlink():
-                student.ignored.append((here / d).relative_to(root).as_posix())
-            else:
-                kept.append(d)
-        dirnames[:] = kept
-        for f in sorted(filenames):
-            path = here / f
-            if _hidden(f) or not f.endswith(SUFFIXES):
-                continue
-            if path.is_symlink():
-                student.ignored.append(path.relative_to(root).as_posix())
-            elif path.is_file():
-                student.files.append(path)
-
-
-def gradescope_names(root: Path) -> dict[str, str]:
-    """``submission_<id>`` -> "Name <email>" (several, for a group) from Gradescope's export."""
-    meta = root / GRADESCOPE_METADATA
-    if not meta.is_file():
-        return {}
-    try:
-        import yaml  # instructors' tooling: PyYAML is in requirements.txt
-
-        data = yaml.safe_load(meta.read_text(encoding="utf-8"))
-    except Exception as exc:
-        print(f"warning: {meta}: cannot read it ({type(exc).__name__}); students are named by folder",
-              file=sys.stderr)
-        return {}
-    names: dict[str, str] = {}
-    for folder, info in (data or {}).items() if isinstance(data, dict) else ():
-        submitters = info.get(":submitters") if isinstance(info, dict) else None
-        people = []
-        for s in submitters if isinstance(submitters, list) else ():
-            if not isinstance(s, dict):
-                continue
-            name, email = str(s.get(":name") or "").strip(), str(s.get(":email") or "").strip()
-            people.append(f"{name} <{email}>" if name and email else name or email)
-        if any(people):
-            names[str(folder)] = "; ".join(p for p in people if p)
-    return names
-
-
-def discover(root: Path, strip_prefix: str = "") -> list[Student]:
-    """The students of SUBMISSIONS_DIR, sorted by name; two entries with one name (a folder and a
-    loose file) are one student."""
-    names = gradescope_names(root)
-    students: dict[str, Student] = {}
-    for entry in sorted(root.iterdir()):
-        if _hidden(entry.name):
-            continue
-        if entry.is_symlink():
-            if entry.is_dir() or entry.name.endswith(SUFFIXES):
-                print(f"warning: {entry.name}: a symbolic link, not graded", file=sys.stderr)
-            continue
-        if entry.is_dir():
-            name = names.get(entry.name) or entry.name.removeprefix(strip_prefix) or entry.name
-            student = students.setdefault(name, Student(name, folder=entry.name))
-            collect(entry, root, student)
-        elif entry.is_file() and entry.name.endswith(SUFFIXES):
-            name = entry.stem.removeprefix(strip_prefix) or entry.stem
-            students.setdefault(name, Student(name)).files.append(entry)
-    for s in students.values():
-        s.files.sort(key=lambda p: p.relative_to(root).as_posix())
-    return sorted(students.values(), key=lambda s: (s.name.casefold(), s.name))
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -242,23 +143,32 @@ def _with_path(report: bytes, path: Path) -> dict:
 
 
 def grade_student(student: Student, root: Path, files: list[dict], options: Options,
-                  maxima: dict[str, int], graded: Graded | None = None, read_only: tuple[Path, ...] = ()) -> dict:
+                  maxima: dict[str, int], graded: Graded | None = None, read_only: tuple[Path, ...] = (),
+                  fetched: dict | None = None) -> dict:
     """Grade one student's files, all in one worker (grader/run/sandbox.py: each file in a process
     of its own), judged in this process; a file identical to one graded before in this batch
     (``graded``) is not graded again. Returns the student's record; a failure of the grader's own
-    is that student's "grader error", never the batch's."""
-    problem = _problem(student)
+    is that student's "grader error", never the batch's. ``fetched``: the repository the files
+    were fetched from (:mod:`grader.grading.fetch`), recorded with the grades; its error, if it
+    could not be fetched, is the student's."""
+    problem = (fetched or {}).get("error") or _problem(student)
     if problem:
-        return gradebook.student_record(student.name, files, [], maxima, problem)
+        return _with_source(gradebook.student_record(student.name, files, [], maxima, problem), fetched)
     try:
         submissions = _grade_files(student, files, options, graded or Graded(), read_only or (root,))
     except Exception as exc:  # the grader's own failure: this student's, never the batch's
-        return gradebook.student_record(student.name, files, [], maxima,
-                                        f"grader error: {type(exc).__name__}: {exc}"[:300])
+        return _with_source(gradebook.student_record(student.name, files, [], maxima,
+                                                     f"grader error: {type(exc).__name__}: {exc}"[:300]), fetched)
     by_path = {str(p): _relative(p, root) for p in student.files}
     for sub in submissions:
         sub["path"] = by_path.get(sub["path"], sub["path"])
-    return gradebook.student_record(student.name, files, submissions, maxima)
+    return _with_source(gradebook.student_record(student.name, files, submissions, maxima), fetched)
+
+
+def _with_source(record: dict, fetched: dict | None) -> dict:
+    if fetched is None:
+        return record
+    return {**record, **{key: fetched.get(key) for key in gradebook.FETCHED}}
 
 
 def _grade_files(student: Student, files: list[dict], options: Options, graded: Graded,
@@ -328,11 +238,13 @@ def previous_records(path: Path, device: str, maxima: dict[str, int],
     return {r["student"]: r for r in data.get("students", []) if isinstance(r, dict) and "student" in r}
 
 
-def reusable(old: dict | None, files: list[dict]) -> bool:
+def reusable(old: dict | None, files: list[dict], fetched: dict | None = None) -> bool:
     # "grader error" is the batch's own failure (a killed process) and NOT_FINISHED a student the
     # batch never got to: worth another try, unlike a corrupt notebook, which stays corrupt until its
-    # SHA-256 changes
-    return (old is not None and old.get("files") == files
+    # SHA-256 changes. A repository that could not be fetched is tried again on every run.
+    fetched = fetched or {}
+    return (old is not None and old.get("files") == files and not fetched.get("error")
+            and all(old.get(key) == fetched.get(key) for key in gradebook.FETCHED)
             and not str(old.get("error") or "").startswith(("grader error", NOT_FINISHED)))
 
 
@@ -373,20 +285,6 @@ class Progress:
             self.bar.close()
 
 
-def parse_shard(text: str) -> tuple[int, int] | None:
-    """``"K/N"`` -> ``(K, N)`` with 1 <= K <= N, else None."""
-    k, sep, n = text.partition("/")
-    if not (sep and k.isascii() and k.isdigit() and n.isascii() and n.isdigit()):
-        return None
-    return (int(k), int(n)) if 1 <= int(k) <= int(n) else None
-
-
-def shard_of(name: str, shards: int) -> int:
-    """The slice (1 to ``shards``) a student belongs to: from their name alone, so two machines
-    that see the same class, or a class that gained or lost a student, agree on everyone else."""
-    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") % shards + 1
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m grader batch", description=__doc__.splitlines()[0].strip("`"))
     p.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="one subfolder or file per student")
@@ -397,11 +295,15 @@ def parser() -> argparse.ArgumentParser:
                    else os.cpu_count() or 1, metavar="N", help="students graded at once (default: the number of CPUs)")
     p.add_argument("--force", action="store_true", help="regrade every student, even unchanged ones")
     p.add_argument("--strip-prefix", default="", metavar="PREFIX",
-                   help="remove PREFIX from folder names, e.g. the assignment's name in GitHub Classroom's 'NAME-user'")
+                   help="remove PREFIX from folder names, e.g. 'CLASSROOM-ASSIGNMENT-' of Classroom 50's 'CLASSROOM-ASSIGNMENT-user'")
     p.add_argument("--shard", metavar="K/N",
                    help="grade only the K-th of N disjoint slices of the students (by the SHA-256 of their name), "
                         "one per machine; `python -m grader merge` joins the N JSON reports into one gradebook")
+    p.add_argument("--fetched", type=Path, metavar="RECORD",
+                   help="the record of `grading-workflow --fetch`: each folder's repository and commit go into the "
+                        "gradebook, and a repository that could not be fetched is its student's error")
     grading_options.add(p)
+    grading_options.add_lms(p)
     return p
 
 
@@ -413,20 +315,30 @@ def _wrong_arguments(args: argparse.Namespace, root: Path) -> str | None:
         return "--jobs must be at least 1"
     if args.shard is not None and parse_shard(args.shard) is None:
         return f"--shard {args.shard}: expected K/N, the K-th of N slices (1 <= K <= N), e.g. 2/4"
-    return grading_options.problem(args)
+    if args.shard is not None and (args.canvas or args.moodle):
+        return "--canvas and --moodle need the whole class: give them to `python -m grader merge` of the shards"
+    if args.fetched is not None:
+        try:
+            args.fetched_record = fetching.read_record(args.fetched)
+        except ValueError as exc:
+            return f"--fetched {exc}"
+    return grading_options.problem(args) or grading_options.lms_problem(args)
 
 
-def _plan(students: list[Student], root: Path, previous: dict[str, dict]) -> tuple[dict[str, dict], list]:
-    """The records that can be kept from the last report (same files, same grader) and the students
-    left to grade, each with its files' paths and hashes."""
+def _plan(students: list[Student], root: Path, previous: dict[str, dict],
+          fetched: dict[str, dict] | None = None) -> tuple[dict[str, dict], list]:
+    """The records that can be kept from the last report (same files, same grader, same commit) and
+    the students left to grade, each with its files' paths and hashes and where they were fetched
+    from (``fetched``: a folder's record, :func:`grader.grading.fetch.read_record`)."""
     records: dict[str, dict] = {}
-    todo: list[tuple[Student, list[dict]]] = []
+    todo: list[tuple[Student, list[dict], dict | None]] = []
     for s in students:
         files = [{"path": _relative(p, root), "sha256": sha256(p)} for p in s.files]
-        if reusable(previous.get(s.name), files):
+        source = (fetched or {}).get(s.folder) if s.folder else None
+        if reusable(previous.get(s.name), files, source):
             records[s.name] = previous[s.name]
         else:
-            todo.append((s, files))
+            todo.append((s, files, source))
     return records, todo
 
 
@@ -442,8 +354,8 @@ def _grade_all(todo: list, root: Path, grading: Options, maxima: dict[str, int],
     # each thread waits on its student's worker and judges its results here, with torch's references
     # computed once for the whole class (grader/checks/harness.py)
     pool = ThreadPoolExecutor(max_workers=jobs)
-    futures: set[Future] = {pool.submit(grade_student, s, root, files, grading, maxima, graded, read_only or (root,))
-                            for s, files in todo}
+    futures: set[Future] = {pool.submit(grade_student, s, root, files, grading, maxima, graded, read_only or (root,),
+                                        source) for s, files, source in todo}
     try:
         while futures:
             done, futures = wait(futures, return_when=FIRST_COMPLETED)
@@ -512,11 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     maxima = gradebook.max_scores(args.device, assignment)
     previous = {} if args.force or not args.json else previous_records(Path(args.json), args.device, maxima,
                                                                         assignment)
-    records, todo = _plan(students, root, previous)
+    records, todo = _plan(students, root, previous, getattr(args, "fetched_record", None))
     print(f"{len(students)} student{'' if len(students) == 1 else 's'}: {len(todo)} to grade, {len(records)} "
           f"unchanged since the last report ({assignment.describe()}; jobs: {args.jobs})", file=sys.stderr, flush=True)
 
-    pending = {s.name: not_finished(s, files, maxima) for s, files in todo}
+    pending = {s.name: not_finished(s, files, maxima) for s, files, _ in todo}
 
     def save() -> None:
         """Both reports, atomically: the students graded so far, the others provisional."""
@@ -542,6 +454,12 @@ def main(argv: list[str] | None = None) -> int:
     errors = sum(1 for r in records.values() if r["error"])
     print(f"wrote {args.csv}" + (f" and {args.json}" if args.json else "")
           + f": {len(records)} students, {errors} with an error", file=sys.stderr)
+    try:
+        for line in grading_options.write_lms(args, list(records.values()), sum(maxima.values()), assignment):
+            print(line, file=sys.stderr)
+    except OSError as exc:
+        print(f"error: cannot write the LMS import: {exc}", file=sys.stderr)
+        return 2
     if records and errors == len(records):  # a shard may hold no student
         return 2
     return 1 if errors else 0

@@ -1,314 +1,104 @@
-"""``python -m grader classroom OUTDIR``: the student-facing template repository for GitHub Classroom.
+"""``python -m grader classroom OUTDIR``: a template repository whose GitHub Actions workflow gives
+students feedback on every push.
 
-OUTDIR gets the course's ``exercises/`` (never ``solutions/``), this grader's own source in
-``grader/`` (so every push is graded by exactly the grader that built the template, and installing
-it needs no access to the course repository), a README for students, ``requirements.txt`` with the
-grader's pinned dependencies and ``.github/workflows/classroom.yml``, the file GitHub Classroom's
-own autograding form writes, which grades ``exercises/`` on every push in GitHub Actions. Its last
-step is GitHub Classroom's reporter (``classroom-resources/autograding-grading-reporter@v1``): like
-Classroom's runner actions, the grading step sets one output per chapter of the assignment
-(``chapter01``, ...: a runner each, since one result of the whole course would pass Linux's limit on
-an environment variable), the base64 of
-``{"version": 1, "status", "max_score", "tests": [{"name", "status", "score", "max_score", ...}]}``
-with one test per check, worth one point; the reporter prints every test, adds the ``score`` of
-every runner and posts "Points N/M" as a notice annotation of the run, which is what Classroom reads.
+GitHub Classroom, which this command was first written for, was retired on 2026-08-28; its
+reporter action is deprecated. Nothing here depends on either: the template is a plain repository
+(make it a template and hand it out however you like; for Classroom 50, ``python -m grader
+classroom50`` writes the template and the grading it needs). OUTDIR gets the course's
+``exercises/`` (never ``solutions/``), this grader's own source in ``grader/`` (so every push is
+graded by exactly the grader that built the template, and installing it needs no access to the
+course repository), a README for students, ``requirements.txt`` with the grader's pinned
+dependencies and ``.github/workflows/feedback.yml``, which grades ``exercises/`` on every push: the
+per-exercise table in the run's summary, the feedback page (every failure, its hint and its
+picture) and the JSON report as the run's artifact ``feedback``. Points are feedback only: the
+student owns the repository, its workflow and its grader.
 
-``python -m grader classroom --report REPORT.json`` is that grading step's second half: from the
-grader's JSON report it writes the per-exercise table to ``$GITHUB_STEP_SUMMARY``, the results
-to ``$GITHUB_OUTPUT``, and exits 2 only when a notebook could not be graded at all.
+``python -m grader classroom --report REPORT.json`` is that workflow's last step: from the
+grader's JSON report it writes the per-exercise table to ``$GITHUB_STEP_SUMMARY``, and exits 2 only
+when a notebook could not be graded at all.
 """
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
-from grader import __version__
-from grader.report import gradebook
-from grader.spec.assignment import BY_KEY, WHOLE_COURSE, Assignment, AssignmentError, assignment
-from grader.spec.catalog import BY_NAME
-from grader.checks.registry import checks_for
-from grader.authoring.exercises import BEGIN, END
-from grader.authoring.notebooks import dumps
-from grader.core.paths import ROOT
-from grader.authoring.launch import TAG, repository, with_setup
-from grader.core.results import DEVICES
-from grader.core.paths import PACKAGE
+from grader.authoring.handout import (chapters_option, exercise_notebooks, grader_commit,
+                                      grader_sources, grading_requirements, pages_url, pins, provenance, requirements,
+                                      setup_cell, setup_steps, student_readme, template_notebook, write_files)
+from grader.authoring.launch import repository
 from grader.authoring.templates import Placeholders
+from grader.core.paths import ROOT
+from grader.core.results import DEVICES
+from grader.report import gradebook
+from grader.report.escape import markdown_text
+from grader.spec.assignment import WHOLE_COURSE, Assignment, AssignmentError, assignment
 
-WORKFLOW = ".github/workflows/classroom.yml"
+WORKFLOW = ".github/workflows/feedback.yml"
 REPORT = "grader-report.json"
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-PYTHON = "3.11"
-# What the grader imports when it grades (numpy: checks.py keys torch's references by tensor bytes;
-# mlx: the MLX chapter, pinned for the platforms it has wheels for).
-GRADING = ("torch", "numpy", "pytest", "mlx")
-REQUIRED = ("torch", "numpy", "pytest")
-# The reporter reads the result from one environment variable, and Linux caps one variable
-# ("NAME=value") at 128 KiB (MAX_ARG_STRLEN): past that the action cannot even start.
-RESULT_LIMIT = 120_000
-MESSAGE = 100  # characters of a failed check's message in the result (the summary has the first in full)
-
-
-# The first steps of every job that grades with the repository's grader/: it and what it needs,
-# pinned (grading-workflow's jobs start the same way).
-SETUP_STEPS = Placeholders("""\
-      - uses: actions/checkout@v7
-      - uses: actions/setup-python@v7
-        with:
-          python-version: "%{python}"
-          cache: pip
-          cache-dependency-path: requirements.txt
-      - name: Install torch and the grader's dependencies
-        run: |
-          python -m pip install --index-url %{torch_index} torch==%{torch}
-          python -m pip install -r requirements.txt""")
+PAGE = "feedback.html"
 
 WORKFLOW_TEXT = Placeholders("""\
 # Grades exercises/ on every push with the grader in grader/:
 # %{provenance}.
-# Generated by `python -m grader classroom`. GitHub Classroom's autograding form writes this same
-# file: a test added there replaces this workflow. The job fails only when the grader cannot grade a
-# notebook (not valid JSON, say), never for missing points: unfinished work is not an error.
-name: Autograding Tests
+# Generated by `python -m grader classroom`. The points are feedback: the summary of each run shows
+# them, the artifact "feedback" holds the feedback page and the full report. The job fails only when
+# the grader cannot grade a notebook (not valid JSON, say), never for missing points: unfinished
+# work is not an error.
+name: Feedback
 on:
   push:
   workflow_dispatch:
-  repository_dispatch:
-# Checkout reads the repository; nothing else uses the token: the reporter makes no API call (it
-# prints the tests and writes notice annotations), the artifact and pip cache use the runner's own.
+# Checkout reads the repository; nothing else uses the token (the artifact and pip cache use the runner's own).
 permissions:
   contents: read
 defaults:
   run:
     shell: bash
 jobs:
-  run-autograding-tests:
+  feedback:
     runs-on: ubuntu-latest
-    if: github.actor != 'github-classroom[bot]'
     timeout-minutes: 30
     steps:
 %{setup}
       - name: Grade the exercises
-        id: grader
         run: |
           python -c 'import grader; print("grader", grader.__version__, "from", grader.__file__)'
-          python -m grader exercises/*.ipynb --device cpu%{chapters} --json grader-report.json || true
-          python -m grader classroom --report grader-report.json
-      - name: Upload the report
+          python -m grader exercises/*.ipynb --device cpu%{chapters} --json %{report} --html %{page} || true
+          python -m grader classroom --report %{report}
+      - name: Upload the feedback
         if: ${{ !cancelled() }}
         uses: actions/upload-artifact@v7
         with:
-          name: grader-report
-          path: grader-report.json
+          name: feedback
+          path: |
+            %{page}
+            %{report}
           if-no-files-found: warn
-      - name: Report the points to GitHub Classroom
-        if: ${{ !cancelled() && steps.grader.outputs.%{first} != '' }}
-        uses: classroom-resources/autograding-grading-reporter@v1
-        env:
-%{runner_env}
-        with:
-          runners: %{runners}
 """)
 
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def grader_commit(package: Path = PACKAGE) -> tuple[str | None, bool]:
-    """The course commit the grader's source comes from, and whether ``grader/`` has uncommitted
-    changes there (then the template's copy is not that commit's). ``None``: not a git checkout."""
-    commit = _git(package.parent, "rev-parse", "HEAD")
-    if not commit:
-        return None, False
-    return commit, bool(_git(package.parent, "status", "--porcelain", "--", package.name))
-
-
-def provenance(commit: str | None, dirty: bool) -> str:
-    where = f"course commit {commit}" if commit else "not from a git checkout"
-    return f"activations-course-grader {__version__}, {where}" + (" plus uncommitted changes" if dirty else "")
-
-
-def pins(root: Path = ROOT) -> dict[str, str]:
-    """The course's pinned versions (requirements.txt) of what every install of the grader needs."""
-    found = {}
-    for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^(torch|pytest|numpy)==([^\s;#]+)", line.strip())
-        if m:
-            found[m.group(1)] = m.group(2)
-    missing = {"torch", "pytest"} - set(found)
-    if missing:
-        raise SystemExit(f"error: {root / 'requirements.txt'} does not pin {', '.join(sorted(missing))}")
-    return found
-
-
-def grading_requirements(root: Path = ROOT) -> list[str]:
-    """The course's requirements.txt lines (markers kept) of what the grader imports when it grades."""
-    lines, names = [], set()
-    for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*==", line.strip())
-        if m and m.group(1).lower() in GRADING:
-            lines.append(line.strip())
-            names.add(m.group(1).lower())
-    missing = set(REQUIRED) - names
-    if missing:
-        raise SystemExit(f"error: {root / 'requirements.txt'} does not pin {', '.join(sorted(missing))}")
-    return lines
-
-
-def requirements(lines: list[str], torch_version: str, origin: str) -> str:
-    return f"""\
-# The grader in grader/ is the course's: {origin}.
-# It is not installed: `python -m grader`, run from this folder, uses grader/. Below is what it needs,
-# pinned. Install CPU torch first, from PyTorch's CPU index (an unpinned torch from PyPI pulls a
-# multi-GB CUDA build):
-#   python -m pip install --index-url {TORCH_CPU_INDEX} torch=={torch_version}
-#   python -m pip install -r requirements.txt
-""" + "\n".join(lines) + "\n"
-
-
-def runner(chapter: str) -> str:
-    """The reporter's runner of one chapter's tests: ``chapter01``. One result per chapter keeps each
-    environment variable under Linux's limit, whatever the assignment; the reporter adds them up."""
-    return "chapter" + chapter[:2]
-
-
-def setup_steps(torch_version: str) -> str:
-    return SETUP_STEPS.substitute(python=PYTHON, torch_index=TORCH_CPU_INDEX, torch=torch_version)
-
-
-def workflow(torch_version: str, origin: str, assignment: Assignment = WHOLE_COURSE) -> str:
-    chapters = "" if assignment.whole else "".join(f" --chapter {c}" for c in assignment.chapters)
-    runners = [runner(c) for c in assignment.chapters]
-    env = "\n".join(f"          {r.upper()}_RESULTS: ${{{{ steps.grader.outputs.{r} }}}}" for r in runners)
-    return WORKFLOW_TEXT.substitute(provenance=origin, setup=setup_steps(torch_version), chapters=chapters,
-                                    first=runners[0], runner_env=env, runners=",".join(runners))
-
-
-def setup_cell(url: str, ref: str) -> str:
-    """The template's Colab set-up cell: the grader next to the notebook (the repository's grader/,
-    one folder up in Jupyter, or uploaded into Colab), else, in Colab, the course's at ``ref``."""
-    return f'''\
-# The grader this repository was made with is its grader/ folder. Jupyter finds it one folder up;
-# Colab opens this notebook alone and installs the same grader from the course instead,
-# unless you uploaded grader/ into Colab's Files (see README.md).
-import os, subprocess, sys
-_here = [d for d in (os.getcwd(), os.path.dirname(os.getcwd()))
-         if os.path.isfile(os.path.join(d, "grader", "__init__.py"))]
-if _here:
-    sys.path.insert(0, _here[0])  # and for grade(), which runs `python -m grader`:
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_here[0], os.environ.get("PYTHONPATH")]))
-elif "google.colab" in sys.modules:
-    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{url}@{ref}"]).returncode:
-        raise SystemExit("Could not install the grader from {url} (a private course?): upload "
-                         "your repository's grader/ folder into Colab's Files and run this cell again.")'''
-
-
-def readme(url: str, book: str, torch_version: str, notebooks: list[str], origin: str, ref: str,
-           assignment: Assignment = WHOLE_COURSE) -> str:
-    listing = "\n".join(f"- `exercises/{n}`" for n in notebooks)
-    chapters = "" if assignment.whole else "".join(f" --chapter {c}" for c in assignment.chapters)
-    return f"""\
-# Activation functions in PyTorch: exercises
-
-Your exercises for the course *Activation Functions in PyTorch*. The book that goes with them is at
-{book} (its source: {url}).
-
-{listing}
-
-Each notebook asks for every activation of its chapter in three forms, named as in PyTorch: the
-functional form (`relu`), a `torch.autograd.Function` with your own backward (`ReLUFunction`) and
-the module (`ReLU`). Replace each `raise NotImplementedError` with your code.
-
-`grader/` is the course's grader ({origin}): the same code grades your pushes, and you grade
-yourself with it. You install only what it needs (`requirements.txt`), never the grader itself.
-
-## Open the notebooks
-
-- **Jupyter** on your machine: clone this repository, install the requirements (below) and
-  `pip install jupyterlab`, then `jupyter lab exercises/`. A notebook's first cell finds `grader/`
-  one folder up.
-- **Colab**: File > Open notebook > GitHub, paste this repository's address (allow Colab to see
-  your private repositories) and pick the notebook; save your work back with File > Save a copy in
-  GitHub, into this repository. Colab opens the notebook alone, without `grader/`: its first cell
-  installs the course's grader at `{ref}` from {url}. If that fails
-  (a private course repository, or a commit your instructor has not pushed), download this repository
-  (Code > Download ZIP), upload its `grader` folder into Colab's Files pane (`/content/grader`) and
-  run the cell again; or clone your own repository in Colab, with a personal access token since it
-  is private: a cell with `!git clone https://TOKEN@github.com/OWNER/REPOSITORY`, then
-  `%cd REPOSITORY/exercises`, then the first cell again (it finds `grader/` one folder up).
-
-## Grade yourself
-
-Run the notebook's last cell (save the notebook first), or from a terminal, in this folder:
-
-```
-python -m pip install --index-url {TORCH_CPU_INDEX} torch=={torch_version}
-python -m pip install -r requirements.txt
-python -m grader exercises/{notebooks[0]}{chapters}
-```
-
-One point per check; the table shows each activation's first failing check, `-v` lists them all.
-
+GRADED = """\
 ## On every push
 
 GitHub Actions grades every notebook in `exercises/` with `grader/`
-(`.github/workflows/classroom.yml`): the run's summary page shows the table per activation and the
-full JSON report is attached to the run. GitHub Classroom's reporter (the workflow's last step)
-lists every check as a test worth one point in the run's log, and posts two notices on the run:
-"Autograding complete" with "Points N/M" and "Autograding report" with the same numbers; GitHub
-Classroom shows your points from them. It creates no check run and changes nothing in your
-repository. The run fails (red cross) only when a notebook cannot be graded at all, for example
-after a merge left it invalid JSON: missing points never fail it, so unfinished work stays green.
-Your instructor may regrade every repository at the deadline with the same grader.
+(`.github/workflows/feedback.yml`): the run's summary page shows your points per exercise and the
+first failing check of each, and the run's artifact `feedback` holds the feedback page
+(`feedback.html`: every failure, its hint and a picture of what is wrong) and the full JSON report.
+The run fails (red cross) only when a notebook cannot be graded at all, for example after a merge
+left it invalid JSON: missing points never fail it, so unfinished work stays green. These points
+are feedback; your instructor grades every repository at the deadline with the same grader.
 """
 
 
+def workflow(torch_version: str, origin: str, assignment: Assignment = WHOLE_COURSE) -> str:
+    return WORKFLOW_TEXT.substitute(provenance=origin, setup=setup_steps(torch_version),
+                                    chapters=chapters_option(assignment), report=REPORT, page=PAGE)
+
+
 def gitignore() -> str:
-    return f".ipynb_checkpoints/\n__pycache__/\n{REPORT}\n"
-
-
-def pages_url(url: str) -> str:
-    m = re.match(r"https://github\.com/([^/]+)/([^/]+?)(?:\.git)?/?$", url)
-    return f"https://{m.group(1)}.github.io/{m.group(2)}/" if m else url
-
-
-def grader_sources() -> dict[str, str]:
-    """This grader's source, ``grader/...`` -> text: a repository that holds it grades with exactly
-    this grader and needs no access to the course's."""
-    return {f"grader/{p.relative_to(PACKAGE).as_posix()}": p.read_text(encoding="utf-8")
-            for p in sorted(PACKAGE.rglob("*.py"))}
-
-
-def write_files(outdir: Path, files: dict[str, str]) -> list[Path]:
-    """Write ``files`` (path relative to ``outdir`` -> text); returns the paths written."""
-    written = []
-    for name, text in files.items():
-        target = outdir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        written.append(target)
-    return written
-
-
-def template_notebook(path: Path, cell: str) -> str:
-    """The exercise with the template's set-up cell (its other tags kept)."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    old = next((c for c in nb["cells"] if TAG in c.get("metadata", {}).get("tags", [])), None)
-    tags = [t for t in (old or {}).get("metadata", {}).get("tags", []) if t != TAG]
-    return dumps(with_setup(nb, cell, tags))
+    return f".ipynb_checkpoints/\n__pycache__/\n{REPORT}\n{PAGE}\n"
 
 
 def build(outdir: Path, root: Path = ROOT, ref: str | None = None, book: str | None = None,
@@ -322,21 +112,13 @@ def build(outdir: Path, root: Path = ROOT, ref: str | None = None, book: str | N
     origin = provenance(commit, dirty)
     lines = grading_requirements(root)
     torch_version = pins(root)["torch"]
-    notebooks = [nb for nb in sorted((root / "exercises").glob("*.ipynb")) if assignment.whole or nb.stem in assignment.chapters]
-    missing = [] if assignment.whole else sorted(set(assignment.chapters) - {nb.stem for nb in notebooks})
-    if missing or not notebooks:
-        raise SystemExit(f"error: {root / 'exercises'} has no notebook{' for ' + ', '.join(missing) if missing else ''} "
-                         "(run `make exercises`)")
-    for nb in notebooks:
-        text = nb.read_text(encoding="utf-8")
-        if BEGIN in text or END in text:
-            raise SystemExit(f"error: {nb} contains a solution region ({BEGIN}): regenerate the exercises")
+    notebooks = exercise_notebooks(root, assignment)
     cell = setup_cell(url, ref)
     files = {f"exercises/{nb.name}": template_notebook(nb, cell) for nb in notebooks}
     files.update(grader_sources())
     files.update({
-        "README.md": readme(url, book or pages_url(url), torch_version, [n.name for n in notebooks], origin, ref,
-                            assignment),
+        "README.md": student_readme(url, book or pages_url(url), torch_version, [n.name for n in notebooks], origin,
+                                    ref, assignment, GRADED),
         "requirements.txt": requirements(lines, torch_version, origin),
         ".gitignore": gitignore(),
         WORKFLOW: workflow(torch_version, origin, assignment),
@@ -346,86 +128,29 @@ def build(outdir: Path, root: Path = ROOT, ref: str | None = None, book: str | N
 
 # --- the grading step, inside a student's repository -------------------------------------------
 
-def _test(name: str, passed: bool, message: str = "") -> dict:
-    # the fields the reporter reads (line_no 0: no line to show); test_code and filename stay out
-    # to keep the result small
-    return {"name": name, "status": "pass" if passed else "fail", "score": int(passed), "max_score": 1,
-            "message": "" if passed else message[:MESSAGE], "line_no": 0}
-
-
-def activation_tests(name: str, top: int, exercise: dict | None, source: str, device: str) -> list[dict]:
-    """Exactly ``top`` tests (the gradebook's maximum for the activation), one per check, passing
-    ones first where a file was graded out of more: their scores add up to the gradebook's."""
-    if exercise is None:
-        cuda = torch.cuda.is_available()
-        exercise = BY_KEY[name]
-        names = [c.name for c, dev in checks_for(BY_NAME[exercise.activation], DEVICES[device], exercise.framework)
-                 if dev != "cuda" or cuda]
-        tests = [_test(f"{name}: {n}", False, "not defined in any notebook") for n in names[:top]]
-        why = "not defined in any notebook"
-    else:
-        checks = exercise.get("checks", [])
-        graded = [c for c in checks if c.get("status") != "skipped"]
-        if len(graded) > top:
-            graded.sort(key=lambda c: c.get("status") != "passed")
-        tests = [_test(f"{name}: {c['name']}", c.get("status") == "passed", c.get("message") or c["status"])
-                 for c in graded[:top]]
-        skipped = next((c.get("message") for c in checks if c.get("status") == "skipped"), "")
-        why = f"{source} was graded out of {len(graded)} checks, the maximum is {top}" + (
-            f" ({skipped})" if skipped else "")
-    tests += [_test(f"{name}: not graded {i + 1}", False, why) for i in range(top - len(tests))]
-    return tests
-
-
-def classroom_results(record: dict, maxima: dict[str, int], sources: dict[str, str], failed: bool,
-                      device: str = "cpu") -> dict[str, dict]:
-    """GitHub Classroom's runner results, one per chapter (:func:`runner`): one test per check,
-    worth one point, so that the reporter's log (passed tests / tests x max_score) and its "Points
-    N/M" (the scores of every runner added) agree."""
-    by_name = {e["name"]: e for e in record["exercises"]}
-    chapters: dict[str, list[dict]] = {}
-    for name, top in maxima.items():
-        chapters.setdefault(runner(BY_KEY[name].chapter), []).extend(
-            activation_tests(name, top, by_name.get(name), sources.get(name, ""), device))
-    # the reporter fails the job on "fail" or "error": only for what could not be graded
-    return {r: {"version": 1, "status": "error" if failed else "pass", "max_score": len(tests), "tests": tests}
-            for r, tests in chapters.items()}
-
-
-def encode(result: dict) -> str:
-    """The base64 the reporter reads from one environment variable; the tests' messages are
-    dropped when they would make it too long to pass (the summary still has them)."""
-    text = base64.b64encode(json.dumps(result, separators=(",", ":")).encode()).decode()
-    if len(text) > RESULT_LIMIT:
-        bare = dict(result, tests=[dict(t, message="") for t in result["tests"]])
-        text = base64.b64encode(json.dumps(bare, separators=(",", ":")).encode()).decode()
-    return text
-
-
 def _first_failure(exercise: dict) -> str:
     for c in exercise.get("checks", []):
         if c.get("status") == "failed":
-            return f"{c['name']}: {c.get('message', '')}"[:300]
+            return f"{c['name']}: {c.get('message', '')}"
     return "all checks passed"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def summary(record: dict, maxima: dict[str, int], sources: dict[str, str]) -> str:
+    """The run's summary: points per exercise and the first failing check (the student's own text
+    escaped: it is rendered as Markdown)."""
     by_name = {e["name"]: e for e in record["exercises"]}
     lines = [f"## Grader: {record['score']}/{record['max_score']} points", ""]
     if record["error"]:
-        lines += [f"**Could not grade:** {_cell(record['error'])}", ""]
+        lines += [f"**Could not grade:** {markdown_text(record['error'], 500)}", ""]
     lines += ["| exercise | notebook | points | first failing check |", "|---|---|---:|---|"]
     for name, top in maxima.items():
         ex = by_name.get(name)
         got = gradebook.score(ex, maxima) if ex else 0
         status = _first_failure(ex) if ex else "not defined in any notebook"
-        lines.append(f"| {name} | {_cell(sources.get(name, '—'))} | {got}/{top} | {_cell(status)} |")
-    lines += ["", "One point per check, one GitHub Classroom test per check; CUDA checks are not run here. "
-              "The full report is the run's `grader-report` artifact."]
+        source = markdown_text(sources[name]) if name in sources else "—"
+        lines.append(f"| {name} | {source} | {got}/{top} | {markdown_text(status, 300)} |")
+    lines += ["", f"One point per check; CUDA checks are not run here. The feedback page ({PAGE}) and the full "
+              "report are the run's `feedback` artifact."]
     return "\n".join(lines) + "\n"
 
 
@@ -453,17 +178,13 @@ def report(path: Path) -> int:
     # only what the grader could not read fails the job; a notebook with nothing in it is unfinished
     unreadable = [e for e in merged.errors if not gradebook.nothing_graded(e)] or (
         [] if submissions else ["no notebook in exercises/"])
-    results = classroom_results(record, maxima, sources, failed=bool(unreadable), device=device)
-    text = summary(record, maxima, sources)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
-            f.write(text)
-    if os.environ.get("GITHUB_OUTPUT"):
-        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
-            f.writelines(f"{r}={encode(result)}\n" for r, result in results.items())
+            f.write(summary(record, maxima, sources))
     print(f"::notice title=Points::{record['score']}/{record['max_score']}")
     for err in unreadable:
-        print(f"::error title=Cannot grade::{err}")
+        # a workflow command ends at the line's end: the student's text stays on one line
+        print(f"::error title=Cannot grade::{' '.join(err.split())}")
     return 2 if unreadable else 0
 
 
@@ -477,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="hand out this chapter's notebook only, graded out of its maximum (repeatable; NAME is the "
                         "exercise notebook's stem, e.g. 02_relu_variants); default: the whole course")
     p.add_argument("--report", type=Path, metavar="REPORT",
-                   help="inside the workflow: turn the grader's JSON report into the summary and the points")
+                   help="inside the workflow: turn the grader's JSON report into the run's summary")
     args = p.parse_args(argv)
     if args.report:
         return report(args.report)
@@ -492,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     written, origin, ref = build(args.outdir, ref=args.ref, book=args.book, assignment=chosen)
-    print(f"wrote {len(written)} files into {args.outdir} ({chosen.describe()}), with the grader in grader/ ({origin}): its workflow "
-          "needs no access to the course repository; make it a template repository for GitHub Classroom. "
-          f"In Colab the notebooks install the course's grader at {ref}: push it (students can also upload "
-          "grader/, their README says how)")
+    print(f"wrote {len(written)} files into {args.outdir} ({chosen.describe()}), with the grader in grader/ ({origin}): "
+          f"its workflow ({WORKFLOW}) gives feedback on every push and needs no access to the course repository; "
+          "make it a template repository and hand it out (GitHub Classroom was retired on 2026-08-28: for Classroom 50 "
+          f"use `python -m grader classroom50`). In Colab the notebooks install the course's grader at {ref}: push it "
+          "(students can also upload grader/, their README says how)")
     if origin.endswith("uncommitted changes"):
         print(f"warning: grader/ has uncommitted changes: the template's copy has them, {ref} does not")
     return 0

@@ -1,12 +1,13 @@
 """``python -m grader gradescope OUTDIR``: Gradescope's autograder bundle, ``OUTDIR/autograder.zip``.
 
 The zip follows Gradescope's autograder specification: ``setup.sh`` (run once, as root, when
-Gradescope builds the image: a virtual environment with CPU torch and pytest, pinned as the course
-pins them) and ``run_autograder`` (run for every submission, in ``/autograder``), plus this grader's
-own source, so the autograder grades with exactly the grader that built it and needs no access to
-the course repository. ``run_autograder`` calls ``python -m grader gradescope --run ROOT``: it
-grades every .ipynb and .py file under ``ROOT/submission`` (the rules of
-:mod:`grader.commands.batch`: no hidden files, no symbolic links) and writes ``ROOT/results/results.json``
+Gradescope builds the image: a virtual environment with CPU torch, numpy, pytest and, on Linux
+x86_64, MLX's CPU build, pinned as the course pins them) and ``run_autograder`` (run for every
+submission, in ``/autograder``), plus this grader's own source, so the autograder grades with
+exactly the grader that built it and needs no access to the course repository. ``run_autograder``
+calls ``python -m grader gradescope --run ROOT``: it grades every .ipynb and .py file under
+``ROOT/submission`` (the rules of :mod:`grader.grading.discovery`: no hidden files, no symbolic
+links) and writes ``ROOT/results/results.json``
 with the total ``score``, an ``output`` in Markdown (``output_format: "md"``) and one test per
 activation (``name``, ``number``, ``score``, ``max_score``, ``status``, ``output``, ``visibility``).
 ``ROOT`` is ``/autograder`` on Gradescope; ``$AUTOGRADER_ROOT`` moves it (local tests).
@@ -16,6 +17,11 @@ failed", with none of what was graded. So ``--run`` writes a provisional results
 "grading did not finish") before any student code runs, grades within a time budget (``--time-budget``,
 default :data:`TIME_BUDGET`), reports the checks it did not reach as "not run", and replaces the
 provisional file atomically at the end.
+
+The bundle grades what it says: a chapter Gradescope's machine cannot grade (MLX's, where the
+course pins no MLX for Linux x86_64) is refused when the bundle is built, and an exercise whose
+checks cannot run where it is graded (MLX failed to install) fails with the reason, out of the
+maximum the bundle was built with, instead of passing with 0 of 0 points.
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ import zipfile
 from pathlib import Path
 
 from grader import __version__
-from grader.commands import batch
+from grader.authoring.handout import grading_requirements, pins, target_maxima
+from grader.grading import discovery
 from grader.report import gradebook
 from grader.core import limits
 from grader.spec.assignment import (BY_KEY, CHAPTER_STEMS, WHOLE_COURSE, Assignment, AssignmentError,
@@ -73,7 +80,8 @@ fi
 "$root/venv/bin/python" -m pip install --upgrade pip
 # CPU torch from PyTorch's CPU index: PyPI's torch pulls a multi-GB CUDA build
 "$root/venv/bin/python" -m pip install --index-url https://download.pytorch.org/whl/cpu torch==%{torch}
-"$root/venv/bin/python" -m pip install numpy==%{numpy} pytest==%{pytest}
+# the rest of what the grader imports, from the bundle's requirements.txt (MLX where it has a wheel)
+"$root/venv/bin/python" -m pip install -r "$root/source/requirements.txt"
 # the user submissions run as (grader/run/containment.py): it owns nothing, so a submission can write
 # neither the results nor the grader, and cannot signal the grader
 if ! id -u %{user} >/dev/null 2>&1; then
@@ -83,8 +91,12 @@ fi
 
 
 def setup_sh(versions: dict[str, str]) -> str:
-    return render(SETUP_SH, torch=versions["torch"], numpy=versions["numpy"], pytest=versions["pytest"],
-                  user=WORKER_USER)
+    return render(SETUP_SH, torch=versions["torch"], user=WORKER_USER)
+
+
+def bundle_requirements(root: Path = ROOT) -> str:
+    """What setup.sh installs after torch: the course's pins, markers kept (pip skips MLX where it has no wheel)."""
+    return "".join(f"{line}\n" for line in grading_requirements(root) if not line.startswith("torch=="))
 
 
 RUN_AUTOGRADER = """\
@@ -103,18 +115,19 @@ PYTHONPATH="$root/source${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m grader gr
 
 def build(outdir: Path, root: Path = ROOT, visibility: str = "visible", time_budget: float = TIME_BUDGET,
           assignment: Assignment = WHOLE_COURSE) -> Path:
-    """Write ``outdir/autograder.zip``, grading ``assignment``'s exercises; returns its path."""
-    from grader.commands.classroom import pins
-
+    """Write ``outdir/autograder.zip``, grading ``assignment``'s exercises; returns its path.
+    SystemExit (one line) for a chapter Gradescope cannot grade."""
     versions = pins(root)
+    maxima = target_maxima(assignment, "Gradescope", root)
     outdir.mkdir(parents=True, exist_ok=True)
     target = outdir / "autograder.zip"
     config = json.dumps({"visibility": visibility, "time_budget": time_budget,
-                         "chapters": assignment.as_list()}) + "\n"
+                         "chapters": assignment.as_list(), "max_scores": maxima}) + "\n"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
         _add(z, "setup.sh", setup_sh(versions), executable=True)
         _add(z, "run_autograder", RUN_AUTOGRADER, executable=True)
         _add(z, "grader.json", config)
+        _add(z, "requirements.txt", bundle_requirements(root))
         for path in sorted(PACKAGE.rglob("*.py")):
             _add(z, f"grader/{path.relative_to(PACKAGE).as_posix()}", path.read_text(encoding="utf-8"))
     return target
@@ -130,7 +143,9 @@ def _add(z: zipfile.ZipFile, name: str, text: str, executable: bool = False) -> 
 # --- inside Gradescope ---------------------------------------------------------------------------
 
 def _test_output(exercise: dict | None, source: str, name: str, stopped: str = "",
-                 unread: tuple[str, ...] = ()) -> str:
+                 unread: tuple[str, ...] = (), missing: str = "") -> str:
+    if missing:  # the autograder cannot run what the bundle promised: say so before anything else
+        return f"{missing} Tell your instructor.\n\n" + _test_output(exercise, source, name, stopped, unread)
     if exercise is None:
         if stopped and unread:  # perhaps in a file the grader never got to
             return f"not run: {stopped} before {', '.join(f'`{p}`' for p in unread)} was graded."
@@ -147,9 +162,12 @@ def _test_output(exercise: dict | None, source: str, name: str, stopped: str = "
 
 
 def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], visibility: str,
-            elapsed: float, stopped: str = "", unread: tuple[str, ...] = ()) -> dict:
+            elapsed: float, stopped: str = "", unread: tuple[str, ...] = (),
+            runnable: dict[str, int] | None = None) -> dict:
     """Gradescope's results.json for one submission's graded files. ``stopped``: what ran out before
-    every check ran (the time budget), ``unread``: the files it left ungraded."""
+    every check ran (the time budget), ``unread``: the files it left ungraded; ``runnable``: how many
+    of each exercise's ``maxima`` checks can run here, where fewer than the bundle was built for."""
+    runnable = runnable or {}
     merged = gradebook.merge(submissions, maxima)
     record = gradebook.student_record("", files, submissions, maxima,
                                       "" if files else "no .ipynb or .py file in the submission")
@@ -161,13 +179,17 @@ def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], 
         counters[chapter] = counters.get(chapter, 0) + 1
         ex = by_name.get(name)
         got = gradebook.score(ex, maxima) if ex else 0
+        missing = (f"Only {runnable[name]} of its {top} checks can run in this autograder"
+                   + (" (MLX is not installed)." if BY_KEY[name].framework == "mlx" else ".")) \
+            if runnable.get(name, top) < top else ""
         tests.append({
             "name": name,
             "number": f"{chapter}.{counters[chapter]}",
             "score": got,
             "max_score": top,
-            "status": "passed" if got == top else "failed",
-            "output": _test_output(ex, merged.best[name][1] if ex else "", name, stopped, unread),
+            # 0 of 0 is no pass: nothing was checked
+            "status": "passed" if got == top and top > 0 and not missing else "failed",
+            "output": _test_output(ex, merged.best[name][1] if ex else "", name, stopped, unread, missing),
             "output_format": "md",
             "tags": [stem],
             "visibility": visibility,
@@ -211,9 +233,10 @@ def provisional(visibility: str, time_budget: float) -> dict:
     }
 
 
-def _config(root: Path) -> tuple[str, float, Assignment]:
-    """The bundle's settings (grader.json, written by :func:`build`): visibility, time budget and
-    assignment (the whole course when the file has none, or names chapters this grader lacks)."""
+def _config(root: Path) -> tuple[str, float, Assignment, dict[str, int] | None]:
+    """The bundle's settings (grader.json, written by :func:`build`): visibility, time budget,
+    assignment (the whole course when the file has none, or names chapters this grader lacks) and
+    the maximum it was built for (None from a bundle older than that)."""
     config = {}
     try:
         config = json.loads((root / "source" / "grader.json").read_text(encoding="utf-8"))
@@ -226,7 +249,12 @@ def _config(root: Path) -> tuple[str, float, Assignment]:
     chapters = config.get("chapters")
     if chapters is not None and not (isinstance(chapters, list) and all(isinstance(c, str) for c in chapters)):
         raise AssignmentError(f"grader.json: \"chapters\" is not a list of chapter names: {chapters!r}")
-    return visibility, float(budget) if valid else TIME_BUDGET, chosen(chapters)
+    assignment = chosen(chapters)
+    built = config.get("max_scores")
+    if built is not None and not (isinstance(built, dict) and set(built) == set(assignment.keys)
+                                  and all(type(v) is int and v >= 0 for v in built.values())):
+        raise AssignmentError("grader.json: \"max_scores\" does not fit its chapters")
+    return visibility, float(budget) if valid else TIME_BUDGET, assignment, built
 
 
 def _refuse(root: Path, why: str) -> int:
@@ -249,7 +277,7 @@ def run(root: Path, time_budget: float | None = None) -> int:
 
     start = time.monotonic()
     try:
-        visibility, budget, assignment = _config(root)
+        visibility, budget, assignment, built = _config(root)
     except AssignmentError as exc:  # a bundle this grader did not build: never grade against another maximum
         return _refuse(root, f"the autograder's configuration is wrong ({exc}): rebuild it with "
                              "`python -m grader gradescope OUTDIR --chapter ...`")
@@ -260,16 +288,17 @@ def run(root: Path, time_budget: float | None = None) -> int:
     if os.geteuid() == 0:
         out.chmod(0o755)  # root's alone: the users submissions run as cannot write the results
     write_json(provisional(visibility, budget), out / "results.json")
-    student = batch.Student("submission")
+    student = discovery.Student("submission")
     if submission.is_dir():
-        batch.collect(submission, submission, student)
-    maxima = gradebook.max_scores("cpu", assignment)
+        discovery.collect(submission, submission, student)
+    here = gradebook.max_scores("cpu", assignment)
+    maxima = {key: built[key] for key in here} if built else here
     out_of_time = f"the grader's time budget of {budget:g} s ran out"
     reports, unread, cut = [], [], False
-    for path in student.files[: batch.MAX_FILES]:
+    for path in student.files[: discovery.MAX_FILES]:
         left = deadline - time.monotonic()
         if left <= 0:
-            report = SubmissionReport(str(path), batch.sha256(path), error=f"not run: {out_of_time}")
+            report = SubmissionReport(str(path), discovery.sha256(path), error=f"not run: {out_of_time}")
         else:
             report = cli.grade(str(path), "cpu", read_only=(out.resolve(),),
                                total_timeout=min(left, limits.TOTAL_TIMEOUT), out_of_time=out_of_time,
@@ -283,7 +312,7 @@ def run(root: Path, time_budget: float | None = None) -> int:
         sub["path"] = path.relative_to(submission).as_posix()
     files = [{"path": s["path"], "sha256": s["sha256"]} for s in submissions]
     data = results(submissions, files, maxima, visibility, time.monotonic() - start,
-                   out_of_time if cut else "", tuple(unread))
+                   out_of_time if cut else "", tuple(unread), here)
     data["extra_data"]["time_budget"] = budget
     write_json(data, out / "results.json")
     print(f"{data['score']}/{sum(maxima.values())} points; wrote {out / 'results.json'}")
@@ -317,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     except AssignmentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    target = build(args.outdir, visibility=args.visibility, time_budget=args.time_budget or TIME_BUDGET,
-                   assignment=assignment)
+    try:
+        target = build(args.outdir, visibility=args.visibility, time_budget=args.time_budget or TIME_BUDGET,
+                       assignment=assignment)
+    except SystemExit as exc:  # one line, said before anything is written
+        print(exc, file=sys.stderr)
+        return 2
     print(f"wrote {target} ({assignment.describe()}): upload it as the assignment's autograder (Configure Autograder > Zip file upload)")
     return 0

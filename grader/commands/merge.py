@@ -5,7 +5,9 @@ one slice of the class. The gradebook and report written are those one batch of 
 writes: the same columns, the same order, the same records. Reports that cannot be one class graded
 one way are refused with a one-line error (exit status 2) and nothing is written: a different
 grader, torch, Python, device, maximum or assignment; a shard missing, given twice, or from another
-split into N; a student in two reports or in a slice their name does not belong to.
+split into N; a student in two reports or in a slice their name does not belong to. ``--canvas``,
+``--moodle`` and ``--roster`` also write the class's grades as Canvas's and Moodle's grade imports
+(:mod:`grader.report.lms`).
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-from grader.commands.batch import parse_shard, shard_of
+from grader.commands import options as grading_options
+from grader.grading.discovery import parse_shard, shard_of
 from grader.report import gradebook
 from grader.report.model import write_json
+from grader.spec.assignment import AssignmentError, assignment
 
 # What every shard must agree on, with how to say that they do not. The merged report keeps the
 # shards' own values: it says what graded the students, not what merged the reports.
@@ -107,11 +111,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="the JSON reports of `python -m grader batch --shard K/N`, one per shard")
     p.add_argument("--csv", required=True, metavar="GRADEBOOK", help="write the class's gradebook (CSV) here")
     p.add_argument("--json", metavar="REPORT", help="write the class's full report here")
+    grading_options.add_lms(p)
     args = p.parse_args(argv)
+    wrong = grading_options.lms_problem(args)
+    if wrong:
+        print(f"error: {wrong}", file=sys.stderr)
+        return 2
     try:
         report = merge(args.reports)
+        chosen = assignment(report.get("assignment"))
     except Refused as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (AssignmentError, TypeError) as exc:
+        print(f"error: the reports' assignment is not this grader's ({exc})", file=sys.stderr)
         return 2
     records = report["students"]
     try:
@@ -120,10 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             # not gradebook.write_batch_json: that stamps this machine's torch and Python, and the
             # report must say what graded the students
             write_json(report, args.json)
+        said = grading_options.write_lms(args, records, sum(report["max_scores"].values()), chosen)
     except OSError as exc:
         print(f"error: cannot write the gradebook: {exc}", file=sys.stderr)
         return 2
     errors = sum(1 for r in records if r.get("error"))
     print(f"merged {len(args.reports)} shards into {args.csv}" + (f" and {args.json}" if args.json else "")
           + f": {len(records)} students, {errors} with an error", file=sys.stderr)
+    for line in said:
+        print(line, file=sys.stderr)
     return 0

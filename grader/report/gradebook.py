@@ -5,7 +5,8 @@ course's order (:mod:`grader.spec.assignment`: ``ReLU`` is the torch chapter's, 
 chapter's; points earned, 0 when the student submitted nothing for it), ``total``, ``max`` and
 ``error`` (empty, or one line saying why some or all of the work could not be graded). The maximum
 is the assignment's, not what a student happened to submit, so a missing exercise costs its points
-instead of shrinking the denominator.
+instead of shrinking the denominator. A class fetched from its repositories (``batch --fetched``)
+has two more columns before ``error``: each student's ``repository`` and the ``commit`` graded.
 
 A student's work may be several files (a student's folder): each file is a submission of
 :mod:`grader.report.model`'s JSON shape; the exercises of all of them are merged, and an exercise
@@ -39,16 +40,21 @@ def nothing_graded(error: str) -> bool:
     return error == NOTHING_DEFINED or error.startswith(NOTHING_OF_THE_ASSIGNMENT + ":")
 
 
-def columns(maxima: dict[str, int]) -> list[str]:
-    """The CSV's header: ``student``, the assignment's exercises, ``total``, ``max``, ``error``."""
-    return ["student", *maxima, "total", "max", "error"]
+FETCHED = ("repository", "commit")  # what a record of a fetched class adds
 
 
-def max_scores(device: str, assignment: Assignment = WHOLE_COURSE) -> dict[str, int]:
+def columns(maxima: dict[str, int], fetched: bool = False) -> list[str]:
+    """The CSV's header: ``student``, the assignment's exercises, ``total``, ``max``, (``repository``,
+    ``commit``,) ``error``."""
+    return ["student", *maxima, "total", "max", *(FETCHED if fetched else ()), "error"]
+
+
+def max_scores(device: str, assignment: Assignment = WHOLE_COURSE, mlx: bool | None = None) -> dict[str, int]:
     """Points of a full-marks submission per exercise of the assignment, in the course's order: one
     per check that runs on this machine. Without CUDA the CUDA checks are skipped and count in no
-    one's maximum, as in a report; so do the MLX checks without MLX."""
-    cuda, mlx = torch.cuda.is_available(), mlx_available()
+    one's maximum, as in a report; so do the MLX checks without MLX. ``mlx``: whether MLX runs where
+    the grading will (a bundle built here for another machine), instead of here."""
+    cuda, mlx = torch.cuda.is_available(), mlx_available() if mlx is None else mlx
     return {e.key: 0 if e.framework == "mlx" and not mlx else
             sum(1 for _, dev in checks_for(BY_NAME[e.activation], DEVICES[device], e.framework) if dev != "cuda" or cuda)
             for e in assignment.exercises}
@@ -154,11 +160,13 @@ def csv_cell(value: str) -> str:
 
 
 def csv_rows(records: list[dict], maxima: dict[str, int]) -> list[list[str | int]]:
-    rows: list[list[str | int]] = [columns(maxima)]
+    fetched = any("repository" in r for r in records)
+    rows: list[list[str | int]] = [columns(maxima, fetched)]
     for r in sorted(records, key=sort_key):
         scores = {e["name"]: score(e, maxima) for e in r["exercises"]}
+        where = [csv_cell(r.get(key) or "") for key in FETCHED] if fetched else []
         rows.append([csv_cell(r["student"]), *(scores.get(key, 0) for key in maxima), r["score"],
-                     r["max_score"], csv_cell(r["error"] or "")])
+                     r["max_score"], *where, csv_cell(r["error"] or "")])
     return rows
 
 
