@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import attacks
 from conftest import grant_search
 from grader.run import containment, landlock
 from test_cli import RELU, ROOT
+from test_gradescope import autograder_root, bundle, check_spec  # noqa: F401  (bundle is a fixture)
 
 MODES = {
     "namespaces": {},
@@ -323,3 +325,34 @@ def test_a_throwaway_interpreter_is_not_written(tmp_path: Path) -> None:
         assert r.returncode == 0 and "18/18" in r.stdout, r.stdout + r.stderr
         assert sorted(p.name for p in site.iterdir()) == before
         assert not plants_in([venv, site, venv / "bin", ROOT, ROOT / "grader"])
+
+
+@pytest.mark.parametrize("mode", ["namespaces", "root without namespaces"])
+def test_the_gradescope_autograder_under_attack(bundle: Path, tmp_path: Path, mode: str, half_score: int) -> None:  # noqa: F811
+    """The same attacks through the bundle's real run_autograder, one submission holding them: the
+    forged file earns nothing, the copier what its code earns, injected text shows as text in
+    results.json's Markdown, and every file's SHA-256 is the grader's."""
+    mode_available(mode)
+    root = autograder_root(bundle, tmp_path)
+    grant_search(root, stop=Path(tempfile.gettempdir()))  # a Gradescope image's /autograder is not behind a 0700 folder
+    files = {"forger.py": attacks.FORGER.format(tape=attacks.empty_tape()), "copier.py": attacks.DUPLICATOR,
+             "injector.py": "def sigmoid(input):\n    raise NotImplementedError\n"
+                            f"raise RuntimeError({attacks.INJECTED!r})\n"}
+    for name, text in files.items():
+        (root / "submission" / name).write_text(text)
+    env = environment(mode)
+    env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
+    r = subprocess.run([str(root / "run_autograder")], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    check_spec(results)
+    tests = {t["name"]: t for t in results["tests"]}
+    assert tests["ReLU"]["score"] == half_score and tests["Sigmoid"]["score"] == 0, (tests["ReLU"], r.stderr[-2000:])
+    assert results["score"] == half_score
+    shown = results["output"] + "".join(t["output"] for t in results["tests"])
+    for raw in ("**All 52", "](https://evil", "![t]", "\x1b"):
+        assert raw not in shown, raw
+    assert not re.search(r"(?<!\\)<img", shown)  # a tag only where its < is escaped
+    assert "All 52 checks passed" in shown.replace("\\", "")  # the student's words, shown as text
+    assert {f["path"]: f["sha256"] for f in results["extra_data"]["files"]} == \
+        {name: hashlib.sha256(text.encode()).hexdigest() for name, text in files.items()}

@@ -37,6 +37,7 @@ from grader import __version__
 from grader.authoring.handout import grading_requirements, pins, target_maxima
 from grader.grading import discovery
 from grader.report import gradebook
+from grader.report.escape import markdown_text
 from grader.core import limits
 from grader.spec.assignment import (BY_KEY, CHAPTER_STEMS, WHOLE_COURSE, Assignment, AssignmentError,
                                     assignment as chosen)
@@ -148,16 +149,17 @@ def _test_output(exercise: dict | None, source: str, name: str, stopped: str = "
         return f"{missing} Tell your instructor.\n\n" + _test_output(exercise, source, name, stopped, unread)
     if exercise is None:
         if stopped and unread:  # perhaps in a file the grader never got to
-            return f"not run: {stopped} before {', '.join(f'`{p}`' for p in unread)} was graded."
+            return f"not run: {stopped} before {', '.join(markdown_text(p) for p in unread)} was graded."
         names = ", ".join(f"`{n}`" for n in BY_KEY[name].names)
         return f"Not defined in the submission (expected {names})."
     failed = [c for c in exercise["checks"] if c["status"] == "failed"]
-    lines = [f"From `{source}`."]
+    lines = [f"From {markdown_text(source)}."]
     if not failed:
         lines.append(f"All {exercise['max_score']} checks passed.")
-    lines += [f"- **{c['name']}**: {c['message']}" for c in failed]
+    # what a check says quotes the student's output and code: literal text, never Markdown of theirs
+    lines += [f"- **{c['name']}**: {markdown_text(c['message'])}" for c in failed]
     notes = [n for c in exercise["checks"] for n in c.get("notes", [])][:5]
-    lines += [f"- note: {n}" for n in notes]
+    lines += [f"- note: {markdown_text(n)}" for n in notes]
     return "\n".join(lines)
 
 
@@ -200,9 +202,9 @@ def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], 
         output.append(f"**Grading stopped:** {stopped}. The checks it did not reach score 0 and say "
                       "\"not run\"; what was graded before counts.")
     if record["error"]:
-        output.append(f"**Could not grade:** {record['error']}")
+        output.append(f"**Could not grade:** {markdown_text(record['error'])}")
     if record["notes"]:
-        output.append("\n".join(f"- note: {n}" for n in record["notes"][:20]))
+        output.append("\n".join(f"- note: {markdown_text(n)}" for n in record["notes"][:20]))
     return {
         "score": record["score"],
         "execution_time": round(elapsed),
