@@ -19,7 +19,7 @@ from grader.spec.mlx_catalog import PORTS
 from grader.checks.torch_checks import checks_for
 
 from test_assignment import MLX_KEYS, full_marks
-from test_cli import RELU, kill_while_grading, slow_relu
+from test_cli import RELU, SLOW, kill_while_grading, slow_relu
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG_RELU = RELU.replace("torch.where(input <= 0, 0, input)", "torch.where(input > 0, input, 0)")  # nan -> 0
@@ -271,22 +271,19 @@ def test_progress_bar_on_a_terminal_plain_lines_elsewhere(monkeypatch) -> None:
 
 
 def test_killed_batch_leaves_provisional_gradebooks_and_the_next_run_grades_those_students(tmp_path: Path) -> None:
-    marker = tmp_path / "slow"
-    marker.touch()
     sub = tmp_path / "submissions"
-    write(sub / "alice" / "relu.py", slow_relu(marker))
+    write(sub / "alice" / "relu.py", slow_relu())
     gb, report = tmp_path / "gradebook.csv", tmp_path / "report.json"
     args = [str(sub), "--csv", str(gb), "--json", str(report), "--jobs", "1"]
     kill_while_grading([sys.executable, "-m", "grader", "batch", *args], cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                       env=dict(os.environ, PYTHONPATH=str(ROOT), **{SLOW: "1"}))
     unfinished = "grading did not finish: the batch was stopped before this student was graded"
     (row,) = csv.DictReader(gb.open())
     assert row["student"] == "alice" and row["total"] == "0" and row["ReLU"] == "0" and row["error"] == unfinished
     (alice,) = json.loads(report.read_text())["students"]
     assert alice["error"] == unfinished and alice["score"] == 0 and alice["files"][0]["path"] == "alice/relu.py"
 
-    marker.unlink()  # same file, same SHA-256: a provisional record is never reused
-    r = run_batch(*args)
+    r = run_batch(*args)  # the same file, the same SHA-256 (now fast): a provisional record is never reused
     assert "1 student: 1 to grade, 0 unchanged" in r.stderr, r.stderr
     (row,) = csv.DictReader(gb.open())
     (alice,) = json.loads(report.read_text())["students"]

@@ -49,11 +49,16 @@ class ReLU(nn.Module):
 '''
 
 
-def slow_relu(marker: Path) -> str:
-    """RELU whose ``relu`` waits while ``marker`` exists: a grading that lasts as long as a test needs."""
+SLOW = "ACTIVATIONS_TEST_SLOW"
+
+
+def slow_relu() -> str:
+    """RELU whose ``relu`` waits while the grader's environment has ``ACTIVATIONS_TEST_SLOW`` (its
+    worker inherits it): a grading that lasts as long as a test needs. A file the test removes
+    would not do: the worker cannot see the test's folders."""
     return "import os, time\n" + RELU.replace(
         "    out = torch.where(input <= 0, 0, input)",
-        f"    while os.path.exists({str(marker)!r}):\n        time.sleep(0.1)\n    out = torch.where(input <= 0, 0, input)")
+        f"    while os.environ.get({SLOW!r}):\n        time.sleep(0.1)\n    out = torch.where(input <= 0, 0, input)")
 
 
 def descendants(pid: int) -> list[int]:
@@ -257,20 +262,18 @@ def test_grades_without_the_package_installed(tmp_path: Path) -> None:
 
 
 def test_killed_grader_leaves_a_provisional_report_that_a_run_replaces(tmp_path: Path) -> None:
-    marker = tmp_path / "slow"
-    marker.touch()
     sub = tmp_path / "relu.py"
-    sub.write_text(slow_relu(marker))
+    sub.write_text(slow_relu())
     report = tmp_path / "out" / "report.json"
-    kill_while_grading([sys.executable, "-m", "grader", str(sub), "--json", str(report)], cwd=ROOT)
+    kill_while_grading([sys.executable, "-m", "grader", str(sub), "--json", str(report)], cwd=ROOT,
+                       env=dict(os.environ, **{SLOW: "1"}))
     data = json.loads(report.read_text())
     assert data["torch_version"] and data["device"] == "all"
     (s,) = data["submissions"]
     assert s["path"] == str(sub) and s["score"] == 0 and s["exercises"] == []
     assert s["error"] == "grading did not finish: the grader was stopped before it finished"
 
-    marker.unlink()
-    r = grader(str(sub), "--json", str(report), "--device", "cpu")
+    r = grader(str(sub), "--json", str(report), "--device", "cpu")  # without ACTIVATIONS_TEST_SLOW: relu returns
     assert r.returncode == 0, r.stdout + r.stderr
     (s,) = json.loads(report.read_text())["submissions"]
     assert s["error"] is None and s["score"] == s["max_score"] > 0
@@ -292,13 +295,12 @@ def test_time_budget_keeps_what_was_graded_and_says_what_was_not_run(tmp_path: P
     """`--time-budget` (the Classroom 50 autograder's, within the grade job's 15 minutes): a file
     whose grading outlasts it keeps the checks it passed, the others fail with "not run"; a file
     never started is an error that says so. A budget that is not a positive number is one line."""
-    marker = tmp_path / "slow"
-    marker.touch()  # never removed: this relu never returns
-    (tmp_path / "a_slow.py").write_text(slow_relu(marker))
+    (tmp_path / "a_slow.py").write_text(slow_relu())  # with ACTIVATIONS_TEST_SLOW: this relu never returns
     (tmp_path / "b_relu.py").write_text(RELU)
     report = tmp_path / "report.json"
-    r = grader(str(tmp_path / "a_slow.py"), str(tmp_path / "b_relu.py"), "--device", "cpu", "--jobs", "1",
-               "--time-budget", "8", "--json", str(report))
+    r = subprocess.run([sys.executable, "-m", "grader", str(tmp_path / "a_slow.py"), str(tmp_path / "b_relu.py"),
+                        "--device", "cpu", "--jobs", "1", "--time-budget", "8", "--json", str(report)],
+                       capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, **{SLOW: "1"}), timeout=600)
     assert r.returncode == 1, r.stdout + r.stderr  # graded short of full marks (exit status 2: nothing graded)
     slow, never = json.loads(report.read_text())["submissions"]
     ran_out = "the grader's time budget of 8 s ran out"
