@@ -23,9 +23,14 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 from grader.core.env import RUNNING
+
+if TYPE_CHECKING:
+    from grader.report.model import SubmissionResult
 
 CHECK_TIMEOUT = 10.0  # seconds per check in a notebook: an infinite loop should not hold a student long
 
@@ -94,37 +99,30 @@ UNSAVED = "the saved file differs from what you ran: save (Ctrl+S) and run this 
 
 
 @dataclass
-class GradedActivation:
-    """One activation of a graded notebook, as ``python -m grader`` reports it."""
-
-    name: str
-    score: int
-    max_score: int
-    first_failure: str  # "check: message", or "" with full marks
-    notes: list[str] = field(default_factory=list)  # every note of every check, "check: note"
-
-
-@dataclass
 class GradeReport:
     """What ``grade()`` returns: the grader's verdict on the notebook, shown as its report (not as the
     grader's exit status, which is ``returncode``: 0 full marks, 1 less, 2 not graded)."""
 
     path: str
     returncode: int
-    activations: list[GradedActivation] = field(default_factory=list)
+    result: "SubmissionResult | None" = None  # the file's result, as python -m grader's --json wrote it
     text: str = ""  # the report for people (python -m grader's table, every note)
     warning: str = ""  # said before the report: the saved file is not what the kernel ran
     error: str = ""  # why nothing was graded
     verbose: bool = False
-    _json: dict | None = field(default=None, repr=False)
+
+    @property
+    def exercises(self) -> list:
+        """The graded exercises (:class:`grader.report.model.ExerciseResult`)."""
+        return self.result.exercises if self.result is not None else []
 
     @property
     def score(self) -> int:
-        return sum(a.score for a in self.activations)
+        return sum(e.score for e in self.exercises)
 
     @property
     def max_score(self) -> int:
-        return sum(a.max_score for a in self.activations)
+        return sum(e.max_score for e in self.exercises)
 
     def __str__(self) -> str:
         return "\n".join(filter(None, [self.warning and f"Note: {self.warning}", self.error or self.text]))
@@ -135,36 +133,13 @@ class GradeReport:
         printer.text(str(self))
 
     def _repr_html_(self) -> str:
-        from grader.feedback.html_report import cell, checks_table, notes_html, table
-
-        esc = html.escape
         parts = []
         if self.warning:
-            parts.append(f'<p style="color:#9a3b00;font-weight:600;text-align:left">⚠ {esc(self.warning)}</p>')
-        if self.error or self._json is None:
-            parts.append(f"<pre>{esc(self.error or self.text)}</pre>")
-            return "\n".join(parts)
-        data = self._json
-        parts.append(f'<div style="text-align:left"><strong>{esc(Path(self.path).name)}</strong>: '
-                     f"{self.score} of {self.max_score} points</div>")
-        parts += [f'<div style="color:#666;text-align:left">note: {esc(n)}</div>' for n in data.get("notes", [])]
-        rows = [[cell("td", esc(a.name)), cell("td", f"{a.score}/{a.max_score}"),
-                 cell("td", esc(a.first_failure or "all checks passed") + notes_html(a.notes))]
-                for a in self.activations]
-        if rows:
-            parts.append(table(["activation", "score", "first failure"], rows, "grade"))
-        elif not data.get("error"):
-            parts.append("<p>No activation defined: expected the names of the exercises, e.g. relu, ReLU, "
-                         "ReLUFunction.</p>")
-        if self.verbose:
-            for e in data.get("exercises", []):
-                parts.append(f"<div><strong>{esc(e['name'])}</strong></div>")
-                parts.append(checks_table([(c["name"], c["passed"], c["message"], c["notes"]) for c in e["checks"]]))
-        skipped = sorted({c["message"] for e in data.get("exercises", []) for c in e["checks"] if c["passed"] is None})
-        count = sum(c["passed"] is None for e in data.get("exercises", []) for c in e["checks"])
-        if count:
-            parts.append(f'<p style="text-align:left">({count} checks skipped: {esc("; ".join(skipped))})</p>')
-        parts.append(f'<p style="text-align:left"><strong>{self.score} of {self.max_score} points</strong></p>')
+            parts.append(f'<p style="color:#9a3b00;font-weight:600;text-align:left">⚠ {html.escape(self.warning)}</p>')
+        if self.error or self.result is None:
+            parts.append(f"<pre>{html.escape(self.error or self.text)}</pre>")
+        else:
+            parts.append(self.result._repr_html_(self.verbose))
         return "\n".join(parts)
 
     def _ipython_display_(self) -> None:
@@ -224,22 +199,12 @@ def _grade(path: str | os.PathLike | None, options: tuple[str, ...]) -> GradeRep
 def from_json(data: dict, returncode: int, verbose: bool = False, warning: str = "", stderr: str = "") -> GradeReport:
     """The report of one submission (an item of ``submissions`` in ``python -m grader --json``'s
     report), its table with every note, as ``check()`` shows them."""
-    from grader.core.results import CheckResult, parse_check_label
-    from grader.report.model import Exercise, SubmissionReport, table
+    from grader.report.model import SubmissionResult
 
-    exercises, activations = [], []
-    for e in data["exercises"]:
-        results = [CheckResult(e.get("activation", e["name"]), *parse_check_label(c["name"]), c["status"], c["message"], list(c["notes"]))
-                   for c in e["checks"]]
-        exercise = Exercise(e["name"], results)
-        exercises.append(exercise)
-        activations.append(GradedActivation(e["name"], e["score"], e["max_score"], exercise.first_failure,
-                                            exercise.notes))
-    submission = SubmissionReport(data["path"], data.get("sha256", ""), exercises, data.get("notes", []),
-                                  data.get("error") or "")
-    text = table(submission, verbose, notes=None)
-    error = "\n".join(filter(None, [text, stderr])) if submission.error else ""
-    return GradeReport(data["path"], returncode, activations, text, warning, error, verbose, data)
+    result = SubmissionResult.from_json(data)
+    text = result.table(verbose, notes=None)
+    error = "\n".join(filter(None, [text, stderr])) if result.error else ""
+    return GradeReport(data["path"], returncode, result, text, warning, error, verbose)
 
 
 # ---------------------------------------------------------------------------- unsaved changes

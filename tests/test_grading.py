@@ -29,7 +29,7 @@ def test_solution_earns_full_marks(stem: str) -> None:
     assert not report.error and not report.notes, (report.error, report.notes)
     chapter = stem.split("_", 1)[1]
     assert [e.name for e in report.exercises] == [a.name for a in ACTIVATIONS if a.chapter == chapter]
-    failures = [f"{e.name} {r.name}: {r.message}" for e in report.exercises for r in e.results if r.status != "passed"]
+    failures = [f"{e.name} {r.name}: {r.message}" for e in report.exercises for r in e.checks if r.status != "passed"]
     assert not failures, "\n".join(failures)
     for e in report.exercises:  # every applicable check ran
         entry = next(a for a in ACTIVATIONS if a.name == e.name)
@@ -41,7 +41,7 @@ def test_exercise_earns_nothing_and_says_not_implemented(stem: str) -> None:
     report = grade(str(ROOT / "exercises" / f"{stem}.ipynb"), device="cpu")
     assert report.exercises and report.score == 0 and report.max_score > 0
     for e in report.exercises:
-        assert "not implemented" in e.first_failure, e.first_failure
+        assert "not implemented" in e.failure_text, e.failure_text
 
 
 def test_exercises_are_generated_from_solutions() -> None:

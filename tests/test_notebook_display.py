@@ -101,8 +101,8 @@ def test_tables_render_left_aligned_under_a_front_end_s_stylesheet(graded, brows
 def test_grade_returns_its_report_not_the_exit_status(graded, monkeypatch) -> None:
     path, report = graded
     assert isinstance(report, GradeReport) and report.returncode == 0  # full marks, with notes
-    assert report.score == sum(a.score for a in report.activations) == report.max_score > 0
-    assert [a.name for a in report.activations] == ["ReLU", "Sigmoid", "Tanh"]
+    assert report.score == sum(a.score for a in report.exercises) == report.max_score > 0
+    assert [a.name for a in report.exercises] == ["ReLU", "Sigmoid", "Tanh"]
     assert str(report).splitlines()[0].startswith(str(path)) and repr(report) == str(report)
     # a notebook shows it through _ipython_display_: the report as a display, with no `Out[n]: 1`
     shown = []
@@ -144,7 +144,7 @@ def test_grade_lists_every_note_that_check_shows(graded) -> None:
     r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     notes = json.loads(r.stdout.splitlines()[-1])
     assert any(n.startswith("kinks: ") for n in notes) and any(n.startswith("edges: ") for n in notes), notes
-    relu = next(a for a in report.activations if a.name == "ReLU")
+    relu = next(a for a in report.exercises if a.name == "ReLU")
     assert relu.notes == notes
     text, page = str(report), report._repr_html_()
     for note in notes:
@@ -180,7 +180,7 @@ def test_an_unsaved_change_is_said_before_the_report(tmp_path: Path, monkeypatch
     assert str(report).splitlines()[1].startswith(str(path))
     page = report._repr_html_()
     assert page.index(UNSAVED) < page.index("<table")
-    assert next(a for a in report.activations if a.name == "ReLU").score < 18  # the saved file is graded
+    assert next(a for a in report.exercises if a.name == "ReLU").score < 18  # the saved file is graded
     # saved, and the kernel ran what the file holds: nothing to say
     nb = nbformat.read(path, 4)
     nb.cells.append(nbformat.v4.new_code_cell(fixed))

@@ -32,18 +32,18 @@ def test_solution_earns_full_marks_through_the_grader() -> None:
     # every exercise of the chapter, under its own key (not chapter 4's ReLU6)
     assert [e.name for e in report.exercises] == [x.key for x in EXERCISES8]
     assert [e.activation for e in report.exercises] == [x.entry for x in EXERCISES8]
-    failures = [f"{e.name} {r.name}: {r.message}" for e in report.exercises for r in e.results if r.status != "passed"]
+    failures = [f"{e.name} {r.name}: {r.message}" for e in report.exercises for r in e.checks if r.status != "passed"]
     assert not failures, "\n".join(failures)
     for e in report.exercises:  # the 8-bit checks, and only those
         assert e.max_score == len(checks_for(BY_NAME[e.activation], ["cpu", "cuda"], "quantized")) >= 4
-        assert all(r.check.startswith(("quint8 ", "fp8 ")) for r in e.results)
+        assert all(r.check.startswith(("quint8 ", "fp8 ")) for r in e.checks)
 
 
 def test_exercise_earns_nothing_and_says_not_implemented() -> None:
     report = grade(str(EXERCISE), device="cpu")
     assert len(report.exercises) == len(EXERCISES8) and report.score == 0 and report.max_score > 0
     for e in report.exercises:
-        assert "not implemented" in e.first_failure, e.first_failure
+        assert "not implemented" in e.failure_text, e.failure_text
 
 
 def test_the_chapter_is_known_by_its_names_and_keyed_apart() -> None:

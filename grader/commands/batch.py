@@ -43,7 +43,7 @@ from grader import __version__
 from grader.report import gradebook
 from grader.core import limits
 from grader.run import sandbox, worker_process
-from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, write_json
+from grader.report.model import NOT_FINISHED, SubmissionResult, as_json, write_json
 from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.commands import grade, options as grading_options
 from grader.grading import fetch as fetching
@@ -122,7 +122,7 @@ def _key(path: Path, sha: str, options: Options) -> tuple:
             options.assignment)
 
 
-def _as_dict(report: SubmissionReport, device: str) -> dict:
+def _as_dict(report: SubmissionResult, device: str) -> dict:
     return as_json([report], device)["submissions"][0]
 
 

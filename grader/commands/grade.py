@@ -18,7 +18,7 @@ from grader import __version__
 from grader.feedback import html_report
 from grader.core import limits
 from grader.run import sandbox
-from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, build, table, write_json
+from grader.report.model import NOT_FINISHED, SubmissionResult, as_json, build, write_json
 from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.commands import options as grading_options
 
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
           memory: int = limits.MEMORY, read_only: tuple[Path, ...] = (),
           hide: tuple[Path, ...] = (), total_timeout: float = limits.TOTAL_TIMEOUT,
-          out_of_time: str = "", assignment: Assignment = WHOLE_COURSE) -> SubmissionReport:
+          out_of_time: str = "", assignment: Assignment = WHOLE_COURSE) -> SubmissionResult:
     """Grade one submission in a worker process. A file that cannot be graded is a report with
     ``error`` set; a crash or hang costs the exercise it happened in. After ``total_timeout``
     seconds the checks graded so far are kept and the rest fail, ``out_of_time`` saying why. Only
@@ -59,7 +59,7 @@ def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TI
 def grade_many(paths: list[str], device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
                memory: int = limits.MEMORY, read_only: tuple[Path, ...] = (), hide: tuple[Path, ...] = (),
                total_timeout: float = limits.TOTAL_TIMEOUT, assignment: Assignment = WHOLE_COURSE,
-               others: tuple[Path, ...] = ()) -> list[SubmissionReport]:
+               others: tuple[Path, ...] = ()) -> list[SubmissionResult]:
     """Grade one student's files one after the other in one worker (torch imported once), each as
     :func:`grade` grades it alone: in a process of its own, with its own ``total_timeout``.
     ``others``: the class's folder, which no worker may read."""
@@ -68,9 +68,9 @@ def grade_many(paths: list[str], device: str = "all", check_timeout: float = lim
     return [report_of(p, o) for p, o in zip(paths, outcomes)]
 
 
-def report_of(path: str, outcome: sandbox.Outcome) -> SubmissionReport:
+def report_of(path: str, outcome: sandbox.Outcome) -> SubmissionResult:
     if outcome.error:
-        report = SubmissionReport(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
+        report = SubmissionResult(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
     else:
         report = build(path, outcome.sha256, outcome.results, outcome.notes, outcome.framework, outcome.other_chapters)
     report.shareable = outcome.clean
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     assignment = grading_options.chosen(args)
     if args.json:  # before any student code runs: what stands if this process is killed before the end
         try:
-            write_json(as_json([SubmissionReport(p, error=f"{NOT_FINISHED}: the grader was stopped before it finished")
+            write_json(as_json([SubmissionResult(p, error=f"{NOT_FINISHED}: the grader was stopped before it finished")
                                 for p in args.submissions], args.device, assignment), args.json)
         except OSError as exc:
             print(f"error: --json {args.json}: cannot write it ({exc.strerror or exc})", file=sys.stderr)
@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.time_budget if args.time_budget else None
     out_of_time = f"the grader's time budget of {args.time_budget:g} s ran out" if deadline else ""
 
-    def one(index: int, path: str) -> SubmissionReport:
+    def one(index: int, path: str) -> SubmissionResult:
         left = deadline - time.monotonic() if deadline else limits.TOTAL_TIMEOUT
         if left <= 0:
-            return SubmissionReport(path, error=f"not run: {out_of_time}")
+            return SubmissionResult(path, error=f"not run: {out_of_time}")
         with feedback.watch(index) if feedback else contextlib.nullcontext():
             return grade(path, args.device, args.check_timeout, grading_options.memory_bytes(args), report_dir,
                          tuple(Path(h) for h in args.hide), min(left, limits.TOTAL_TIMEOUT), out_of_time,
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {r.path}: {r.error}" if not r.error.startswith(r.path) else f"error: {r.error}",
                   file=sys.stderr)
         else:
-            print(table(r, verbose=args.verbose))
+            print(r.table(verbose=args.verbose))
     if args.json:
         write_json(as_json(reports, args.device, assignment), args.json)
     if args.html and not html_report.write(reports, args.html, feedback, args.device):

@@ -43,7 +43,7 @@ from grader.spec.assignment import (BY_KEY, CHAPTER_STEMS, WHOLE_COURSE, Assignm
                                     assignment as chosen)
 from grader.run.containment import WORKER_USER
 from grader.core.paths import ROOT
-from grader.report.model import NOT_FINISHED, SubmissionReport, as_json, write_json
+from grader.report.model import NOT_FINISHED, SubmissionResult, as_json, write_json
 from grader.core.paths import PACKAGE
 from grader.authoring.templates import render
 
@@ -300,7 +300,7 @@ def run(root: Path, time_budget: float | None = None) -> int:
     for path in student.files[: discovery.MAX_FILES]:
         left = deadline - time.monotonic()
         if left <= 0:
-            report = SubmissionReport(str(path), discovery.sha256(path), error=f"not run: {out_of_time}")
+            report = SubmissionResult(str(path), discovery.sha256(path), error=f"not run: {out_of_time}")
         else:
             report = cli.grade(str(path), "cpu", read_only=(out.resolve(),),
                                total_timeout=min(left, limits.TOTAL_TIMEOUT), out_of_time=out_of_time,
@@ -308,7 +308,7 @@ def run(root: Path, time_budget: float | None = None) -> int:
         reports.append(report)
         if out_of_time in report.error:  # never started, or stopped while its cells ran
             unread.append(path.relative_to(submission).as_posix())
-        cut = cut or bool(unread) or any(out_of_time in c.message for e in report.exercises for c in e.results)
+        cut = cut or bool(unread) or any(out_of_time in c.message for e in report.exercises for c in e.checks)
     submissions = as_json(reports, "cpu", assignment)["submissions"]
     for sub, path in zip(submissions, student.files):
         sub["path"] = path.relative_to(submission).as_posix()

@@ -25,7 +25,8 @@ from grader.feedback import curves, pages
 from grader.checks import replay
 from grader.spec.catalog import BY_NAME
 from grader.feedback.hints import hint_for
-from grader.report.model import SubmissionReport
+from grader.report.html import cell, checks_table, notes_html, table
+from grader.report.model import SubmissionResult
 from grader.core.results import parse_check_label
 
 STYLE = """
@@ -43,49 +44,6 @@ img { max-width: 100%; height: auto; display: block; margin: .5rem 0; }
 summary { cursor: pointer; font-weight: 600; font-size: 1.1rem; margin: .6rem 0; }
 code { font-size: .95em; }
 """
-
-_MARK = {True: ("✓", "ok"), False: ("✗", "fail"), None: ("–", "skip")}
-
-
-# Inline, because a notebook's front end styles output tables its own way (JupyterLab and the classic
-# Notebook right-align every cell and centre the table): an element's own style wins over theirs.
-TABLE_STYLE = "border-collapse:collapse;margin:.5rem auto 1rem 0;table-layout:auto;width:auto"
-CELL_STYLE = ("text-align:left;vertical-align:top;padding:.15rem .6rem;border:none;"
-              "border-bottom:1px solid #eee;white-space:normal")
-
-
-def cell(tag: str, content: str, style: str = "", cls: str = "") -> str:
-    """A ``<th>`` or ``<td>`` aligned left whatever the page's stylesheet says."""
-    attributes = f' class="{cls}"' if cls else ""
-    return f'<{tag}{attributes} style="{CELL_STYLE}{";" + style if style else ""}">{content}</{tag}>'
-
-
-def table(header: list[str], rows: list[list[str]], cls: str = "checks") -> str:
-    """A table of already escaped cells, left-aligned in any notebook front end."""
-    out = [f'<table class="{cls}" style="{TABLE_STYLE}"><thead><tr>'
-           + "".join(cell("th", h) for h in header) + "</tr></thead><tbody>"]
-    out += ["<tr>" + "".join(row) + "</tr>" for row in rows]
-    out.append("</tbody></table>")
-    return "\n".join(out)
-
-
-def checks_table(rows: list[tuple[str, bool | None, str, list[str]]]) -> str:
-    """The table of checks (name, passed or None when skipped, message, notes): shared with the
-    notebook's ``check()`` display."""
-    body = []
-    for name, passed, message, notes in rows:
-        mark, cls = _MARK[passed]
-        colour = {"ok": "#1a7f37", "fail": "#c00000", "skip": "#888"}[cls]
-        body.append([cell("td", f"<code>{html.escape(name)}</code>"),
-                     cell("td", mark, f"color:{colour}", cls),
-                     cell("td", html.escape(message) + notes_html(notes))])
-    return table(["check", "", "message"], body)
-
-
-def notes_html(notes: list[str]) -> str:
-    return "".join(f'<div class="note" style="color:#666;font-size:.9em">note: {html.escape(n)}</div>'
-                   for n in notes)
-
 
 class Collector:
     """Collects, per graded submission in order, the curves its worker recorded."""
@@ -105,7 +63,7 @@ class Collector:
         self.recorded[index] = found
 
 
-def page(reports: list[SubmissionReport], collector: Collector | None = None, device: str = "all") -> str:
+def page(reports: list[SubmissionResult], collector: Collector | None = None, device: str = "all") -> str:
     from grader.feedback import plots
 
     drawing = plots.available()
@@ -124,7 +82,7 @@ def page(reports: list[SubmissionReport], collector: Collector | None = None, de
             f'<body>\n' + "\n".join(body) + "\n</body></html>\n")
 
 
-def _submission(report: SubmissionReport, found: dict, drawing: bool) -> str:
+def _submission(report: SubmissionResult, found: dict, drawing: bool) -> str:
     out = [f"<h2>{html.escape(report.path)}</h2>"]
     if report.error:
         out.append(f'<p class="failure">Cannot be graded: {html.escape(report.error)}</p>')
@@ -136,11 +94,10 @@ def _submission(report: SubmissionReport, found: dict, drawing: bool) -> str:
         out.append("<p>No activation defined: expected the names of the exercises, e.g. relu, ReLU, "
                    "ReLUFunction.</p>")
     for e in report.exercises:
-        failed = [r for r in e.results if r.status == "failed"]
+        failed = [r for r in e.checks if r.status == "failed"]
         out.append(f"<details{' open' if failed else ''}><summary>{html.escape(e.name)}: "
                    f"{e.score} of {e.max_score} checks pass</summary>")
-        out.append(checks_table([(r.name, None if r.status == "skipped" else r.status == "passed", r.message,
-                                  r.notes) for r in e.results]))
+        out.append(checks_table([(r.name, r.passed, r.message, r.notes) for r in e.checks]))
         for r in failed:
             out.append(_failure(e.activation, r.name, r.message, found.get((e.activation, r.name)), drawing))
         out.append("</details>")
@@ -179,7 +136,7 @@ def _figure(activation: str, check: str, failure, student: tuple) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
 
 
-def write(reports: list[SubmissionReport], path: str | Path, collector: Collector | None = None,
+def write(reports: list[SubmissionResult], path: str | Path, collector: Collector | None = None,
           device: str = "all") -> bool:
     """Write the page atomically; a path that cannot be written is a one-line error (False)."""
     return pages.write(page(reports, collector, device), path, "--html")

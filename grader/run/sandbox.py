@@ -15,7 +15,6 @@ started, fed files and stopped is :mod:`grader.run.worker_process`.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import tempfile
 import threading
@@ -244,8 +243,7 @@ def run_many(paths_: list[str], device: str = "all", check_timeout: float = limi
         try:
             for k, path in enumerate(paths_):
                 try:
-                    source = _copy(path, submissions, k)
-                    submission = reading.read(source)
+                    source, submission = _copy(path, submissions, k)
                 except SubmissionError as exc:
                     outcomes.append(Outcome(error=_as_original(str(exc), path, submissions / str(k))))
                     continue
@@ -312,20 +310,19 @@ def _finish(grading: _Grading, path: str, source: Path, unconfined: str | None) 
     return outcome
 
 
-def _copy(path: str, submissions: Path, number: int) -> Path:
+def _copy(path: str, submissions: Path, number: int) -> tuple[Path, reading.SubmissionFile]:
     """The file the worker reads: a copy of the submission, which only the worker grading it can
-    read (grader/run/worker_process.py) and none can write, in a folder holding nothing else."""
+    read (grader/run/worker_process.py) and none can write, in a folder holding nothing else; and
+    what the parent reads of it. The student's file is read once, here: the copy and the parent's
+    reading are the same bytes."""
     original = Path(path).resolve()
     folder = submissions / str(number)
     folder.mkdir(mode=0o755)
     copy = folder / original.name
-    reading.read_bytes(original)  # missing, a folder, too large: one line, naming the student's file
-    try:
-        shutil.copyfile(original, copy)
-    except OSError as exc:
-        raise SubmissionError(f"{original}: cannot read it ({exc.strerror or exc})") from None
+    raw = reading.read_bytes(original)  # missing, a folder, too large: one line, naming the student's file
+    copy.write_bytes(raw)
     os.chmod(copy, 0o644)
-    return copy
+    return copy, reading.read(copy, raw)
 
 
 def _absorb_end(grading: _Grading, end: JobEnd, deadline_total: float, out_of_time: str) -> bool:

@@ -158,11 +158,11 @@ def top_level_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def read(path: str | Path) -> SubmissionFile:
-    """Read ``path`` once: bytes, SHA-256, code cells, what they define. Raises
-    :class:`SubmissionError` (one line) for a file that cannot be graded."""
+def read(path: str | Path, raw: bytes | None = None) -> SubmissionFile:
+    """Read ``path`` once: bytes, SHA-256, code cells, what they define; ``raw``: its bytes, already
+    read. Raises :class:`SubmissionError` (one line) for a file that cannot be graded."""
     path = Path(path)
-    raw = read_bytes(path)
+    raw = read_bytes(path) if raw is None else raw
     cells = cells_of(path, raw)
     notes: list[str] = []
     trees = parse_cells(cells, f"{path}: ", notes, "code cell" if path.suffix == ".ipynb" else "file")
