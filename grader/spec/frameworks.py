@@ -24,10 +24,6 @@ def _torch_graded(names: Collection[str]) -> list[Activation]:
     return [a for a in ACTIVATIONS if any(name in names for name in a.names)]
 
 
-def _always() -> bool:
-    return True
-
-
 @dataclass(frozen=True)
 class Framework:
     name: str  # as reports record it
@@ -35,12 +31,15 @@ class Framework:
     key_prefix: str | None  # before the activation's name in an exercise's key ("MLX ReLU"); None: its own keys
     cpu_only: bool  # graded on the CPU whatever devices are asked for (MLX's CPU backend; quantized kernels)
     _graded: Callable[[Collection[str]], list[Activation]]
-    available: Callable[[], bool] = _always  # whether this machine can run its checks
 
     def graded(self, names: Collection[str]) -> list[Activation]:
         """The activations whose names (as this framework's chapter spells them) are among ``names``
         (a namespace, or the names a file defines), in the catalogue's order."""
         return self._graded(names)
+
+    def available(self) -> bool:
+        """Whether this machine can run its checks."""
+        return True
 
     def __str__(self) -> str:
         return self.name
@@ -77,6 +76,9 @@ def to_torch(a: object, what: str) -> torch.Tensor:
 class MLXFramework(Framework):
     """MLX: the checks compare its arrays with torch's tensors, converted both ways."""
 
+    def available(self) -> bool:
+        return mlx_catalog.available()  # looked up at each call: tests take MLX away
+
     def to_native(self, t: torch.Tensor) -> object:
         return to_mx(t)
 
@@ -85,7 +87,7 @@ class MLXFramework(Framework):
 
 
 TORCH = Framework("torch", "", "", False, _torch_graded)
-MLX = MLXFramework("mlx", "10_mlx", "MLX ", True, mlx_catalog.graded, mlx_catalog.available)
+MLX = MLXFramework("mlx", "10_mlx", "MLX ", True, mlx_catalog.graded)
 QUANTIZED = Framework("quantized", "11_quantized", None, True, quantized_catalog.graded)
 FRAMEWORKS: tuple[Framework, ...] = (TORCH, MLX, QUANTIZED)
 BY_NAME: dict[str, Framework] = {f.name: f for f in FRAMEWORKS}
