@@ -17,7 +17,7 @@ from grader.checks import replay
 from grader.checks.harness import Impl
 from grader.checks.plan import PlannedCheck
 from grader.checks.registry import CHECKS_BY_NAME, framework_of_check
-from grader.checks.torch_checks import Check
+from grader.checks.base import Check
 from grader.core import limits
 from grader.core.errors import CheckFailure, CheckTimeout
 from grader.core.results import NO_CUDA, CheckResult
