@@ -24,6 +24,7 @@ from pathlib import Path
 from grader.authoring.launch import TAG, code_cell, exercise_cell, repository, with_setup
 from grader.core.paths import ROOT
 from grader.authoring.notebooks import dumps, write_or_check
+from grader.spec.frameworks import TORCH
 from grader.submission.framework import framework_of_sources
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -96,7 +97,7 @@ def defined_activations(sources: list[str], where: str = "") -> list[str]:
 def defined_exercises(sources: list[str], framework: str, where: str = "") -> list[str]:
     """What the check cells after these cells name: torch's activations (:func:`defined_activations`),
     or the keys of the MLX or 8-bit exercises whose names the cells define, in the course's order."""
-    if framework == "torch":
+    if framework == TORCH.name:
         return defined_activations(sources, where)
     from grader.spec.assignment import EXERCISES
 

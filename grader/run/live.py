@@ -141,7 +141,7 @@ def exercise(name: str, namespace: dict) -> tuple[Activation, Framework]:
     MLX notebook ``ReLU`` is the MLX exercise, in the 8-bit one ``ReLU6`` or ``quantized_relu6`` its
     quint8 exercise)."""
     keyed = BY_KEY.get(name)
-    if keyed is not None and keyed.framework != "torch":
+    if keyed is not None and keyed.framework != TORCH.name:
         return BY_NAME[keyed.activation], framework(keyed.framework)
     here = in_namespace(namespace)
     if here is TORCH or keyed is not None and keyed.framework == here.name:

@@ -34,6 +34,7 @@ from grader.core.text import student_notes, student_text
 from grader.run import containment
 from grader.run.worker_process import JobEnd, WorkerProcess
 from grader.spec.assignment import WHOLE_COURSE, Assignment
+from grader.spec.frameworks import TORCH
 from grader.spec.mlx_catalog import available as mlx_available
 from grader.submission import reading
 
@@ -45,7 +46,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
     error: str = ""
-    framework: str = "torch"
+    framework: str = TORCH.name  # the Framework's name, as reports record it
     # chapters of the exercises the file defines outside the assignment: not graded, said in a note
     other_chapters: list[str] = field(default_factory=list)
     # graded from a clean start, with nothing unexpected on the channel and no worker lost: a result
