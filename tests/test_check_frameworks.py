@@ -137,3 +137,15 @@ def test_check_gives_the_verdicts_and_messages_of_the_command_line(tmp_path: Pat
         cli = [(c["name"], c["passed"], c["message"], c["notes"]) for c in exercise["checks"]]
         assert [(c.name, c.passed, c.message, c.notes) for c in live.checks] == cli
         assert (live.score, live.max_score) == (exercise["score"], exercise["max_score"])
+
+
+@pytest.mark.parametrize("stem,framework", [("10_mlx", "mlx"), ("11_quantized", "quantized")])
+def test_the_mlx_and_8_bit_exercises_check_cells_name_their_exercises_in_course_order(stem: str, framework: str) -> None:
+    cells = json.loads((ROOT / "exercises" / f"{stem}.ipynb").read_text())["cells"]
+    checks = [c for c in cells if "check" in c["metadata"].get("tags", [])]
+    calls = [c for c in checks if "from grader.notebook import check" in c["source"]]
+    assert [c["source"].splitlines()[-1] for c in calls] == \
+        [f'check("{e.key}")' for e in EXERCISES if e.framework == framework]
+    assert all("raises-exception" not in c["metadata"]["tags"] for c in calls)
+    # a quick test of what is no exercise (helpers, every stub at once) calls the stubs: it raises
+    assert all("raises-exception" in c["metadata"]["tags"] for c in checks if c not in calls)
