@@ -149,3 +149,29 @@ def test_the_mlx_and_8_bit_exercises_check_cells_name_their_exercises_in_course_
     assert all("raises-exception" not in c["metadata"]["tags"] for c in calls)
     # a quick test of what is no exercise (helpers, every stub at once) calls the stubs: it raises
     assert all("raises-exception" in c["metadata"]["tags"] for c in checks if c not in calls)
+
+
+def _in_a_kernel(solution: Path, keys: list[str], tmp: Path) -> dict[str, str]:
+    """The solution notebook with a check() cell per exercise at its end, run by a Jupyter kernel:
+    each check cell's text, by the exercise it checks."""
+    import nbclient
+
+    from grader.authoring.exercises import check_source
+
+    nb = nbformat.read(solution, 4)
+    nb.cells = [c for c in nb.cells if "check" not in c.metadata.get("tags", [])]
+    nb.cells += [nbformat.v4.new_code_cell(check_source(k)) for k in keys]
+    nbclient.NotebookClient(nb, resources={"metadata": {"path": str(tmp)}}, timeout=900, allow_errors=False).execute()
+    texts = ["\n".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in c.outputs)
+             for c in nb.cells[-len(keys):]]
+    return dict(zip(keys, texts))
+
+
+@pytest.mark.parametrize("stem,framework", [
+    pytest.param("10_mlx", "mlx", marks=needs_mlx), ("11_quantized", "quantized")])
+def test_in_a_kernel_check_gives_full_marks_on_the_solution(stem: str, framework: str, tmp_path: Path) -> None:
+    keys = [e.key for e in EXERCISES if e.framework == framework]
+    for key, text in _in_a_kernel(ROOT / "solutions" / f"{stem}.ipynb", keys, tmp_path).items():
+        first = text.splitlines()[0] if text else ""
+        n = first.rsplit(": ", 1)[-1].split(" of ")[0] if first.startswith(f"{key}: ") else "?"
+        assert first == f"{key}: {n} of {n} checks pass" and int(n) >= 4 and "✗" not in text, (key, text)
