@@ -37,9 +37,11 @@ CHECK_TIMEOUT = 10.0  # seconds per check in a notebook: an infinite loop should
 
 def check(activation: str, *, device: str = "all", timeout: float = CHECK_TIMEOUT,
           namespace: dict | None = None):
-    """Run every check of ``activation`` (``"LeakyReLU"`` or ``"leaky_relu"``) on the definitions of
-    this kernel (or of ``namespace``) and return the result: ``score``, ``max_score`` and ``checks``
-    (each with ``name``, ``passed``, ``message``, ``hint``). It reports failures; it does not raise.
+    """Run every check of ``activation`` (``"LeakyReLU"`` or ``"leaky_relu"``; in the MLX and 8-bit
+    notebooks that chapter's exercise; an exercise's key such as ``"MLX ReLU"`` or ``"Quantized
+    ReLU6"`` anywhere) on the definitions of this kernel (or of ``namespace``) and return the result:
+    ``score``, ``max_score`` and ``checks`` (each with ``name``, ``passed``, ``message``, ``hint``).
+    It reports failures; it does not raise.
     ``device`` as the grader's ``--device`` (CUDA checks are skipped without CUDA)."""
     if os.environ.get(RUNNING):
         return None

@@ -4,7 +4,10 @@
 region of ``solutions/NN_*.ipynb`` becomes ``raise NotImplementedError`` (nbgrader's convention) in
 ``exercises/NN_*.ipynb``. A cell tagged ``check`` (the solution's quick test of the activation its
 preceding cells define) becomes ``check("<Activation>")``, the grader's checks of that activation on
-the live kernel; it reports and does not raise, so nbval runs it as any cell. Each exercise also
+the live kernel; it reports and does not raise, so nbval runs it as any cell. In the MLX and 8-bit
+chapters it names the exercise's key (``check("MLX ReLU")``, ``check("Quantized ReLU6")``); a check
+cell there that follows no exercise (a quick test of helpers, or of every stub) stays as it is,
+tagged ``raises-exception``. Each exercise also
 gets a Colab set-up cell first (the grader's address comes from ``_config.yml``, see
 :mod:`grader.authoring.launch`) and a cell that grades it last. ``--check`` writes nothing and fails if an
 exercise is out of date.
@@ -21,6 +24,7 @@ from pathlib import Path
 from grader.authoring.launch import TAG, code_cell, exercise_cell, repository, with_setup
 from grader.core.paths import ROOT
 from grader.authoring.notebooks import dumps, write_or_check
+from grader.spec.frameworks import TORCH
 from grader.submission.framework import framework_of_sources
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -90,6 +94,17 @@ def defined_activations(sources: list[str], where: str = "") -> list[str]:
     return names
 
 
+def defined_exercises(sources: list[str], framework: str, where: str = "") -> list[str]:
+    """What the check cells after these cells name: torch's activations (:func:`defined_activations`),
+    or the keys of the MLX or 8-bit exercises whose names the cells define, in the course's order."""
+    if framework == TORCH.name:
+        return defined_activations(sources, where)
+    from grader.spec.assignment import EXERCISES
+
+    defined = {m for src in sources for m in re.findall(r"^(?:class|def) (\w+)\b", src, re.M)}
+    return [e.key for e in EXERCISES if e.framework == framework and defined & set(e.names)]
+
+
 def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | None = None) -> dict:
     """The exercise for ``solution`` (named ``name``): stubs for the solutions and, given the
     repository's (url, branch), a Colab set-up cell and the grading cells."""
@@ -97,8 +112,7 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
     for i, cell in enumerate(nb["cells"]):  # before check cells multiply: ids follow the solution's cells
         cell.setdefault("id", f"cell-{i}")
     since_check: list[str] = []  # the code above the next check cell
-    # check() grades torch code; the other frameworks' check cells call the stubs, which raise
-    other = framework_of_sources(["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]) != "torch"
+    framework = framework_of_sources(["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"])
     cells = []
     for i, cell in enumerate(nb["cells"]):
         cells.append(cell)
@@ -106,15 +120,17 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
             continue
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         tags = cell.setdefault("metadata", {}).get("tags", [])
-        if "check" in tags and other:
-            if "raises-exception" not in tags:
-                cell["metadata"]["tags"] = tags + ["raises-exception"]
-        elif "check" in tags:
-            first, *more = defined_activations(since_check, f"{name} cell {i + 1}")
-            cell["source"] = check_source(first)
-            cells += [{**code_cell(check_source(other), tags), "id": f"check-{other}"} for other in more]
-            since_check = []
-            continue
+        if "check" in tags:
+            names = defined_exercises(since_check, framework, f"{name} cell {i + 1}")
+            if not names:  # another framework's quick test of what no exercise is: it calls the stubs
+                if "raises-exception" not in tags:
+                    cell["metadata"]["tags"] = tags + ["raises-exception"]
+            else:
+                first, *more = names
+                cell["source"] = check_source(first)
+                cells += [{**code_cell(check_source(other), tags), "id": f"check-{_slug(other)}"} for other in more]
+                since_check = []
+                continue
         since_check.append(source)
         stub = strip_solutions(source, f"{name} cell {i + 1}")
         cell["source"] = stub if isinstance(cell["source"], str) else stub.splitlines(keepends=True)
@@ -126,6 +142,11 @@ def make_exercise(solution: dict, name: str = "", repository: tuple[str, str] | 
                 cell["id"] = TAG
         nb["cells"] += grade_cells(name)
     return with_ids(nb, name)
+
+
+def _slug(key: str) -> str:
+    """A cell id from an exercise's key (ids take no spaces): ``MLX ReLU`` -> ``MLX-ReLU``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", key)
 
 
 def with_ids(nb: dict, name: str = "") -> dict:

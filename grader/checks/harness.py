@@ -12,6 +12,7 @@ import torch
 
 from grader.core import hangs
 from grader.spec.catalog import Activation, quiet_implicit_dim
+from grader.spec.frameworks import TORCH, Framework
 from grader.checks.compare import (Locate, assert_close, assert_half_close, check_tensor, failing_inputs, fmt,
                                    locate_index)
 from grader.core.errors import CheckFailure, one_line
@@ -74,10 +75,12 @@ def raised(what: str, exc: BaseException) -> str:
 class Impl:
     """A student's (or torch's) three forms of one activation, called the same way."""
 
-    def __init__(self, entry: Activation, namespace: dict | None, student: bool = True) -> None:
+    def __init__(self, entry: Activation, namespace: dict | None, student: bool = True,
+                 framework: Framework = TORCH) -> None:
         self.entry = entry
         self.ns = namespace  # None in the parent, which replays the worker's tape
         self.student = student
+        self.framework = framework  # whose names and arrays the forms are written in
 
     def get(self, name: str, kind: type | None = None, what: str = "") -> object:
         def lookup() -> object:

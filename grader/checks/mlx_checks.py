@@ -15,12 +15,15 @@ from typing import Callable
 import torch
 
 from grader.spec.catalog import REQUIRED
-from grader.checks.torch_checks import Check, check_slopes, edge_skip
+from grader.checks.signatures import assert_signature
+from grader.checks.base import Check
+from grader.checks.torch_checks import check_slopes, edge_skip
 from grader.checks.harness import Impl, Notes, compare_grads, observe, student_call, torch_impl
 from grader.checks.inputs import edge_input, random_input, seed_of, upstream_for
 from grader.core.errors import CheckFailure, one_line
 from grader.checks.compare import (HALF, assert_close, assert_half_close, dtype_name, locate_elementwise,
                                    locate_index)
+from grader.spec.frameworks import MLX
 from grader.spec.mlx_catalog import PORT_OF, Case, Port, cases
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # MLX's CPU backend computes all three (measured)
@@ -28,27 +31,8 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # MLX's CPU backend com
 
 # ------------------------------------------------------------------------ conversions (worker side)
 
-def to_mx(t: torch.Tensor):
-    import mlx.core as mx
-    import numpy as np
-
-    data = t.detach().cpu()
-    array = mx.array(np.asarray(data.float().numpy() if data.dtype in HALF else data.numpy()))
-    return array.astype(getattr(mx, str(data.dtype).removeprefix("torch.")))
-
-
-def to_torch(a: object, what: str) -> torch.Tensor:
-    import mlx.core as mx
-    import numpy as np
-
-    if not isinstance(a, mx.array):
-        raise CheckFailure(f"{what}: returned {type(a).__name__}, expected an mlx.core.array")
-    name = str(a.dtype).rsplit(".", 1)[-1]
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise CheckFailure(f"{what}: returned an array of dtype {name}")
-    half = name in ("float16", "bfloat16")
-    return torch.from_numpy(np.array(a.astype(mx.float32) if half else a)).to(dtype)
+# MLX's Framework converts: the checks below are torch's comparisons on converted tensors
+to_mx, to_torch = MLX.to_native, MLX.to_torch
 
 
 def _mx_args(args: tuple) -> list:
@@ -150,36 +134,6 @@ def _where(impl: Impl, x: torch.Tensor):
 
 
 # ------------------------------------------------------------------------ the checks
-
-def _signature_of(label: str, target: Callable[[], object], drop_self: bool = False) -> list[tuple[str, object]]:
-    def read() -> list:
-        try:
-            params = list(inspect.signature(target()).parameters.values())
-        except (TypeError, ValueError):
-            raise CheckFailure(f"{label}: has no inspectable signature") from None
-        params = params[1:] if drop_self and params and params[0].name == "self" else params
-        return [[p.name, "<required>" if p.default is inspect.Parameter.empty else p.default] for p in params]
-    return [(n, REQUIRED if isinstance(d, str) and d == "<required>" else d) for n, d in observe(label, read)]
-
-
-def _fmt_sig(name: str, params: list) -> str:
-    return f"{name}({', '.join(n if d is REQUIRED else f'{n}={d!r}' for n, d in params)})"
-
-
-def _same(a: object, b: object) -> bool:
-    if a is REQUIRED or b is REQUIRED:
-        return a is b
-    return type(a) is type(b) and a == b or (type(a) in (int, float) and type(b) in (int, float) and a == b)
-
-
-def assert_signature(name: str, target: Callable[[], object], expected: list[tuple[str, object]],
-                     drop_self: bool = False, label: str = "") -> None:
-    """The student's parameters (names, then defaults; REQUIRED for none) are ``expected``: the
-    failure shows both signatures. Used by the MLX and the 8-bit chapters alike."""
-    got = _signature_of(f"signature of {label or name}", target, drop_self)
-    if [n for n, _ in got] != [n for n, _ in expected] or any(not _same(a, b) for (_, a), (_, b) in zip(got, expected)):
-        raise CheckFailure(f"{_fmt_sig(name, got)}: expected {_fmt_sig(name, expected)}")
-
 
 def check_api(impl: Impl, device: str) -> Notes:
     """Names defined, signatures and defaults, an mlx.nn.Module subclass with __call__, every form runs."""

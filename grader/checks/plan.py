@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from grader.checks.registry import checks_for
 from grader.core.results import DEVICES, NO_CUDA, CheckResult, check_label
 from grader.spec.assignment import BY_KEY, WHOLE_COURSE, Assignment, exercise_key
-from grader.spec.catalog import ACTIVATIONS, BY_NAME, Activation
+from grader.spec.catalog import BY_NAME, Activation
+from grader.spec.frameworks import MLX, framework as framework_named
 from grader.spec.mlx_catalog import NO_MLX
-from grader.spec.mlx_catalog import graded as mlx_graded
-from grader.spec.quantized_catalog import graded as quantized_graded
 from grader.submission.framework import framework_of_file
 from grader.submission.reading import SubmissionFile
 
@@ -60,11 +59,7 @@ class Plan:
 
 def defined_activations(names: frozenset[str] | set[str], framework: str) -> list[Activation]:
     """The activations whose names (those of ``framework``'s chapter) are among ``names``."""
-    if framework == "mlx":
-        return mlx_graded(names)
-    if framework == "quantized":
-        return quantized_graded(names)
-    return [a for a in ACTIVATIONS if any(name in names for name in a.names)]
+    return framework_named(framework).graded(names)
 
 
 def plan(submission: SubmissionFile, device: str = "all", assignment: Assignment = WHOLE_COURSE,
@@ -79,7 +74,7 @@ def plan(submission: SubmissionFile, device: str = "all", assignment: Assignment
     settled: list[CheckResult] = []
     for name in graded:
         for check, dev in checks_for(BY_NAME[name], DEVICES[device], framework):
-            if framework == "mlx" and not mlx:
+            if framework_named(framework) is MLX and not mlx:
                 settled.append(CheckResult(name, check.name, dev, "skipped", NO_MLX))
             elif dev == "cuda" and not cuda:
                 settled.append(CheckResult(name, check.name, dev, "skipped", NO_CUDA))

@@ -36,9 +36,10 @@ import torch.ao.nn.quantized.functional  # noqa: F401  (the kernels graded again
 from grader.checks.compare import fmt
 from grader.checks.harness import Impl, Notes, raised, student_call
 from grader.checks.inputs import seed_of
-from grader.checks.mlx_checks import assert_signature
+from grader.checks.signatures import assert_signature
 from grader.checks.recorder import Recorder, resolve
-from grader.checks.torch_checks import Check, callable_name, forbidden
+from grader.checks.base import Check
+from grader.checks.torch_checks import callable_name, forbidden
 from grader.core.errors import CheckFailure
 from grader.spec.quantized_catalog import BY_ENTRY, FIXED, FP8, FP8_DTYPE as FP8_NAME, GIVEN, INPUT, QUINT8, Exercise8, QCase
 

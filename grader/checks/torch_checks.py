@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -18,6 +17,7 @@ from grader.checks.compare import (HALF, assert_close, assert_half_close, dtype_
                                    locate_index)
 from grader.core.errors import CheckFailure, one_line
 from grader.checks.recorder import Recorder, resolve
+from grader.checks.base import Check
 from grader.checks.harness import (Impl, Notes, about, compare_grads, fmt_arg, forward_backward, observe,
                                    on_input, student_call, torch_forward, torch_forward_backward)
 from grader.checks.inputs import edge_input, noncontiguous, random_input, seed_of, upstream_for
@@ -550,14 +550,6 @@ def check_vectorised(impl: Impl, device: str) -> Notes:
         raise CheckFailure(f"{entry.describe(case)}: dispatches {counts[0]} torch ops on {n_small} elements but "
                            f"{counts[1]:,} on {n_large:,}: a Python loop over elements? Use tensor ops")
     return []
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    run: Callable[[Impl, str], Notes]
-    per_device: bool = True  # also run on CUDA
-    applies: Callable[[Activation], bool] = lambda entry: True
 
 
 CHECKS: tuple[Check, ...] = (

@@ -24,6 +24,7 @@ import torch
 
 from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.spec.catalog import BY_NAME
+from grader.spec.frameworks import MLX, framework
 from grader.spec.mlx_catalog import available as mlx_available
 from grader.checks.registry import checks_for
 from grader.core.results import DEVICES
@@ -55,7 +56,7 @@ def max_scores(device: str, assignment: Assignment = WHOLE_COURSE, mlx: bool | N
     one's maximum, as in a report; so do the MLX checks without MLX. ``mlx``: whether MLX runs where
     the grading will (a bundle built here for another machine), instead of here."""
     cuda, mlx = torch.cuda.is_available(), mlx_available() if mlx is None else mlx
-    return {e.key: 0 if e.framework == "mlx" and not mlx else
+    return {e.key: 0 if framework(e.framework) is MLX and not mlx else
             sum(1 for _, dev in checks_for(BY_NAME[e.activation], DEVICES[device], e.framework) if dev != "cuda" or cuda)
             for e in assignment.exercises}
 

@@ -1,7 +1,8 @@
 """The engine of ``check()``: one activation's checks on a live namespace, in this process.
 
-The same checks as ``python -m grader`` (``grader.checks.torch_checks.checks_for``), called the way the pytest
-suite calls them, so the verdicts and messages are the grader's. The code checked is the student's
+The same checks as ``python -m grader`` (grader/checks/registry.py), run by the same runner as the
+worker's pytest suite and the parent's judge (grader/checks/runner.py), so the verdicts and messages
+are the grader's; torch's, MLX's or the 8-bit chapter's, as the namespace or the exercise's key says. The code checked is the student's
 own, in the student's own kernel: nothing is sandboxed here (graded runs are, see
 ``grader/run/sandbox.py``). torch's side of every check is computed once per process (grader/checks/torch_checks.py).
 """
@@ -22,11 +23,13 @@ from grader.core import hangs, limits
 from grader.spec.catalog import ACTIVATIONS, BY_NAME, Activation
 from grader.core.errors import CheckFailure
 from grader.checks.harness import Impl
-from grader.checks.torch_checks import checks_for
+from grader.checks.registry import checks_for
+from grader.checks.runner import Ran, run_check
 from grader.feedback.hints import hint_for
 from grader.submission.loader import time_limit
-from grader.core.results import DEVICES, NO_CUDA, check_label, parse_check_label
-from grader.core.errors import CheckTimeout
+from grader.core.results import DEVICES, check_label, parse_check_label
+from grader.spec.assignment import BY_KEY, EXERCISES, exercise_key
+from grader.spec.frameworks import TORCH, Framework, framework, in_namespace
 from grader.checks.recorder import Recorder
 from grader.checks.replay import Tape, using
 
@@ -132,29 +135,46 @@ def find(name: str) -> Activation:
     raise ValueError(f"unknown activation {name!r}; one of: {', '.join(a.name for a in ACTIVATIONS)}")
 
 
+def exercise(name: str, namespace: dict) -> tuple[Activation, Framework]:
+    """The exercise ``check(name)`` means in this namespace: an exercise's key (``MLX ReLU``,
+    ``Quantized ReLU6``) anywhere; otherwise the activation of the notebook's own framework (in the
+    MLX notebook ``ReLU`` is the MLX exercise, in the 8-bit one ``ReLU6`` or ``quantized_relu6`` its
+    quint8 exercise)."""
+    keyed = BY_KEY.get(name)
+    if keyed is not None and keyed.framework != TORCH.name:
+        return BY_NAME[keyed.activation], framework(keyed.framework)
+    here = in_namespace(namespace)
+    if here is TORCH or keyed is not None and keyed.framework == here.name:
+        return find(name), TORCH
+    own = [e for e in EXERCISES if e.framework == here.name]
+    for e in own:
+        if name in (e.activation, e.activation.lower(), BY_NAME[e.activation].functional, *e.names):
+            return BY_NAME[e.activation], here
+    raise ValueError(f"unknown {here.name} exercise {name!r}; one of: {', '.join(e.key for e in own)}")
+
+
 def run(name: str, namespace: dict, device: str = "all", timeout: float = limits.CHECK_TIMEOUT, plot: bool = True) -> CheckReport:
     """Every check of ``name`` on the definitions in ``namespace``. An interrupt (Jupyter's stop
     button) stops the checks, although student code turns exceptions into check failures."""
-    entry = find(name)
+    entry, fw = exercise(name, namespace)
     _warm_up()
     lines: list[CheckLine] = []
     first: tuple[str, CheckFailure] | None = None  # the first failure that a picture can show
-    cuda = torch.cuda.is_available()
     # the kernel's cells are student code: a function that hung costs one limit in this check(), and
     # the next check() starts afresh (the student may have fixed it, or the helper it called)
     with _interruptible() as interrupted, hangs.scope(namespace):
-        for check, dev in checks_for(entry, DEVICES[device]):
+        for check, dev in checks_for(entry, DEVICES[device], fw):
             label = check_label(check.name, dev)
-            if dev == "cuda" and not cuda:
-                lines.append(CheckLine(label, None, NO_CUDA))
-                continue
-            line, failure = _one(entry, check, dev, namespace, timeout)
-            lines.append(line)
-            if failure is not None and first is None and curves.plottable(entry, label, failure):
+            ran = run_check(Impl(entry, namespace, framework=fw), check, dev, timeout=timeout)
+            lines.append(_line(ran, label))
+            failure = ran.failure
+            # the curves draw torch's forms: another framework's failure is told without a picture
+            if (failure is not None and first is None and fw is TORCH
+                    and curves.plottable(entry, label, failure)):
                 first = (label, failure)
             if interrupted():
                 raise KeyboardInterrupt
-    report = CheckReport(entry.name, lines)
+    report = CheckReport(exercise_key(entry.name, fw.name), lines)
     reasons = {c.message for c in lines if c.passed is None}
     report.show_skipped = not reasons <= _skips_said  # "CUDA is not available" under every check is noise
     _skips_said.update(reasons)
@@ -178,20 +198,17 @@ def _warm_up() -> None:
         _warmed = True
 
 
-def _one(entry: Activation, check, device: str, namespace: dict, timeout: float) -> tuple[CheckLine, CheckFailure | None]:
-    label = check_label(check.name, device)
-    impl = Impl(entry, namespace)
-    try:  # the limit and its message as the grader's (plugin.check_timeout)
-        with using(Tape("direct")), time_limit(timeout, lambda what: CheckTimeout(
-                f"{entry.name} {check.name}: {what} (an infinite loop?)")):
-            notes = check.run(impl, device)
-    except CheckFailure as exc:
-        message = str(exc).splitlines()[0] if str(exc) else ""
-        return CheckLine(label, False, message, [], hint_for(entry.name, label, message)), exc
-    except Exception as exc:  # the grader's own error: reported, never hidden
-        message = f"grader error: {type(exc).__name__}: {exc}".splitlines()[0]
-        return CheckLine(label, False, message), None
-    return CheckLine(label, True, "", [str(n) for n in notes]), None
+def _line(ran: Ran, label: str) -> CheckLine:
+    """The kernel's line for one of the runner's results: the first line of a failure, with its hint."""
+    result = ran.result
+    if result.status == "skipped":
+        return CheckLine(label, None, result.message)
+    if result.status == "passed":
+        return CheckLine(label, True, "", [str(n) for n in result.notes])
+    if ran.failure is None:  # the grader's own error: reported, never hidden, and no hint fits it
+        return CheckLine(label, False, result.message)
+    message = result.message.splitlines()[0] if result.message else ""
+    return CheckLine(label, False, message, [], hint_for(result.activation, label, message))
 
 
 def _draw(report: CheckReport, entry: Activation, namespace: dict, label: str, failure: CheckFailure) -> None:

@@ -24,22 +24,19 @@ from pathlib import Path
 
 import torch
 
-from grader.checks import replay
-from grader.checks.harness import Impl
 from grader.checks.plan import Plan, PlannedCheck, outside_chapters, outside_note, plan
-from grader.checks.registry import CHECKS_BY_NAME
+from grader.checks.runner import MESSAGE_CHARS, judge
 from grader.core import limits, paths
-from grader.core.errors import CheckFailure, SubmissionError
+from grader.core.errors import SubmissionError
 from grader.core.results import CheckResult, check_label
 from grader.core.text import student_notes, student_text
 from grader.run import containment
 from grader.run.worker_process import JobEnd, WorkerProcess
 from grader.spec.assignment import WHOLE_COURSE, Assignment
-from grader.spec.catalog import BY_NAME
+from grader.spec.frameworks import TORCH
 from grader.spec.mlx_catalog import available as mlx_available
 from grader.submission import reading
 
-MESSAGE_CHARS = 2000  # a check's message as reports keep it
 
 
 @dataclass
@@ -48,7 +45,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
     error: str = ""
-    framework: str = "torch"
+    framework: str = TORCH.name  # the Framework's name, as reports record it
     # chapters of the exercises the file defines outside the assignment: not graded, said in a note
     other_chapters: list[str] = field(default_factory=list)
     # graded from a clean start, with nothing unexpected on the channel and no worker lost: a result
@@ -360,40 +357,3 @@ def _absorb_end(grading: _Grading, end: JobEnd, deadline_total: float, out_of_ti
         outcome.notes.append(f"{out_of_time}: the checks left were not run")
         return False
     return bool(grading.todo())
-
-
-def judge(planned: PlannedCheck, claimed: object, tape: object, message: object = "") -> CheckResult:
-    """The parent's verdict on a planned check: run it again here, where torch has never met
-    student code, replaying what the worker recorded of the student's code (grader/checks/replay.py).
-    The worker's own status (``claimed``) is never taken: a check passes only if its replay here
-    passes, having replayed at least one call of student code and the whole tape."""
-    name, device = planned.activation, planned.device
-    worker_said = claimed if claimed in ("passed", "failed", "skipped") else "nothing readable"
-    try:
-        entries = replay.decode(tape) if isinstance(tape, str) and tape else None
-    except Exception:
-        entries = None
-    if entries is None:
-        return CheckResult(name, planned.check, device, "failed",
-                           "grader error: the worker sent no readable record of this check",
-                           [f"the worker reported {worker_said}; the grader's own verdict is failed"])
-    impl = Impl(BY_NAME[name], None)
-    notes: list[str] = []
-    played = replay.Tape("replay", entries)
-    with replay.using(played):
-        try:
-            notes = CHECKS_BY_NAME[planned.check].run(impl, device)
-            status, text = "passed", ""
-            if played.position == 0 or played.position != len(played.entries):
-                status, text = "failed", ("grader error: the worker's record of this check does not match the "
-                                          "check (forged or corrupt)")
-        except replay.TapeEnded:  # the worker's check stopped there: a timeout inside the grader
-            status, text = "failed", student_text(message, MESSAGE_CHARS) or "the worker's check stopped early"
-        except CheckFailure as exc:
-            status, text = "failed", str(exc)
-        except Exception as exc:  # a tape that does not fit the check: forged or corrupt
-            status, text = "failed", f"grader error while judging: {type(exc).__name__}: {exc}"[:300]
-    if status != worker_said:
-        notes = notes + [f"the worker reported {worker_said}; the grader's own verdict is {status}"]
-    return CheckResult(name, planned.check, device, status, student_text(text, MESSAGE_CHARS),
-                       [student_text(str(n), MESSAGE_CHARS) for n in notes][:limits.NOTES])

@@ -15,29 +15,30 @@ from pathlib import PurePath
 from typing import Iterable
 
 from grader.spec.catalog import ACTIVATIONS, BY_NAME, CHAPTERS, chapter_stem
+from grader.spec.frameworks import FRAMEWORKS, MLX, QUANTIZED, TORCH
 from grader.spec.mlx_catalog import PORT_OF, PORTS
 from grader.spec.quantized_catalog import BY_ENTRY as EIGHT_BIT, EXERCISES8
 
-MLX_CHAPTER = "10_mlx"
-QUANTIZED_CHAPTER = "11_quantized"
+MLX_CHAPTER = MLX.chapter
+QUANTIZED_CHAPTER = QUANTIZED.chapter
 # what a framework's exercises are called in front of the activation's name (the 8-bit chapter's
 # exercises are named by their own catalogue: "Quantized ReLU6", "FP8 GELU")
-PREFIX = {"torch": "", "mlx": "MLX "}
+PREFIX = {f.name: f.key_prefix for f in FRAMEWORKS if f.key_prefix is not None}
 
 
 @dataclass(frozen=True)
 class Exercise:
     key: str  # the column: "ReLU", "MLX ReLU"
     activation: str  # the catalogue entry it is graded against
-    framework: str  # torch | mlx | quantized
+    framework: str  # a Framework's name (grader/spec/frameworks.py), as reports record it
     chapter: str  # the exercise notebook's stem
 
     @property
     def names(self) -> tuple[str, ...]:
         """What a submission defines for it: ``relu``, ``ReLUFunction``, ``ReLU`` (MLX: mlx.nn's names)."""
-        if self.framework == "quantized":
+        if self.framework == QUANTIZED.name:
             return (EIGHT_BIT[self.activation].name,)
-        return PORT_OF[self.activation].names if self.framework == "mlx" else BY_NAME[self.activation].names
+        return PORT_OF[self.activation].names if self.framework == MLX.name else BY_NAME[self.activation].names
 
 
 def activation_of(key: str) -> str:
@@ -49,16 +50,16 @@ def activation_of(key: str) -> str:
 def exercise_key(activation: str, framework: str = "torch") -> str:
     """``ReLU`` for torch's exercise, ``MLX ReLU`` for MLX's, ``Quantized ReLU6`` or ``FP8 GELU`` for
     the 8-bit chapter's (an activation it does not have keeps its plain name, so no key is taken)."""
-    if framework == "quantized":
+    if framework == QUANTIZED.name:
         exercise = EIGHT_BIT.get(activation)
         return exercise.key if exercise else f"8-bit {activation}"
     return PREFIX[framework] + activation
 
 
 EXERCISES: tuple[Exercise, ...] = (
-    *(Exercise(a.name, a.name, "torch", chapter_stem(a.chapter)) for a in ACTIVATIONS),
-    *(Exercise(exercise_key(p.entry, "mlx"), p.entry, "mlx", MLX_CHAPTER) for p in PORTS),
-    *(Exercise(e.key, e.entry, "quantized", QUANTIZED_CHAPTER) for e in EXERCISES8),
+    *(Exercise(a.name, a.name, TORCH.name, chapter_stem(a.chapter)) for a in ACTIVATIONS),
+    *(Exercise(exercise_key(p.entry, MLX.name), p.entry, MLX.name, MLX_CHAPTER) for p in PORTS),
+    *(Exercise(e.key, e.entry, QUANTIZED.name, QUANTIZED_CHAPTER) for e in EXERCISES8),
 )
 BY_KEY: dict[str, Exercise] = {e.key: e for e in EXERCISES}
 # the exercise notebooks, in the course's order

@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 from grader.core.errors import SubmissionError
+from grader.spec.frameworks import MLX, QUANTIZED, TORCH
 from grader.spec.quantized_catalog import NAMES as QUANTIZED_NAMES
 from grader.submission.reading import SubmissionFile, parse_cells, read, top_level_names
 
@@ -22,11 +23,12 @@ def _imports_mlx(tree: ast.AST) -> bool:
 
 
 def framework_of_trees(trees: list[ast.Module]) -> str:
+    """The name of the submission's :class:`~grader.spec.frameworks.Framework` (as reports record it)."""
     if any(_imports_mlx(t) for t in trees):
-        return "mlx"
+        return MLX.name
     if any(top_level_names(t) & QUANTIZED_NAMES for t in trees):
-        return "quantized"
-    return "torch"
+        return QUANTIZED.name
+    return TORCH.name
 
 
 def framework_of_file(submission: SubmissionFile) -> str:
@@ -44,6 +46,6 @@ def framework_of(path: str | Path) -> str:
     try:
         return framework_of_file(read(path))
     except SubmissionError:
-        return "torch"
+        return TORCH.name
 
 
