@@ -18,7 +18,8 @@ from grader.feedback import curves
 from grader.checks import replay
 from grader.core.errors import CheckFailure
 from grader.checks.compare import assert_close, locate_elementwise, locate_index
-from grader.run.live import CheckReport, run
+from grader.report.model import ExerciseResult
+from grader.run.live import run
 from grader.submission.loader import load
 from grader.core.env import RUNNING
 from grader.notebook import check, notebook_path
@@ -65,7 +66,7 @@ def test_result_object_and_its_displays() -> None:
     namespace = load(ROOT / "solutions" / "01_standard.ipynb").namespace
     exec(NAIVE["Sigmoid"], namespace)
     report = check("Sigmoid", namespace=namespace, device="cpu")
-    assert isinstance(report, CheckReport)
+    assert isinstance(report, ExerciseResult)
     failed = [c for c in report.checks if c.passed is False]
     assert failed and report.score == len(report.checks) - len(failed) and report.max_score == len(report.checks)
     edges = next(c for c in report.checks if c.name == "edges")

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from grader.notebook import check
-from grader.run.live import CheckReport
+from grader.report.model import ExerciseResult
 from grader.spec import mlx_catalog
 from grader.spec.assignment import EXERCISES
 from grader.spec.mlx_catalog import NO_MLX, available
@@ -37,11 +37,11 @@ def eight_bit_namespace() -> dict:
     return load(EIGHT_BIT_SOLUTION).namespace
 
 
-def _run(name: str, namespace: dict) -> CheckReport:
+def _run(name: str, namespace: dict) -> ExerciseResult:
     return check(name, namespace=namespace, device="cpu")
 
 
-def _failures(report: CheckReport) -> list[str]:
+def _failures(report: ExerciseResult) -> list[str]:
     return [f"{c.name}: {c.message}" for c in report.checks if c.passed is False]
 
 
@@ -49,7 +49,7 @@ def _failures(report: CheckReport) -> list[str]:
 def test_full_marks_on_the_mlx_solution(mlx_namespace: dict) -> None:
     for key in [e.key for e in EXERCISES if e.framework == "mlx"]:
         report = _run(key, mlx_namespace)
-        assert report.activation == key and report.max_score >= 10, (key, str(report))
+        assert report.name == key and report.max_score >= 10, (key, str(report))
         assert report.score == report.max_score, (key, _failures(report))
         assert all(c.name.startswith("mlx ") for c in report.checks)
 
@@ -58,7 +58,7 @@ def test_full_marks_on_the_mlx_solution(mlx_namespace: dict) -> None:
 def test_in_the_mlx_notebook_an_activation_s_name_is_its_mlx_exercise(mlx_namespace: dict) -> None:
     for name in ("ReLU", "relu", "MLX ReLU"):
         report = _run(name, mlx_namespace)
-        assert report.activation == "MLX ReLU" and [c.name for c in report.checks][0] == "mlx api", name
+        assert report.name == "MLX ReLU" and [c.name for c in report.checks][0] == "mlx api", name
         assert report.score == report.max_score
     with pytest.raises(ValueError, match="unknown mlx exercise 'Swish'; one of: MLX ReLU, MLX Sigmoid"):
         _run("Swish", mlx_namespace)
@@ -69,10 +69,10 @@ def test_full_marks_on_the_8_bit_solution(eight_bit_namespace: dict) -> None:
     assert keys[0] == "Quantized ReLU6" and "FP8 GELU" in keys
     for key in keys:
         report = _run(key, eight_bit_namespace)
-        assert report.activation == key and report.max_score >= 4, (key, str(report))
+        assert report.name == key and report.max_score >= 4, (key, str(report))
         assert report.score == report.max_score, (key, _failures(report))
     for name in ("ReLU6", "quantized_relu6"):
-        assert _run(name, eight_bit_namespace).activation == "Quantized ReLU6"
+        assert _run(name, eight_bit_namespace).name == "Quantized ReLU6"
 
 
 @needs_mlx
@@ -80,7 +80,7 @@ def test_a_wrong_mlx_activation_names_its_failing_check(mlx_namespace: dict) -> 
     namespace = dict(mlx_namespace)
     exec(WRONG_SIGMOID, namespace)
     report = _run("Sigmoid", namespace)
-    assert report.activation == "MLX Sigmoid"
+    assert report.name == "MLX Sigmoid"
     failure = report.first_failure
     assert failure is not None and failure.name == "mlx values[float32]" and "torch gives" in failure.message
     assert report.score < report.max_score and "First failure: mlx values[float32]" in str(report)
@@ -102,7 +102,7 @@ def test_a_wrong_8_bit_activation_names_its_failing_check_and_hint(eight_bit_nam
 def test_an_exercise_key_is_accepted_in_any_notebook() -> None:
     torch_namespace = load(ROOT / "solutions" / "01_standard.ipynb").namespace
     report = _run("Quantized ReLU6", torch_namespace)
-    assert report.activation == "Quantized ReLU6" and report.first_failure.name == "quint8 api"
+    assert report.name == "Quantized ReLU6" and report.first_failure.name == "quint8 api"
     assert "quantized_relu6 is not defined" in report.first_failure.message
     assert _run("ReLU", torch_namespace).score == 18  # torch's ReLU, as before
 

@@ -8,12 +8,9 @@ own, in the student's own kernel: nothing is sandboxed here (graded runs are, se
 """
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
 import signal
 import threading
-from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -27,102 +24,12 @@ from grader.checks.registry import checks_for
 from grader.checks.runner import Ran, run_check
 from grader.feedback.hints import hint_for
 from grader.submission.loader import time_limit
-from grader.core.results import DEVICES, check_label, parse_check_label
+from grader.core.results import DEVICES, CheckResult, check_label, parse_check_label
+from grader.report.model import ExerciseResult
 from grader.spec.assignment import BY_KEY, EXERCISES, exercise_key
 from grader.spec.frameworks import TORCH, Framework, framework, in_namespace
 from grader.checks.recorder import Recorder
 from grader.checks.replay import Tape, using
-
-
-@dataclass
-class CheckLine:
-    """One check: ``passed`` is None when it was skipped (CUDA checks without CUDA)."""
-
-    name: str
-    passed: bool | None
-    message: str = ""
-    notes: list[str] = field(default_factory=list)
-    hint: str | None = None
-
-
-@dataclass
-class CheckReport:
-    """What ``check()`` returns: the checks of one activation, with score, hint and picture."""
-
-    activation: str
-    checks: list[CheckLine]
-    figure: bytes | None = None  # PNG of the first failure, when it is a values/grad/edges/kinks one
-    figure_caption: str = ""
-    show_skipped: bool = True  # the skipped checks' line: once per kernel session (see run)
-
-    @property
-    def score(self) -> int:
-        return sum(c.passed is True for c in self.checks)
-
-    @property
-    def max_score(self) -> int:
-        return sum(c.passed is not None for c in self.checks)
-
-    @property
-    def first_failure(self) -> CheckLine | None:
-        return next((c for c in self.checks if c.passed is False), None)
-
-    @property
-    def summary(self) -> str:
-        return f"{self.score} of {self.max_score} checks pass"
-
-    def _skipped(self) -> str:
-        skipped = [c for c in self.checks if c.passed is None]
-        if not self.show_skipped:
-            return ""
-        reasons = sorted({c.message for c in skipped})
-        return f"{len(skipped)} checks skipped: {'; '.join(reasons)}" if skipped else ""
-
-    def __str__(self) -> str:
-        width = max((len(c.name) for c in self.checks), default=0)
-        lines = [f"{self.activation}: {self.summary}"]
-        for c in self.checks:
-            if c.passed is None:
-                continue
-            mark = "✓" if c.passed else "✗"
-            lines.append(f"  {mark} {c.name:<{width}}  {c.message}".rstrip())
-            lines.extend(f"  {'':<{width + 2}}  note: {n}" for n in c.notes)
-        if self._skipped():
-            lines.append(f"  ({self._skipped()})")
-        failure = self.first_failure
-        if failure is not None:
-            lines.append(f"First failure: {failure.name}: {failure.message}")
-            if failure.hint:
-                lines.append(f"Hint: {failure.hint}")
-        lines.append(self.summary)
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        from grader.feedback.html_report import checks_table
-
-        parts = [f"<div><strong>{html.escape(self.activation)}</strong></div>",
-                 checks_table([(c.name, c.passed, c.message, c.notes) for c in self.checks if c.passed is not None])]
-        if self._skipped():
-            parts.append(f"<p>({html.escape(self._skipped())})</p>")
-        failure = self.first_failure
-        if failure is not None:
-            parts.append(f"<p><strong>First failure</strong> ({html.escape(failure.name)}): "
-                         f"{html.escape(failure.message)}</p>")
-            if failure.hint:
-                parts.append(f"<p><strong>Hint:</strong> {html.escape(failure.hint)}</p>")
-        parts.append(f"<p><strong>{html.escape(self.summary)}</strong></p>")
-        return "\n".join(parts)
-
-    def _ipython_display_(self) -> None:
-        """The table, then the first failure's picture as its own image output."""
-        from IPython.display import display
-
-        display({"text/html": self._repr_html_(), "text/plain": str(self)}, raw=True)
-        if self.figure:
-            display({"image/png": base64.b64encode(self.figure).decode("ascii"),
-                     "text/plain": f"<figure: {self.figure_caption}>"}, raw=True)
 
 
 def find(name: str) -> Activation:
@@ -153,12 +60,12 @@ def exercise(name: str, namespace: dict) -> tuple[Activation, Framework]:
     raise ValueError(f"unknown {here.name} exercise {name!r}; one of: {', '.join(e.key for e in own)}")
 
 
-def run(name: str, namespace: dict, device: str = "all", timeout: float = limits.CHECK_TIMEOUT, plot: bool = True) -> CheckReport:
+def run(name: str, namespace: dict, device: str = "all", timeout: float = limits.CHECK_TIMEOUT, plot: bool = True) -> ExerciseResult:
     """Every check of ``name`` on the definitions in ``namespace``. An interrupt (Jupyter's stop
     button) stops the checks, although student code turns exceptions into check failures."""
     entry, fw = exercise(name, namespace)
     _warm_up()
-    lines: list[CheckLine] = []
+    lines: list[CheckResult] = []
     first: tuple[str, CheckFailure] | None = None  # the first failure that a picture can show
     # the kernel's cells are student code: a function that hung costs one limit in this check(), and
     # the next check() starts afresh (the student may have fixed it, or the helper it called)
@@ -166,7 +73,7 @@ def run(name: str, namespace: dict, device: str = "all", timeout: float = limits
         for check, dev in checks_for(entry, DEVICES[device], fw):
             label = check_label(check.name, dev)
             ran = run_check(Impl(entry, namespace, framework=fw), check, dev, timeout=timeout)
-            lines.append(_line(ran, label))
+            lines.append(_line(ran))
             failure = ran.failure
             # the curves draw torch's forms: another framework's failure is told without a picture
             if (failure is not None and first is None and fw is TORCH
@@ -174,8 +81,8 @@ def run(name: str, namespace: dict, device: str = "all", timeout: float = limits
                 first = (label, failure)
             if interrupted():
                 raise KeyboardInterrupt
-    report = CheckReport(exercise_key(entry.name, fw.name), lines)
-    reasons = {c.message for c in lines if c.passed is None}
+    report = ExerciseResult(exercise_key(entry.name, fw.name), lines)
+    reasons = {c.message for c in lines if c.status == "skipped"}
     report.show_skipped = not reasons <= _skips_said  # "CUDA is not available" under every check is noise
     _skips_said.update(reasons)
     if plot and first is not None:
@@ -198,20 +105,19 @@ def _warm_up() -> None:
         _warmed = True
 
 
-def _line(ran: Ran, label: str) -> CheckLine:
+def _line(ran: Ran) -> CheckResult:
     """The kernel's line for one of the runner's results: the first line of a failure, with its hint."""
     result = ran.result
-    if result.status == "skipped":
-        return CheckLine(label, None, result.message)
     if result.status == "passed":
-        return CheckLine(label, True, "", [str(n) for n in result.notes])
-    if ran.failure is None:  # the grader's own error: reported, never hidden, and no hint fits it
-        return CheckLine(label, False, result.message)
+        result.notes = [str(n) for n in result.notes]
+    if result.status != "failed" or ran.failure is None:  # the grader's own error: no hint fits it
+        return result
     message = result.message.splitlines()[0] if result.message else ""
-    return CheckLine(label, False, message, [], hint_for(result.activation, label, message))
+    return CheckResult(result.activation, result.check, result.device, "failed", message, [],
+                       hint_for(result.activation, result.name, message))
 
 
-def _draw(report: CheckReport, entry: Activation, namespace: dict, label: str, failure: CheckFailure) -> None:
+def _draw(report: ExerciseResult, entry: Activation, namespace: dict, label: str, failure: CheckFailure) -> None:
     from grader.feedback import plots
 
     impl = Impl(entry, namespace)
