@@ -53,8 +53,9 @@ def main() -> int:
         klass = work / "class"
         make_class(klass, args.students)
         roster = work / "roster.csv"
-        roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,GitHub\n" + "".join(
-            f"Student {i},{1000 + i},s{i},login{i},A,student{i:03d}\n" for i in range(args.students)))
+        # Canvas's columns and Moodle's (Username): batch refuses --moodle with a roster Moodle cannot place
+        roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Username,GitHub\n" + "".join(
+            f"Student {i},{1000 + i},s{i},login{i},A,user{i},student{i:03d}\n" for i in range(args.students)))
         r = run("batch", str(klass), "--csv", str(work / "gradebook.csv"), "--json", str(work / "report.json"),
                 "--jobs", "2", "--force", "--strip-prefix", "activations-", "--roster", str(roster),
                 "--canvas", str(work / "canvas.csv"), "--moodle", str(work / "moodle.csv"))
