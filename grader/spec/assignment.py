@@ -26,7 +26,7 @@ PREFIX = {"torch": "", "mlx": "MLX "}
 
 
 @dataclass(frozen=True)
-class Exercise:
+class ExerciseSpec:
     key: str  # the column: "ReLU", "MLX ReLU"
     activation: str  # the catalogue entry it is graded against
     framework: str  # torch | mlx | quantized
@@ -55,12 +55,12 @@ def exercise_key(activation: str, framework: str = "torch") -> str:
     return PREFIX[framework] + activation
 
 
-EXERCISES: tuple[Exercise, ...] = (
-    *(Exercise(a.name, a.name, "torch", chapter_stem(a.chapter)) for a in ACTIVATIONS),
-    *(Exercise(exercise_key(p.entry, "mlx"), p.entry, "mlx", MLX_CHAPTER) for p in PORTS),
-    *(Exercise(e.key, e.entry, "quantized", QUANTIZED_CHAPTER) for e in EXERCISES8),
+EXERCISES: tuple[ExerciseSpec, ...] = (
+    *(ExerciseSpec(a.name, a.name, "torch", chapter_stem(a.chapter)) for a in ACTIVATIONS),
+    *(ExerciseSpec(exercise_key(p.entry, "mlx"), p.entry, "mlx", MLX_CHAPTER) for p in PORTS),
+    *(ExerciseSpec(e.key, e.entry, "quantized", QUANTIZED_CHAPTER) for e in EXERCISES8),
 )
-BY_KEY: dict[str, Exercise] = {e.key: e for e in EXERCISES}
+BY_KEY: dict[str, ExerciseSpec] = {e.key: e for e in EXERCISES}
 # the exercise notebooks, in the course's order
 CHAPTER_STEMS: tuple[str, ...] = tuple(dict.fromkeys(e.chapter for e in EXERCISES))
 TITLES: dict[str, str] = {**{chapter_stem(c): title for c, title in CHAPTERS.items()}, MLX_CHAPTER: "MLX",
@@ -85,7 +85,7 @@ class Assignment:
         return self.chapters == CHAPTER_STEMS
 
     @property
-    def exercises(self) -> tuple[Exercise, ...]:
+    def exercises(self) -> tuple[ExerciseSpec, ...]:
         return tuple(e for e in EXERCISES if e.chapter in self.chapters)
 
     @property
@@ -108,7 +108,7 @@ class Assignment:
 WHOLE_COURSE = Assignment(CHAPTER_STEMS)
 
 
-def chapter_of(name: str) -> str:
+def parse_chapter(name: str) -> str:
     """A chapter's stem from what an instructor may type: ``02_relu_variants``, its notebook's file
     name or path; raises :class:`AssignmentError` for anything else."""
     stem = PurePath(name.strip()).name.removesuffix(".ipynb")
@@ -120,7 +120,7 @@ def chapter_of(name: str) -> str:
 
 def assignment(chapters: Iterable[str] | None = None) -> Assignment:
     """The assignment of these chapters (repeats allowed); none: the whole course."""
-    chosen = {chapter_of(c) for c in chapters or ()}
+    chosen = {parse_chapter(c) for c in chapters or ()}
     if not chosen:
         return WHOLE_COURSE
     return Assignment(tuple(c for c in CHAPTER_STEMS if c in chosen))
