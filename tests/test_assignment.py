@@ -14,7 +14,7 @@ import pytest
 
 from grader.catalog import ACTIVATIONS, CHAPTERS
 from grader.checks import mlx_checks, quantized_checks, torch_checks
-from grader.spec.assignment import CHAPTER_STEMS, AssignmentError, assignment, chapter_of
+from grader.spec.assignment import CHAPTER_STEMS, AssignmentError, assignment, parse_chapter
 from grader.spec.mlx_catalog import PORTS, available
 from grader.spec.quantized_catalog import EXERCISES8
 
@@ -50,7 +50,7 @@ def test_chapters_are_the_exercise_notebooks() -> None:
     assert list(CHAPTER_STEMS) == sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb"))
     assert [c[3:] for c in CHAPTER_STEMS[:-2]] == list(CHAPTERS) and CHAPTER_STEMS[-2:] == ("10_mlx", "11_quantized")
     # what an instructor may type: the stem, the notebook's name or its path; repeats are one chapter
-    assert chapter_of("exercises/02_relu_variants.ipynb") == chapter_of("02_relu_variants.ipynb") == "02_relu_variants"
+    assert parse_chapter("exercises/02_relu_variants.ipynb") == parse_chapter("02_relu_variants.ipynb") == "02_relu_variants"
     chosen = assignment(["10_mlx", "01_standard", "10_mlx"])
     assert chosen.chapters == ("01_standard", "10_mlx") and not chosen.whole
     assert chosen.keys == (*CHAPTER_1, *MLX_KEYS)

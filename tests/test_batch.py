@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 
 from grader.commands import batch
+from grader.grading.discovery import discover, nothing_to_grade
+from grader.grading.progress import Progress
 from grader.report import gradebook
 from grader.spec.assignment import assignment
 from grader.catalog import ACTIVATIONS, CHAPTERS
@@ -152,7 +154,7 @@ def test_a_submission_named_like_a_command_is_still_graded(tmp_path: Path) -> No
 # --- layouts: who the students are and which files are theirs (no grading needed) ---------------
 
 def names_and_files(root: Path, **kw) -> dict[str, list[str]]:
-    return {s.name: [p.relative_to(root).as_posix() for p in s.files] for s in batch.discover(root, **kw)}
+    return {s.name: [p.relative_to(root).as_posix() for p in s.files] for s in discover(root, **kw)}
 
 
 def test_github_classroom_assistant_layout(tmp_path: Path) -> None:
@@ -214,10 +216,10 @@ def test_loose_files_symlinks_and_environments(tmp_path: Path) -> None:
     write(tmp_path / "wendy" / "venv" / "pyvenv.cfg", "")
     write(tmp_path / "wendy" / "venv" / "lib" / "site.py", "")
     write(tmp_path / "wendy" / "relu.py", "")
-    students = {s.name: s for s in batch.discover(tmp_path)}
+    students = {s.name: s for s in discover(tmp_path)}
     assert {n: [p.relative_to(tmp_path).as_posix() for p in s.files] for n, s in students.items()} == {
         "wendy": ["wendy/relu.py"], "xavier": [], "yann": ["yann.py"], "zoe": ["zoe.ipynb", "zoe/extra.py"]}
-    assert batch._problem(students["xavier"]) == ("no .ipynb or .py file in xavier/ (symbolic links are not "
+    assert nothing_to_grade(students["xavier"]) == ("no .ipynb or .py file in xavier/ (symbolic links are not "
                                                   "graded: xavier/01_standard.ipynb, xavier/linked)")
 
 
@@ -262,7 +264,7 @@ def test_progress_bar_on_a_terminal_plain_lines_elsewhere(monkeypatch) -> None:
     record = {"student": "alice", "score": 3, "max_score": 9, "error": None}
     for stream, expected in [(Terminal(), "2/2"), (io.StringIO(), "[2/2] alice: 3/9\n")]:
         monkeypatch.setattr(sys, "stderr", stream)
-        progress = batch.Progress(2)
+        progress = Progress(2)
         progress.update(record)
         progress.update(record)
         progress.close()

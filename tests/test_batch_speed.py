@@ -11,6 +11,12 @@ import sys
 from pathlib import Path
 
 from grader.commands import batch
+from grader.grading import submissions
+from grader.grading.dedup import FileReportCache
+from grader.grading.discovery import discover
+from grader.grading.hashing import file_entries
+from grader.grading.options import GradingOptions
+from grader.grading.student import grade_student
 from grader.report import gradebook
 
 from test_batch import STUB_RELU, run_batch, write
@@ -121,14 +127,14 @@ def test_a_failure_of_the_grader_while_grading_one_student_is_that_students_line
     sub = tmp_path / "class"
     write(sub / "alice" / "relu.py", RELU)
     write(sub / "victim" / "relu.py", RELU + "\n# the victim's\n")
-    real = batch.grade.grade_many
+    real = submissions.grade_many
 
     def fails_for_the_victim(paths, *args, **kwargs):
         if any("victim" in p for p in paths):
             raise MemoryError("while judging")
         return real(paths, *args, **kwargs)
 
-    monkeypatch.setattr(batch.grade, "grade_many", fails_for_the_victim)
+    monkeypatch.setattr(submissions, "grade_many", fails_for_the_victim)
     gb = tmp_path / "gradebook.csv"
     assert batch.main([str(sub), "--csv", str(gb), "--jobs", "2", "--device", "cpu"]) == 1
     rows = {row.split(",")[0]: row for row in gb.read_text().splitlines()[1:]}
@@ -164,13 +170,12 @@ def test_identical_files_are_graded_once_and_each_student_keeps_his_path(tmp_pat
     for student in ("ann", "ben", "cid"):
         write(sub / student / "exercises" / "relu.py", STUB_RELU)
     write(sub / "dan" / "exercises" / "other_name.py", STUB_RELU)  # the same bytes under another name
-    students = batch.discover(sub)
-    options, maxima, graded = batch.Options(device="cpu"), gradebook.max_scores("cpu"), batch.Graded()
+    students = discover(sub)
+    options, maxima, cache = GradingOptions(device="cpu"), gradebook.max_scores("cpu"), FileReportCache()
     with ThreadPoolExecutor(3) as pool:  # three at once: two of them wait for the one grading
-        records = list(pool.map(lambda s: batch.grade_student(
-            s, sub, [{"path": batch._relative(p, sub), "sha256": batch.sha256(p)} for p in s.files], options, maxima,
-            graded), students))
-    assert (graded.graded, graded.reused) == (2, 2)
+        records = list(pool.map(lambda s: grade_student(s, sub, file_entries(s.files, sub), options, maxima, cache),
+                                students))
+    assert (cache.files_graded, cache.files_reused) == (2, 2)
     for student, record in zip(students, records):
         (ex,) = record["exercises"]
         assert ex["score"] == 0 and "not implemented" in ex["checks"][0]["message"]

@@ -10,7 +10,7 @@ import pytest
 
 from grader.authoring import exercises
 from grader.catalog import ACTIVATIONS, CHAPTERS, chapter_stem
-from grader.commands.grade import grade
+from grader.grading.submissions import grade
 from grader.checks.torch_checks import checks_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,6 +30,7 @@ def test_the_import_contracts_hold() -> None:
     ("checks/compare.py", "from grader.checks import recorder", "No import cycle"),
     ("run/keeper.py", "from grader.core import limits", "The keeper imports only the standard library"),
     ("core/paths.py", "import torch", "core imports no heavy library"),
+    ("commands/merge.py", "from grader.commands import batch", "Commands are independent"),
 ])
 def test_a_broken_contract_is_caught(tmp_path: Path, module: str, line: str, contract: str) -> None:
     """Each contract fails on the import it forbids, in a copy of the grader."""
@@ -45,6 +46,19 @@ def test_a_broken_contract_is_caught(tmp_path: Path, module: str, line: str, con
     # an upward import also closes a cycle between packages: the named contract is among the broken
     broken = [l for l in r.stdout.splitlines() if l.rstrip().endswith("BROKEN")]
     assert any(b.startswith(contract) for b in broken), r.stdout[-2000:]
+
+
+def test_every_command_is_in_the_independence_contract() -> None:
+    """A new command joins the contract that keeps the commands from importing each other; the one
+    module of grader/commands/ outside it is the shared options, which is no command."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (independent,) = [c for c in contracts if c["type"] == "independence"]
+    from grader.cli import COMMANDS
+
+    commands = {f"grader.commands.{c.replace('-', '_')}" for c in COMMANDS} | {"grader.commands.grade"}
+    modules = {f"grader.commands.{p.stem}" for p in (ROOT / "grader" / "commands").glob("*.py")
+               if p.stem not in ("__init__", "options")}
+    assert set(independent["modules"]) == commands == modules
 
 
 def test_importing_the_notebook_door_loads_neither_torch_nor_pytest() -> None:

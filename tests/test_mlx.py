@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import BY_NAME
-from grader.commands.grade import grade
+from grader.grading.submissions import grade
 from grader.core.errors import CheckFailure
 from grader.checks.harness import Impl
 from grader.checks.registry import checks_for

@@ -13,7 +13,7 @@ from grader.catalog import BY_NAME
 from grader.checks.harness import Impl
 from grader.checks.quantized_checks import CHECKS, every_quint8, exact_positions, quint8_values_on, torch_quint8
 from grader.checks.registry import checks_for
-from grader.commands.grade import grade
+from grader.grading.submissions import grade
 from grader.core.errors import CheckFailure
 from grader.feedback.hints import find_hint
 from grader.spec.assignment import BY_KEY, EXERCISES, exercise_key

@@ -26,6 +26,8 @@ import yaml
 
 from grader import __version__
 from grader.commands import batch, grading_workflow, merge
+from grader.grading.discovery import discover
+from grader.grading.sharding import shard_of
 from test_batch import run_batch
 from test_classroom import actionlint, fresh, offline_env  # noqa: F401 (fresh: a fixture)
 
@@ -414,7 +416,7 @@ def test_workflow_fetches_only_its_shard_and_a_repository_that_cannot_be_cloned_
         mine = log.read_text().splitlines()[len(cloned):]
         cloned += mine
         # this shard cloned its own students alone: the ones batch --shard k/n grades
-        assert all(batch.shard_of(s.removeprefix("org/hw1-"), n) == k for s in mine), mine
+        assert all(shard_of(s.removeprefix("org/hw1-"), n) == k for s in mine), mine
     assert sorted(cloned) == sorted(f"org/hw1-{u}" for u in ("alice", "bob", "carol", "dave", "ghost"))
     statuses = run_job(repo, wf, "merge", tmp_path / "merge" / "work", artifacts, fresh, {}, {})
     assert set(statuses.values()) == {0}, (tmp_path / "merge" / "merge.log").read_text()
@@ -484,7 +486,7 @@ def test_two_owners_with_a_repository_of_one_name_do_not_collide(tmp_path: Path,
     assert sorted(record) == ["alice--activations", "bob--activations", "hw1-carol"]
     for folder, text in (("alice--activations", "alice"), ("bob--activations", "bob"), ("hw1-carol", "carol")):
         assert (tmp_path / "submissions" / folder / "exercises" / CHAPTER).read_text() == text
-    assert [s.name for s in batch.discover(tmp_path / "submissions")] == ["alice--activations", "bob--activations",
+    assert [s.name for s in discover(tmp_path / "submissions")] == ["alice--activations", "bob--activations",
                                                                         "hw1-carol"]
 
 

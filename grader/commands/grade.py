@@ -15,12 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from grader import __version__
-from grader.feedback import html_report
-from grader.core import limits
-from grader.run import sandbox
-from grader.report.model import NOT_FINISHED, SubmissionResult, as_json, build, write_json
-from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.commands import options as grading_options
+from grader.core import limits
+from grader.feedback import html_report
+from grader.grading.submissions import grade
+from grader.report.model import NOT_FINISHED, SubmissionResult, as_json, write_json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,40 +40,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="list every check")
     p.add_argument("--version", action="version", version=f"grader {__version__}")
     return p
-
-
-def grade(path: str, device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
-          memory: int = limits.MEMORY, read_only: tuple[Path, ...] = (),
-          hide: tuple[Path, ...] = (), total_timeout: float = limits.TOTAL_TIMEOUT,
-          out_of_time: str = "", assignment: Assignment = WHOLE_COURSE) -> SubmissionResult:
-    """Grade one submission in a worker process. A file that cannot be graded is a report with
-    ``error`` set; a crash or hang costs the exercise it happened in. After ``total_timeout``
-    seconds the checks graded so far are kept and the rest fail, ``out_of_time`` saying why. Only
-    ``assignment``'s exercises are graded."""
-    outcome = sandbox.run(path, device, check_timeout, memory, total_timeout, read_only=read_only, hide=hide,
-                          out_of_time=out_of_time, assignment=assignment)
-    return report_of(path, outcome)
-
-
-def grade_many(paths: list[str], device: str = "all", check_timeout: float = limits.CHECK_TIMEOUT,
-               memory: int = limits.MEMORY, read_only: tuple[Path, ...] = (), hide: tuple[Path, ...] = (),
-               total_timeout: float = limits.TOTAL_TIMEOUT, assignment: Assignment = WHOLE_COURSE,
-               others: tuple[Path, ...] = ()) -> list[SubmissionResult]:
-    """Grade one student's files one after the other in one worker (torch imported once), each as
-    :func:`grade` grades it alone: in a process of its own, with its own ``total_timeout``.
-    ``others``: the class's folder, which no worker may read."""
-    outcomes = sandbox.run_many(paths, device, check_timeout, memory, total_timeout, read_only=read_only, hide=hide,
-                                assignment=assignment, others=others)
-    return [report_of(p, o) for p, o in zip(paths, outcomes)]
-
-
-def report_of(path: str, outcome: sandbox.Outcome) -> SubmissionResult:
-    if outcome.error:
-        report = SubmissionResult(path, outcome.sha256, notes=outcome.notes, error=outcome.error)
-    else:
-        report = build(path, outcome.sha256, outcome.results, outcome.notes, outcome.framework, outcome.other_chapters)
-    report.shareable = outcome.clean
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:

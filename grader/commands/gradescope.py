@@ -36,6 +36,7 @@ from pathlib import Path
 from grader import __version__
 from grader.authoring.handout import grading_requirements, pins, target_maxima
 from grader.grading import discovery
+from grader.grading.hashing import sha256
 from grader.report import gradebook
 from grader.report.escape import markdown_text
 from grader.core import limits
@@ -275,7 +276,7 @@ def run(root: Path, time_budget: float | None = None) -> int:
     """Grade ``root/submission`` into ``root/results/results.json`` within ``time_budget`` seconds
     (default: the bundle's, else :data:`TIME_BUDGET`). The exit status is 0 whenever results.json was
     written: a submission that cannot be graded scores 0 with the reason."""
-    from grader.commands import grade as cli
+    from grader.grading.submissions import grade  # the sandbox only where it grades: a bundle's build needs none
 
     start = time.monotonic()
     try:
@@ -300,11 +301,11 @@ def run(root: Path, time_budget: float | None = None) -> int:
     for path in student.files[: discovery.MAX_FILES]:
         left = deadline - time.monotonic()
         if left <= 0:
-            report = SubmissionResult(str(path), discovery.sha256(path), error=f"not run: {out_of_time}")
+            report = SubmissionResult(str(path), sha256(path), error=f"not run: {out_of_time}")
         else:
-            report = cli.grade(str(path), "cpu", read_only=(out.resolve(),),
-                               total_timeout=min(left, limits.TOTAL_TIMEOUT), out_of_time=out_of_time,
-                               assignment=assignment)
+            report = grade(str(path), "cpu", read_only=(out.resolve(),),
+                           total_timeout=min(left, limits.TOTAL_TIMEOUT), out_of_time=out_of_time,
+                           assignment=assignment)
         reports.append(report)
         if out_of_time in report.error:  # never started, or stopped while its cells ran
             unread.append(path.relative_to(submission).as_posix())

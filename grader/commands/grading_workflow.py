@@ -33,10 +33,10 @@ from pathlib import Path
 from grader.authoring.handout import (grader_sources, grading_requirements, origin, pins, requirements,
                                       setup_steps, write_files)
 from grader.authoring.templates import render
-from grader.commands import batch
+from grader.commands.options import batch_parser
 from grader.core.paths import PACKAGE, ROOT
 from grader.grading import fetch as fetching
-from grader.grading.discovery import parse_shard
+from grader.grading.sharding import parse_shard
 from grader.spec.assignment import AssignmentError, assignment
 
 WORKFLOW = ".github/workflows/grade-class.yml"
@@ -155,7 +155,7 @@ def _batch_options(options: list[str]) -> tuple[argparse.Namespace | None, str]:
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            parsed = batch.parser().parse_args([*args, *options])
+            parsed = batch_parser().parse_args([*args, *options])
     except SystemExit:
         why = (err.getvalue().strip().splitlines() or [""])[-1].partition(": error: ")[2]
         return None, f"the options after -- are batch's: {why}"

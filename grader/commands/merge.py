@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from grader.commands import options as grading_options
-from grader.grading.discovery import parse_shard, shard_of
+from grader.grading.sharding import parse_shard, shard_of
 from grader.report import gradebook
 from grader.report.model import write_json
 from grader.spec.assignment import AssignmentError, assignment

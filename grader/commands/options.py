@@ -1,11 +1,16 @@
 """The options every grading command shares (``--device``, ``--check-timeout``, ``--memory``,
-``--chapter``, ``--hide``): declared and checked in one place, so ``python -m grader`` and ``batch`` cannot drift."""
+``--chapter``, ``--hide``): declared and checked in one place, so ``python -m grader`` and ``batch`` cannot drift.
+Also ``batch``'s whole command line (:func:`batch_parser`), which ``grading-workflow`` checks the
+options it passes on to ``batch`` with. Not a command: the commands import this module, never each
+other (pyproject.toml's independence contract)."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from grader.core import limits
+from grader.grading.options import GradingOptions
 from grader.spec.assignment import CHAPTER_STEMS, Assignment, AssignmentError, assignment
 
 
@@ -49,6 +54,12 @@ def chosen(args: argparse.Namespace) -> Assignment:
 
 def memory_bytes(args: argparse.Namespace) -> int:
     return int(args.memory * 2**30)
+
+
+def grading(args: argparse.Namespace) -> GradingOptions:
+    """How each file is graded, from the shared options (checked by :func:`problem`)."""
+    return GradingOptions(args.device, args.check_timeout, memory_bytes(args),
+                          tuple(str(Path(h).resolve()) for h in args.hide), chosen(args))
 
 
 def add_lms(p: argparse.ArgumentParser) -> None:
@@ -103,3 +114,26 @@ def write_lms(args: argparse.Namespace, records: list[dict], max_score: int, ass
             said.append(f"warning: {path}: {len(missing)} graded students are not in {args.roster} and are left "
                         f"out: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
     return said
+
+
+def batch_parser(description: str | None = None) -> argparse.ArgumentParser:
+    """``python -m grader batch``'s command line."""
+    p = argparse.ArgumentParser(prog="python -m grader batch", description=description)
+    p.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="one subfolder or file per student")
+    p.add_argument("--csv", required=True, metavar="GRADEBOOK", help="write the gradebook (CSV) here")
+    p.add_argument("--json", metavar="REPORT",
+                   help="write the full report here; a re-run with it grades only the students whose files changed")
+    p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1, metavar="N", help="students graded at once (default: the number of CPUs)")
+    p.add_argument("--force", action="store_true", help="regrade every student, even unchanged ones")
+    p.add_argument("--strip-prefix", default="", metavar="PREFIX",
+                   help="remove PREFIX from folder names, e.g. 'CLASSROOM-ASSIGNMENT-' of Classroom 50's 'CLASSROOM-ASSIGNMENT-user'")
+    p.add_argument("--shard", metavar="K/N",
+                   help="grade only the K-th of N disjoint slices of the students (by the SHA-256 of their name), "
+                        "one per machine; `python -m grader merge` joins the N JSON reports into one gradebook")
+    p.add_argument("--fetched", type=Path, metavar="RECORD",
+                   help="the record of `grading-workflow --fetch`: each folder's repository and commit go into the "
+                        "gradebook, and a repository that could not be fetched is its student's error")
+    add(p)
+    add_lms(p)
+    return p

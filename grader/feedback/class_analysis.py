@@ -190,14 +190,14 @@ class ClassAnalysis:
     def by_chapter(self) -> list[tuple[str, list[ActivationTally]]]:
         chapters: dict[tuple[int, str], list[ActivationTally]] = {}
         for a in self.activations.values():
-            chapters.setdefault(chapter_of(a.name), []).append(a)
+            chapters.setdefault(chapter_heading(a.name), []).append(a)
         return [(title, acts) for (_, title), acts in sorted(chapters.items())]
 
     def items_of(self, activation: str) -> list[Item]:
         return [i for (a, _), i in self.items.items() if a == activation]
 
 
-def chapter_of(key: str) -> tuple[int, str]:
+def chapter_heading(key: str) -> tuple[int, str]:
     """An exercise's chapter, by its key (``MLX ReLU`` is in the MLX chapter)."""
     exercise = BY_KEY.get(key)
     if exercise is None:  # a report of another grader version

@@ -14,7 +14,7 @@ from grader.feedback import pages
 from grader.report.gradebook import csv_cell as csv_text_cell
 from grader.feedback.html_report import STYLE as BASE_STYLE
 from grader.feedback.class_analysis import (CSV_COLUMNS, HARD, MIN_STUDENTS, TOP_GROUPS, ClassAnalysis, Group, Item,
-                                            chapter_of, rank_groups)
+                                            chapter_heading, rank_groups)
 
 
 # --- charts ---------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ tr.hard td { background: #fdecec; } tr.noinfo td { color: #777; }
 _FLAG_CLASS = {"hard": "hard", "no information": "noinfo"}
 
 
-def _e(text: object) -> str:
+def _escaped(text: object) -> str:
     return html.escape(str(text))
 
 
@@ -117,22 +117,22 @@ def _anchor(activation: str) -> str:
 
 
 def _flag(flag: str) -> str:
-    return f'<span class="flag {_FLAG_CLASS[flag]}">{_e(flag)}</span>' if flag else ""
+    return f'<span class="flag {_FLAG_CLASS[flag]}">{_escaped(flag)}</span>' if flag else ""
 
 
 def _students(students: list[str], names: bool) -> str:
     if not names:
         return ""
-    return f'<div class="names">students: {_e(", ".join(sorted(students, key=str.casefold)))}</div>'
+    return f'<div class="names">students: {_escaped(", ".join(sorted(students, key=str.casefold)))}</div>'
 
 
 def _group(g: Group, names: bool) -> str:
     out = [f'<div class="failure group"><p><span class="count">{g.count} student{"s" * (g.count != 1)}</span>: '
-           f'<code class="pattern">{_e(g.pattern)}</code></p>']
+           f'<code class="pattern">{_escaped(g.pattern)}</code></p>']
     if g.example != g.pattern:
-        out.append(f'<p class="note">for example: {_e(g.example)}</p>')
+        out.append(f'<p class="note">for example: {_escaped(g.example)}</p>')
     if g.hint:
-        out.append(f'<p class="hint"><strong>Hint shown:</strong> {_e(g.hint)}</p>')
+        out.append(f'<p class="hint"><strong>Hint shown:</strong> {_escaped(g.hint)}</p>')
     else:
         out.append('<p class="note">no hint was shown for this failure</p>')
     out.append(_students(g.students, names))
@@ -143,8 +143,8 @@ def _group(g: Group, names: bool) -> str:
 def _failures(item: Item, names: bool) -> str:
     ranked = item.ranked()
     stubs = f", {item.not_started} of them not started" if item.not_started else ""
-    out = [f'<details{" open" * (item.flag == "hard")} data-item="{_e(item.activation)}|{_e(item.check)}">'
-           f"<summary><code>{_e(item.check)}</code>: {item.failed} of {item.attempted} fail{stubs}; "
+    out = [f'<details{" open" * (item.flag == "hard")} data-item="{_escaped(item.activation)}|{_escaped(item.check)}">'
+           f"<summary><code>{_escaped(item.check)}</code>: {item.failed} of {item.attempted} fail{stubs}; "
            f"{len(ranked)} pattern{'s' * (len(ranked) != 1)}</summary>"]
     out.extend(_group(g, names) for g in ranked[:TOP_GROUPS])
     rest = ranked[TOP_GROUPS:]
@@ -160,9 +160,9 @@ def _items_table(items: list[Item]) -> str:
            '<th>pass rate</th><th>not started</th><th>most common failure</th><th></th></tr></thead><tbody>']
     for i in items:
         top = i.ranked()[0] if i.groups else None
-        top_text = f"{top.count}× <code>{_e(top.pattern)}</code>" if top else ""
-        out.append(f'<tr class="{_FLAG_CLASS.get(i.flag, "")}" data-item="{_e(i.activation)}|{_e(i.check)}">'
-                   f'<td><code>{_e(i.check)}</code></td><td class="n attempted">{i.attempted}</td>'
+        top_text = f"{top.count}× <code>{_escaped(top.pattern)}</code>" if top else ""
+        out.append(f'<tr class="{_FLAG_CLASS.get(i.flag, "")}" data-item="{_escaped(i.activation)}|{_escaped(i.check)}">'
+                   f'<td><code>{_escaped(i.check)}</code></td><td class="n attempted">{i.attempted}</td>'
                    f'<td class="n passed">{i.passed}</td><td class="n rate">{_percent(i.pass_rate)}</td>'
                    f'<td class="n not-started">{i.not_started}</td><td class="top">{top_text}</td>'
                    f"<td>{_flag(i.flag)}</td></tr>")
@@ -179,17 +179,17 @@ def _flag_list(analysis: ClassAnalysis, flag: str) -> str:
         for i in flagged:
             by_activation.setdefault(i.activation, []).append(i)
         return "<ul>" + "".join(
-            f'<li><a href="#{_anchor(a)}">{_e(a)}</a> ({len(items)} of {len(analysis.items_of(a))} checks): '
-            + ", ".join(f'<code data-flag="{_e(flag)}" data-item="{_e(a)}|{_e(i.check)}">{_e(i.check)}</code>'
+            f'<li><a href="#{_anchor(a)}">{_escaped(a)}</a> ({len(items)} of {len(analysis.items_of(a))} checks): '
+            + ", ".join(f'<code data-flag="{_escaped(flag)}" data-item="{_escaped(a)}|{_escaped(i.check)}">{_escaped(i.check)}</code>'
                         for i in items) + "</li>" for a, items in by_activation.items()) + "</ul>"
     rows = []
     for i in sorted(flagged, key=lambda i: (i.pass_rate, i.activation, i.check)):
         top = i.ranked()[0] if i.groups else None
-        rows.append(f'<tr data-flag="{_e(flag)}" data-item="{_e(i.activation)}|{_e(i.check)}">'
-                    f'<td><a href="#{_anchor(i.activation)}">{_e(i.activation)}</a></td>'
-                    f'<td><code>{_e(i.check)}</code></td>'
+        rows.append(f'<tr data-flag="{_escaped(flag)}" data-item="{_escaped(i.activation)}|{_escaped(i.check)}">'
+                    f'<td><a href="#{_anchor(i.activation)}">{_escaped(i.activation)}</a></td>'
+                    f'<td><code>{_escaped(i.check)}</code></td>'
                     f'<td class="n">{i.passed} of {i.started}</td>'
-                    + (f"<td>{top.count}× <code>{_e(top.pattern)}</code></td>" if top else "<td></td>") + "</tr>")
+                    + (f"<td>{top.count}× <code>{_escaped(top.pattern)}</code></td>" if top else "<td></td>") + "</tr>")
     return ('<table class="checks items"><thead><tr><th>activation</th><th>check</th><th>passed, of those who '
             'started it</th><th>most common failure</th></tr></thead><tbody>' + "\n".join(rows) + "</tbody></table>")
 
@@ -198,12 +198,12 @@ def page(analysis: ClassAnalysis, names: bool = False, source: str = "") -> str:
     meta = analysis.meta
     errors = sum(analysis.with_error)
     body = [f"<h1>Class report: {analysis.students} students</h1>",
-            f'<p>From the batch report <code>{_e(source)}</code> (grader {_e(meta.get("grader_version"))}, torch '
-            f'{_e(meta.get("torch_version"))}, checks on {_e(meta.get("device"))}); nothing was regraded. '
+            f'<p>From the batch report <code>{_escaped(source)}</code> (grader {_escaped(meta.get("grader_version"))}, torch '
+            f'{_escaped(meta.get("torch_version"))}, checks on {_escaped(meta.get("device"))}); nothing was regraded. '
             + ("Students are named (<code>--names</code>): do not share this page beyond the course's staff."
                if names else "No student is named on this page (<code>--names</code> names them; the gradebook "
                               "CSV has every student's points).")
-            + f" Made by grader {_e(__version__)}.</p>",
+            + f" Made by grader {_escaped(__version__)}.</p>",
             "<h2>The class</h2>"]
     scores = analysis.scores
     if scores:
@@ -217,8 +217,8 @@ def page(analysis: ClassAnalysis, names: bool = False, source: str = "") -> str:
     if analysis.errors:
         body.append("<h3>Could not be graded</h3>")
         body.extend(f'<div class="failure group" data-error><p><span class="count">{g.count} '
-                    f'student{"s" * (g.count != 1)}</span>: <code class="pattern">{_e(g.pattern)}</code></p>'
-                    + (f'<p class="note">for example: {_e(g.example)}</p>' if g.example != g.pattern else "")
+                    f'student{"s" * (g.count != 1)}</span>: <code class="pattern">{_escaped(g.pattern)}</code></p>'
+                    + (f'<p class="note">for example: {_escaped(g.example)}</p>' if g.example != g.pattern else "")
                     + _students(g.students, names) + "</div>" for g in rank_groups(analysis.errors))
     body += ["<h2>Flags</h2>",
              f"<p>Counted over the students who started a check (attempted it, and its part of the exercise "
@@ -232,19 +232,19 @@ def page(analysis: ClassAnalysis, names: bool = False, source: str = "") -> str:
              _flag_list(analysis, "no information")]
     for title, activations in analysis.by_chapter():
         items = [i for a in activations for i in analysis.items_of(a.name)]
-        body.append(f'<h2 data-chapter="{_e(title)}">{_e(title)}</h2>')
+        body.append(f'<h2 data-chapter="{_escaped(title)}">{_escaped(title)}</h2>')
         chart = chapter_chart(title, items)
         if chart:
             body.append(pages.img(chart, f"{title}: pass rate per activation and check, lowest first"))
         body.append('<table class="checks items"><thead><tr><th>activation</th><th>attempted</th>'
                     '<th>full marks</th><th>mean points</th></tr></thead><tbody>')
         for a in activations:
-            body.append(f'<tr data-activation="{_e(a.name)}"><td><a href="#{_anchor(a.name)}">{_e(a.name)}</a></td>'
+            body.append(f'<tr data-activation="{_escaped(a.name)}"><td><a href="#{_anchor(a.name)}">{_escaped(a.name)}</a></td>'
                         f'<td class="n attempted">{a.attempted}</td><td class="n full">{a.full_marks}</td>'
                         f'<td class="n">{statistics.fmean(a.scores):.1f}</td></tr>')
         body.append("</tbody></table>")
         for a in activations:
-            body.append(f'<h3 id="{_anchor(a.name)}">{_e(a.name)}</h3>')
+            body.append(f'<h3 id="{_anchor(a.name)}">{_escaped(a.name)}</h3>')
             body.append(_items_table(analysis.items_of(a.name)))
             body.extend(_failures(i, names) for i in analysis.items_of(a.name) if i.groups)
     return pages.document(f"Class report ({analysis.students} students)", _STYLE, body)
@@ -254,9 +254,9 @@ def csv_text(analysis: ClassAnalysis) -> str:
     buffer = io.StringIO()
     w = csv.writer(buffer, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    for i in sorted(analysis.items.values(), key=lambda i: chapter_of(i.activation)[0]):  # stable: report order
+    for i in sorted(analysis.items.values(), key=lambda i: chapter_heading(i.activation)[0]):  # stable: report order
         top = i.ranked()[0] if i.groups else None
-        w.writerow([chapter_of(i.activation)[1], i.activation, i.check, i.attempted, i.passed, i.failed,
+        w.writerow([chapter_heading(i.activation)[1], i.activation, i.check, i.attempted, i.passed, i.failed,
                     i.not_started, "" if i.pass_rate is None else f"{i.pass_rate:.3f}", i.flag,
                     csv_text_cell(top.pattern) if top else "", top.count if top else 0,
                     csv_text_cell(top.hint or "") if top else ""])

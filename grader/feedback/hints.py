@@ -37,13 +37,14 @@ class Hint:
             return False
 
 
-def _f(text: str) -> float:
+def _number(text: str) -> float:
+    """A number as a check's message quotes it (``nan`` and ``inf`` included)."""
     return float(text)
 
 
 def _close_but_not_equal(g: dict[str, str], low: float = 1e-7, high: float = 2e-3) -> bool:
     """A small difference from torch: a constant or an approximation, not a wrong formula."""
-    a, b = _f(g["got"]), _f(g["torch"])
+    a, b = _number(g["got"]), _number(g["torch"])
     return math.isfinite(a) and math.isfinite(b) and low < abs(a - b) / max(1.0, abs(b)) < high
 
 
@@ -133,7 +134,7 @@ HINTS: dict[str, tuple[Hint, ...]] = {
         Hint("leaky-max", ("values", "grad", "edges", "kinks", "module"), r"negative_slope=(?P<slope>[0-9.e+-]+)",
              "max(slope·x, x) is only right for slope ≤ 1: torch's negative_slope may be larger, so choose "
              "the branch by the sign of x, not by the larger of the two values.",
-             lambda g: _f(g["slope"]) > 1),
+             lambda g: _number(g["slope"]) > 1),
     ),
     "ELU": (
         Hint("where-overflow", ("edges", "grad", "function"), rf"grad is nan at x={_LARGE}",
@@ -187,7 +188,7 @@ HINTS: dict[str, tuple[Hint, ...]] = {
              r"softplus\(beta=(?P<beta>[0-9.e+-]+), threshold=(?P<th>[0-9.e+-]+)\).*at x=(?P<x>" + _NUM + ")",
              "torch switches to the linear branch where β·x > threshold: softplus is then x itself (a small "
              "jump that your formula must make too).",
-             lambda g: _f(g["beta"]) * _f(g["x"]) > _f(g["th"])),
+             lambda g: _number(g["beta"]) * _number(g["x"]) > _number(g["th"])),
     ),
     "LogSigmoid": (
         Hint("logsigmoid-overflow", ("values", "grad", "edges", "function"), rf"is (?:-?inf|nan) at x=-?{_LARGE}",

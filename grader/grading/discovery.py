@@ -8,13 +8,10 @@ nbgrader (``submitted/<student>/<assignment>/``) and a folder of loose files. Hi
 folders, ``__pycache__``, ``__MACOSX``, virtual environments and symbolic links are never graded: a
 link in a cloned repository could point at the instructor's solutions.
 
-A class graded on N machines is split by the SHA-256 of each student's name (:func:`shard_of`), so
-a student's slice depends on nothing else: not on who else is in the class, nor on the order of the
-folders.
+Which slice of the class a machine grades is :mod:`grader.grading.sharding`'s.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -120,24 +117,20 @@ def discover(root: Path, strip_prefix: str = "") -> list[Student]:
     return sorted(students.values(), key=lambda s: (s.name.casefold(), s.name))
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def relative(path: Path, root: Path) -> str:
+    """A student's file as the gradebook names it: its path under the submissions folder."""
+    return path.relative_to(root).as_posix()
 
 
-
-def parse_shard(text: str) -> tuple[int, int] | None:
-    """``"K/N"`` -> ``(K, N)`` with 1 <= K <= N, else None."""
-    k, sep, n = text.partition("/")
-    if not (sep and k.isascii() and k.isdigit() and n.isascii() and n.isdigit()):
-        return None
-    return (int(k), int(n)) if 1 <= int(k) <= int(n) else None
-
-
-def shard_of(name: str, shards: int) -> int:
-    """The slice (1 to ``shards``) a student belongs to: from their name alone, so two machines
-    that see the same class, or a class that gained or lost a student, agree on everyone else."""
-    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") % shards + 1
+def nothing_to_grade(student: Student) -> str:
+    """Why there is nothing to grade of ``student``, before grading, or ""."""
+    where = f"{student.folder}/" if student.folder else student.name
+    if not student.files:
+        why = f"no .ipynb or .py file in {where}"
+        if student.ignored:
+            why += f" (symbolic links are not graded: {', '.join(sorted(student.ignored)[:3])})"
+        return why
+    if len(student.files) > MAX_FILES:
+        return (f"{len(student.files)} .ipynb/.py files in {where}, more than the {MAX_FILES} graded per "
+                "student: not graded (a committed library or environment?)")
+    return ""

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.core.files import write_atomic
-from grader.grading.discovery import shard_of, student_name
+from grader.grading.discovery import student_name
+from grader.grading.sharding import shard_of
 
 KEPT = "exercises"  # what of a repository is the student's work (a handed-out one also holds a grader)
 CLONE_SECONDS = 300

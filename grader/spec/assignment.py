@@ -27,7 +27,7 @@ PREFIX = {f.name: f.key_prefix for f in FRAMEWORKS if f.key_prefix is not None}
 
 
 @dataclass(frozen=True)
-class Exercise:
+class ExerciseSpec:
     key: str  # the column: "ReLU", "MLX ReLU"
     activation: str  # the catalogue entry it is graded against
     framework: str  # a Framework's name (grader/spec/frameworks.py), as reports record it
@@ -56,12 +56,12 @@ def exercise_key(activation: str, framework: str = "torch") -> str:
     return PREFIX[framework] + activation
 
 
-EXERCISES: tuple[Exercise, ...] = (
-    *(Exercise(a.name, a.name, TORCH.name, chapter_stem(a.chapter)) for a in ACTIVATIONS),
-    *(Exercise(exercise_key(p.entry, MLX.name), p.entry, MLX.name, MLX_CHAPTER) for p in PORTS),
-    *(Exercise(e.key, e.entry, QUANTIZED.name, QUANTIZED_CHAPTER) for e in EXERCISES8),
+EXERCISES: tuple[ExerciseSpec, ...] = (
+    *(ExerciseSpec(a.name, a.name, TORCH.name, chapter_stem(a.chapter)) for a in ACTIVATIONS),
+    *(ExerciseSpec(exercise_key(p.entry, MLX.name), p.entry, MLX.name, MLX_CHAPTER) for p in PORTS),
+    *(ExerciseSpec(e.key, e.entry, QUANTIZED.name, QUANTIZED_CHAPTER) for e in EXERCISES8),
 )
-BY_KEY: dict[str, Exercise] = {e.key: e for e in EXERCISES}
+BY_KEY: dict[str, ExerciseSpec] = {e.key: e for e in EXERCISES}
 # the exercise notebooks, in the course's order
 CHAPTER_STEMS: tuple[str, ...] = tuple(dict.fromkeys(e.chapter for e in EXERCISES))
 TITLES: dict[str, str] = {**{chapter_stem(c): title for c, title in CHAPTERS.items()}, MLX_CHAPTER: "MLX",
@@ -86,7 +86,7 @@ class Assignment:
         return self.chapters == CHAPTER_STEMS
 
     @property
-    def exercises(self) -> tuple[Exercise, ...]:
+    def exercises(self) -> tuple[ExerciseSpec, ...]:
         return tuple(e for e in EXERCISES if e.chapter in self.chapters)
 
     @property
@@ -109,7 +109,7 @@ class Assignment:
 WHOLE_COURSE = Assignment(CHAPTER_STEMS)
 
 
-def chapter_of(name: str) -> str:
+def parse_chapter(name: str) -> str:
     """A chapter's stem from what an instructor may type: ``02_relu_variants``, its notebook's file
     name or path; raises :class:`AssignmentError` for anything else."""
     stem = PurePath(name.strip()).name.removesuffix(".ipynb")
@@ -121,7 +121,7 @@ def chapter_of(name: str) -> str:
 
 def assignment(chapters: Iterable[str] | None = None) -> Assignment:
     """The assignment of these chapters (repeats allowed); none: the whole course."""
-    chosen = {chapter_of(c) for c in chapters or ()}
+    chosen = {parse_chapter(c) for c in chapters or ()}
     if not chosen:
         return WHOLE_COURSE
     return Assignment(tuple(c for c in CHAPTER_STEMS if c in chosen))

@@ -52,7 +52,8 @@ class Case:
         return f"{self.functional}({', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())})"
 
 
-def _p(*names: str, defaults: tuple = ()) -> tuple:
+def _same_named(*names: str, defaults: tuple = ()) -> tuple:
+    """Parameters MLX names as torch does: ``(MLX's name, default, torch's name)`` each."""
     return tuple((n, d, n) for n, d in zip(names, defaults))
 
 
@@ -62,35 +63,35 @@ PORTS: tuple[Port, ...] = (
     Port("ReLU", "relu", "ReLU"),
     Port("Sigmoid", "sigmoid", "Sigmoid", core=("sigmoid",)),
     Port("Tanh", "tanh", "Tanh", core=("tanh",)),
-    Port("LeakyReLU", "leaky_relu", "LeakyReLU", _p("negative_slope", defaults=(0.01,)),
+    Port("LeakyReLU", "leaky_relu", "LeakyReLU", _same_named("negative_slope", defaults=(0.01,)),
          differs="mlx.nn.leaky_relu is max(x, slope * x), which for a slope > 1 is slope * x at x > 0; torch's is x"),
     Port("PReLU", "prelu", "PReLU", (("alpha", REQUIRED, "weight"),),
-         init=_p("num_parameters", "init", defaults=(1, 0.25)),
+         init=_same_named("num_parameters", "init", defaults=(1, 0.25)),
          differs="mlx.nn.prelu is max(0, x) + alpha * min(0, x): its gradient at 0 is not torch's (alpha), "
                  "and it broadcasts alpha over the last axis, torch over the channels (axis 1)"),
     Port("ReLU6", "relu6", "ReLU6"),
-    Port("ELU", "elu", "ELU", _p("alpha", defaults=(1.0,)),
+    Port("ELU", "elu", "ELU", _same_named("alpha", defaults=(1.0,)),
          differs="mlx.nn.elu computes exp(x) in both branches, which overflows above 88 in float32"),
-    Port("CELU", "celu", "CELU", _p("alpha", defaults=(1.0,)),
+    Port("CELU", "celu", "CELU", _same_named("alpha", defaults=(1.0,)),
          differs="mlx.nn.celu is max(x, 0) + alpha * (exp(min(x, 0) / alpha) - 1): its gradient at 0 is not "
                  "torch's (1)"),
     Port("SELU", "selu", "SELU",
          differs="mlx.nn.selu rounds its constants to 1.0507 and 1.67326; torch's are "
                  "1.0507009873554805 and 1.6732632423543772"),
-    Port("RReLU", "rrelu", "RReLU", _p("lower", "upper", "training", defaults=(1.0 / 8, 1.0 / 3, False)),
-         init=_p("lower", "upper", defaults=(1.0 / 8, 1.0 / 3)), in_mlx_nn=False),
-    Port("Threshold", "threshold", "Threshold", _p("threshold", "value", defaults=(REQUIRED, REQUIRED)),
+    Port("RReLU", "rrelu", "RReLU", _same_named("lower", "upper", "training", defaults=(1.0 / 8, 1.0 / 3, False)),
+         init=_same_named("lower", "upper", defaults=(1.0 / 8, 1.0 / 3)), in_mlx_nn=False),
+    Port("Threshold", "threshold", "Threshold", _same_named("threshold", "value", defaults=(REQUIRED, REQUIRED)),
          in_mlx_nn=False),
     Port("GELU", "gelu", "GELU", init=(("approx", "none", "approximate"),), extra=("gelu_approx",)),
     Port("SiLU", "silu", "SiLU"),
     Port("Mish", "mish", "Mish"),
-    Port("Hardtanh", "hard_tanh", "HardTanh", _p("min_val", "max_val", defaults=(-1.0, 1.0))),
+    Port("Hardtanh", "hard_tanh", "HardTanh", _same_named("min_val", "max_val", defaults=(-1.0, 1.0))),
     Port("Hardsigmoid", "hardsigmoid", "Hardsigmoid", in_mlx_nn=False),
     Port("Hardswish", "hardswish", "Hardswish"),
-    Port("Softshrink", "softshrink", "Softshrink", _p("lambd", defaults=(0.5,))),
-    Port("Hardshrink", "hard_shrink", "HardShrink", _p("lambd", defaults=(0.5,))),
+    Port("Softshrink", "softshrink", "Softshrink", _same_named("lambd", defaults=(0.5,))),
+    Port("Hardshrink", "hard_shrink", "HardShrink", _same_named("lambd", defaults=(0.5,))),
     Port("Tanhshrink", "tanhshrink", "Tanhshrink", in_mlx_nn=False),
-    Port("Softplus", "softplus", "Softplus", _p("beta", "threshold", defaults=(1.0, 20.0)),
+    Port("Softplus", "softplus", "Softplus", _same_named("beta", "threshold", defaults=(1.0, 20.0)),
          differs="mlx.nn.softplus has neither beta nor threshold (it is logaddexp(x, 0))"),
     Port("Softsign", "softsign", "Softsign"),
     Port("LogSigmoid", "log_sigmoid", "LogSigmoid"),
