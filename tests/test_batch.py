@@ -15,6 +15,8 @@ from grader.commands import batch
 from grader.grading.discovery import discover, nothing_to_grade
 from grader.grading.progress import Progress
 from grader.report import gradebook
+from grader.report.model import ExerciseResult, SubmissionResult
+from grader.core.results import CheckResult
 from grader.spec.assignment import assignment
 from grader.catalog import ACTIVATIONS, CHAPTERS
 from grader.spec.mlx_catalog import PORTS
@@ -236,17 +238,19 @@ def test_maximum_is_the_catalogue_checks_that_run_here() -> None:
 
 def test_merging_files_keeps_the_better_exercise_and_one_line_errors() -> None:
     maxima = {a.name: 10 for a in ACTIVATIONS}
-    ex = lambda name, score: {"name": name, "score": score, "max_score": 10, "checks": []}  # noqa: E731
-    subs = [{"path": "a/x.py", "notes": ["cell 2: NameError"], "exercises": [ex("ReLU", 4), ex("GELU", 10)]},
-            {"path": "a/y.py", "notes": [], "exercises": [ex("ReLU", 9)]},
-            {"path": "a/z.ipynb", "error": "/tmp/abs/a/z.ipynb: not a notebook (invalid JSON at line 3)\nmore",
-             "exercises": []}]
+    def ex(name: str, score: int) -> ExerciseResult:  # ten checks, ``score`` of them passed
+        return ExerciseResult(name, [CheckResult(name, f"c{i}", "cpu", "passed" if i < score else "failed")
+                                     for i in range(10)])
+
+    subs = [SubmissionResult("a/x.py", notes=["cell 2: NameError"], exercises=[ex("ReLU", 4), ex("GELU", 10)]),
+            SubmissionResult("a/y.py", exercises=[ex("ReLU", 9)]),
+            SubmissionResult("a/z.ipynb", error="/tmp/abs/a/z.ipynb: not a notebook (invalid JSON at line 3)\nmore")]
     record = gradebook.student_record("a", [], subs, maxima)
     assert [(e["name"], e["score"]) for e in record["exercises"]] == [("ReLU", 9), ("GELU", 10)]
     assert record["score"] == 19 and record["max_score"] == 10 * len(ACTIVATIONS)
     assert record["error"] == "a/z.ipynb: not a notebook (invalid JSON at line 3)"
     assert "a/x.py: cell 2: NameError" in record["notes"]
-    nothing = gradebook.student_record("b", [], [{"path": "b/e.py", "notes": [], "exercises": []}], maxima)
+    nothing = gradebook.student_record("b", [], [SubmissionResult("b/e.py")], maxima)
     assert nothing["error"].startswith("graded 0 activations")
     # a file name chosen by a student must not become a spreadsheet formula
     evil = gradebook.student_record("=HYPERLINK(\"x\")", [], [], maxima, "-1+1 cannot be graded")

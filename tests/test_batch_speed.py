@@ -18,6 +18,7 @@ from grader.grading.hashing import file_entries
 from grader.grading.options import GradingOptions
 from grader.grading.student import grade_student
 from grader.report import gradebook
+from grader.report.model import SubmissionResult
 
 from test_batch import STUB_RELU, run_batch, write
 from test_cli import RELU
@@ -101,7 +102,8 @@ def test_a_class_graded_in_one_batch_gets_the_grades_of_each_file_graded_alone(t
         mine = sorted(name for name in files if name.startswith(student + "/"))
         for a in [alone[m] for m in mine]:
             a["path"] = Path(a["path"]).relative_to(sub).as_posix()
-        expected = gradebook.student_record(student, records[student]["files"], [alone[m] for m in mine], maxima)
+        expected = gradebook.student_record(student, records[student]["files"],
+                                            [SubmissionResult.from_json(alone[m]) for m in mine], maxima)
         assert essentials(records[student]) == essentials(expected), student
         assert [f["path"] for f in records[student]["files"]] == mine
     relu_max = maxima["ReLU"]

@@ -306,7 +306,7 @@ def test_a_check_that_cannot_run_in_the_job_is_no_pass(built: Path, tmp_path: Pa
 
 
 def test_release_body_escapes_what_the_student_wrote() -> None:
-    e = classroom50.Exercise("ReLU", CHAPTER, 2, 1, source="exercises/a|b.ipynb",
+    e = classroom50.ExerciseTest("ReLU", CHAPTER, 2, 1, source="exercises/a|b.ipynb",
                              failed=[("grad", "| <img src=x onerror=1> [link](http://x) @octocat\n# head")])
     data = classroom50.result(runner_env(Path("/b"), ""), [e])
     validate(data)

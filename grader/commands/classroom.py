@@ -34,6 +34,7 @@ from grader.core.paths import ROOT
 from grader.core.results import DEVICES
 from grader.report import gradebook
 from grader.report.escape import markdown_text
+from grader.report.model import SubmissionResult
 from grader.spec.assignment import WHOLE_COURSE, Assignment, AssignmentError, assignment
 
 WORKFLOW = ".github/workflows/feedback.yml"
@@ -128,26 +129,18 @@ def build(outdir: Path, root: Path = ROOT, ref: str | None = None, book: str | N
 
 # --- the grading step, inside a student's repository -------------------------------------------
 
-def _first_failure(exercise: dict) -> str:
-    for c in exercise.get("checks", []):
-        if c.get("status") == "failed":
-            return f"{c['name']}: {c.get('message', '')}"
-    return "all checks passed"
-
-
-def summary(record: dict, maxima: dict[str, int], sources: dict[str, str]) -> str:
+def summary(record: dict, merged: gradebook.Merged, maxima: dict[str, int]) -> str:
     """The run's summary: points per exercise and the first failing check (the student's own text
     escaped: it is rendered as Markdown)."""
-    by_name = {e["name"]: e for e in record["exercises"]}
     lines = [f"## Grader: {record['score']}/{record['max_score']} points", ""]
     if record["error"]:
         lines += [f"**Could not grade:** {markdown_text(record['error'], 500)}", ""]
     lines += ["| exercise | notebook | points | first failing check |", "|---|---|---:|---|"]
     for name, top in maxima.items():
-        ex = by_name.get(name)
+        ex, where = merged.best.get(name, (None, ""))
         got = gradebook.score(ex, maxima) if ex else 0
-        status = _first_failure(ex) if ex else "not defined in any notebook"
-        source = markdown_text(sources[name]) if name in sources else "—"
+        status = (ex.failure_text or "all checks passed") if ex else "not defined in any notebook"
+        source = markdown_text(where) if ex else "—"
         lines.append(f"| {name} | {source} | {got}/{top} | {markdown_text(status, 300)} |")
     lines += ["", f"One point per check; CUDA checks are not run here. The feedback page ({PAGE}) and the full "
               "report are the run's `feedback` artifact."]
@@ -157,9 +150,9 @@ def summary(record: dict, maxima: dict[str, int], sources: dict[str, str]) -> st
 def report(path: Path) -> int:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        submissions = data["submissions"]
+        submissions = [SubmissionResult.from_json(s) for s in data["submissions"]]
         device = data.get("device", "cpu")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         print(f"error: {path}: no grader report ({type(exc).__name__}): the grader could not run", file=sys.stderr)
         return 2
     if device not in DEVICES:
@@ -174,13 +167,12 @@ def report(path: Path) -> int:
     merged = gradebook.merge(submissions, maxima)
     record = gradebook.student_record("", [], submissions, maxima,
                                       "" if submissions else "no notebook in exercises/")
-    sources = {name: p for name, (_, p) in merged.best.items()}
     # only what the grader could not read fails the job; a notebook with nothing in it is unfinished
     unreadable = [e for e in merged.errors if not gradebook.nothing_graded(e)] or (
         [] if submissions else ["no notebook in exercises/"])
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
-            f.write(summary(record, maxima, sources))
+            f.write(summary(record, merged, maxima))
     print(f"::notice title=Points::{record['score']}/{record['max_score']}")
     for err in unreadable:
         # a workflow command ends at the line's end: the student's text stays on one line

@@ -42,6 +42,7 @@ from grader.authoring.launch import repository
 from grader.core.files import write_atomic
 from grader.core.paths import ROOT
 from grader.report import classroom50, gradebook
+from grader.report.model import SubmissionResult
 from grader.spec.assignment import BY_KEY, WHOLE_COURSE, Assignment, AssignmentError, assignment
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}$")  # Classroom 50's rule for classroom and assignment names
@@ -125,28 +126,26 @@ def build(outdir: Path, classroom_name: str, slug: str, root: Path = ROOT, ref: 
 
 # --- inside the grading job: the grader's report as Classroom 50's result ----------------------
 
-def exercises_of(report: dict, settings: dict) -> tuple[list[classroom50.Exercise], dict]:
+def exercises_of(report: dict, settings: dict) -> tuple[list[classroom50.ExerciseTest], dict]:
     """Each exercise of the bundle's assignment as graded, out of the maximum it was built with,
     and the student's merged record."""
     chosen = assignment(settings["chapters"])
     maxima = {key: int(settings["max_scores"][key]) for key in chosen.keys}
     here = gradebook.max_scores("cpu", chosen)
-    submissions = report.get("submissions") or []
+    submissions = [SubmissionResult.from_json(s) for s in report.get("submissions") or []]
     merged = gradebook.merge(submissions, maxima)
     record = gradebook.student_record("", [], submissions, maxima,
                                       "" if submissions else "no notebook in exercises/")
-    by_name = {e["name"]: e for e in record["exercises"]}
     out = []
     for name, top in maxima.items():
-        e = classroom50.Exercise(name, BY_KEY[name].chapter, top)
-        graded = by_name.get(name)
+        e = classroom50.ExerciseTest(name, BY_KEY[name].chapter, top)
+        graded, source = merged.best.get(name, (None, ""))
         if graded is None:
             e.reason = "not defined in any notebook of exercises/"
         else:
             e.score = gradebook.score(graded, maxima)
-            e.source = merged.best[name][1]
-            e.failed = [(c["name"], c.get("message") or c["status"]) for c in graded["checks"]
-                        if c.get("status") == "failed"]
+            e.source = source
+            e.failed = [(c.name, c.message or c.status) for c in graded.checks if c.status == "failed"]
         if here.get(name, 0) < top:  # the job could not run what the bundle promised (MLX missing)
             e.reason = (f"only {here.get(name, 0)} of its {top} checks can run in the grading job"
                         + (" (MLX is not installed)" if BY_KEY[name].framework == "mlx" else "")

@@ -44,7 +44,7 @@ from grader.spec.assignment import (BY_KEY, CHAPTER_STEMS, WHOLE_COURSE, Assignm
                                     assignment as chosen)
 from grader.run.containment import WORKER_USER
 from grader.core.paths import ROOT
-from grader.report.model import NOT_FINISHED, SubmissionResult, as_json, write_json
+from grader.report.model import NOT_FINISHED, ExerciseResult, SubmissionResult, write_json
 from grader.core.paths import PACKAGE
 from grader.authoring.templates import render
 
@@ -144,7 +144,7 @@ def _add(z: zipfile.ZipFile, name: str, text: str, executable: bool = False) -> 
 
 # --- inside Gradescope ---------------------------------------------------------------------------
 
-def _test_output(exercise: dict | None, source: str, name: str, stopped: str = "",
+def _test_output(exercise: ExerciseResult | None, source: str, name: str, stopped: str = "",
                  unread: tuple[str, ...] = (), missing: str = "") -> str:
     if missing:  # the autograder cannot run what the bundle promised: say so before anything else
         return f"{missing} Tell your instructor.\n\n" + _test_output(exercise, source, name, stopped, unread)
@@ -153,18 +153,18 @@ def _test_output(exercise: dict | None, source: str, name: str, stopped: str = "
             return f"not run: {stopped} before {', '.join(markdown_text(p) for p in unread)} was graded."
         names = ", ".join(f"`{n}`" for n in BY_KEY[name].names)
         return f"Not defined in the submission (expected {names})."
-    failed = [c for c in exercise["checks"] if c["status"] == "failed"]
+    failed = [c for c in exercise.checks if c.status == "failed"]
     lines = [f"From {markdown_text(source)}."]
     if not failed:
-        lines.append(f"All {exercise['max_score']} checks passed.")
+        lines.append(f"All {exercise.max_score} checks passed.")
     # what a check says quotes the student's output and code: literal text, never Markdown of theirs
-    lines += [f"- **{c['name']}**: {markdown_text(c['message'])}" for c in failed]
-    notes = [n for c in exercise["checks"] for n in c.get("notes", [])][:5]
+    lines += [f"- **{c.name}**: {markdown_text(c.message)}" for c in failed]
+    notes = [n for c in exercise.checks for n in c.notes][:5]
     lines += [f"- note: {markdown_text(n)}" for n in notes]
     return "\n".join(lines)
 
 
-def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], visibility: str,
+def results(submissions: list[SubmissionResult], files: list[dict], maxima: dict[str, int], visibility: str,
             elapsed: float, stopped: str = "", unread: tuple[str, ...] = (),
             runnable: dict[str, int] | None = None) -> dict:
     """Gradescope's results.json for one submission's graded files. ``stopped``: what ran out before
@@ -174,13 +174,12 @@ def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], 
     merged = gradebook.merge(submissions, maxima)
     record = gradebook.student_record("", files, submissions, maxima,
                                       "" if files else "no .ipynb or .py file in the submission")
-    by_name = {e["name"]: e for e in record["exercises"]}
     tests, counters = [], {}
     for name, top in maxima.items():
         stem = BY_KEY[name].chapter
         chapter = CHAPTER_STEMS.index(stem) + 1
         counters[chapter] = counters.get(chapter, 0) + 1
-        ex = by_name.get(name)
+        ex, source = merged.best.get(name, (None, ""))
         got = gradebook.score(ex, maxima) if ex else 0
         missing = (f"Only {runnable[name]} of its {top} checks can run in this autograder"
                    + (" (MLX is not installed)." if BY_KEY[name].framework == "mlx" else ".")) \
@@ -192,7 +191,7 @@ def results(submissions: list[dict], files: list[dict], maxima: dict[str, int], 
             "max_score": top,
             # 0 of 0 is no pass: nothing was checked
             "status": "passed" if got == top and top > 0 and not missing else "failed",
-            "output": _test_output(ex, merged.best[name][1] if ex else "", name, stopped, unread, missing),
+            "output": _test_output(ex, source, name, stopped, unread, missing),
             "output_format": "md",
             "tags": [stem],
             "visibility": visibility,
@@ -310,11 +309,10 @@ def run(root: Path, time_budget: float | None = None) -> int:
         if out_of_time in report.error:  # never started, or stopped while its cells ran
             unread.append(path.relative_to(submission).as_posix())
         cut = cut or bool(unread) or any(out_of_time in c.message for e in report.exercises for c in e.checks)
-    submissions = as_json(reports, "cpu", assignment)["submissions"]
-    for sub, path in zip(submissions, student.files):
-        sub["path"] = path.relative_to(submission).as_posix()
-    files = [{"path": s["path"], "sha256": s["sha256"]} for s in submissions]
-    data = results(submissions, files, maxima, visibility, time.monotonic() - start,
+    for report, path in zip(reports, student.files):
+        report.path = path.relative_to(submission).as_posix()
+    files = [{"path": r.path, "sha256": r.sha256} for r in reports]
+    data = results(reports, files, maxima, visibility, time.monotonic() - start,
                    out_of_time if cut else "", tuple(unread), here)
     data["extra_data"]["time_budget"] = budget
     write_json(data, out / "results.json")

@@ -36,7 +36,8 @@ class CheckResult:
     @classmethod
     def from_json(cls, data: dict, activation: str) -> "CheckResult":
         """A check of ``activation`` as :meth:`to_json` wrote it."""
-        return cls(activation, *parse_check_label(data["name"]), data["status"], data["message"], list(data["notes"]))
+        return cls(activation, *parse_check_label(data["name"]), data["status"], data.get("message") or "",
+                   list(data.get("notes") or []))
 
 
 def check_label(check: str, device: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.grading.options import GradingOptions
+from grader.report.model import SubmissionResult
 
 
 class FileReportCache:
@@ -32,7 +33,7 @@ class FileReportCache:
                 self._reports[key] = Future()
             return self._reports[key], mine
 
-    def settle(self, key: tuple, report: dict | None, graded: bool = True) -> None:
+    def settle(self, key: tuple, report: SubmissionResult | None, graded: bool = True) -> None:
         """``report``: the graded file, or None when it is not to be reused (a grader error, or a file
         whose grading was not clean): each student waiting for it then grades it himself. Kept
         compressed: a class holds thousands. ``graded``: a worker graded it."""
@@ -42,7 +43,7 @@ class FileReportCache:
                 del self._reports[key]
             if graded:
                 self.files_graded += 1
-        future.set_result(None if report is None else zlib.compress(json.dumps(report).encode()))
+        future.set_result(None if report is None else zlib.compress(json.dumps(report.to_json()).encode()))
 
     def count_reuse(self) -> None:
         with self._lock:
@@ -55,17 +56,16 @@ def report_key(path: Path, sha: str, options: GradingOptions) -> tuple:
             options.assignment)
 
 
-def reusable_report(report: dict) -> bool:
+def reusable_report(report: SubmissionResult) -> bool:
     """A file's report that stands for every identical file: not the grader's own failure."""
-    texts = [report.get("error") or ""] + [c["message"] for e in report["exercises"] for c in e["checks"]]
+    texts = [report.error] + [c.message for e in report.exercises for c in e.checks]
     return not any(t.startswith("grader error") or "grader error:" in t for t in texts)
 
 
-def with_path(report: bytes, path: Path) -> dict:
+def with_path(report: bytes, path: Path) -> SubmissionResult:
     """An identical file's report, as this file's: its path, and its errors naming this file."""
-    mine = json.loads(zlib.decompress(report))
-    old = mine["path"]
-    mine["path"] = str(path)
-    if mine.get("error") and mine["error"].startswith(old):
-        mine["error"] = str(path) + mine["error"][len(old):]
+    mine = SubmissionResult.from_json(json.loads(zlib.decompress(report)))
+    old, mine.path = mine.path, str(path)
+    if mine.error.startswith(old):
+        mine.error = str(path) + mine.error[len(old):]
     return mine

@@ -10,7 +10,7 @@ from grader.grading.dedup import FileReportCache, report_key, reusable_report, w
 from grader.grading.discovery import Student, nothing_to_grade, relative
 from grader.grading.options import GradingOptions
 from grader.report import gradebook
-from grader.report.model import SubmissionResult, as_json
+from grader.report.model import SubmissionResult
 
 
 def grade_student(student: Student, root: Path, files: list[dict], options: GradingOptions,
@@ -31,7 +31,7 @@ def grade_student(student: Student, root: Path, files: list[dict], options: Grad
                                                      f"grader error: {type(exc).__name__}: {exc}"[:300]), fetched)
     by_path = {str(p): relative(p, root) for p in student.files}
     for report in reports:
-        report["path"] = by_path.get(report["path"], report["path"])
+        report.path = by_path.get(report.path, report.path)
     return _with_source(gradebook.student_record(student.name, files, reports, maxima), fetched)
 
 
@@ -42,12 +42,12 @@ def _with_source(record: dict, fetched: dict | None) -> dict:
 
 
 def _grade_files(student: Student, files: list[dict], options: GradingOptions, cache: FileReportCache,
-                 read_only: tuple[Path, ...]) -> list[dict]:
+                 read_only: tuple[Path, ...]) -> list[SubmissionResult]:
     """The reports of a student's files, in order: graded here, or an identical file's."""
     keys = [report_key(p, f["sha256"], options) for p, f in zip(student.files, files)]
     claims = [cache.claim(k) for k in keys]
     mine = [i for i, (_, own) in enumerate(claims) if own]
-    reports: dict[int, dict] = {}
+    reports: dict[int, SubmissionResult] = {}
     shareable: set[int] = set()
     try:
         for i, (report, clean) in _grade_in_worker(student, mine, options, read_only).items():
@@ -57,7 +57,7 @@ def _grade_files(student: Student, files: list[dict], options: GradingOptions, c
     finally:  # settled even when grading failed: a student waiting for these files grades them himself
         for i in mine:
             ok = i in shareable and reusable_report(reports[i])
-            cache.settle(keys[i], {**reports[i], "path": str(student.files[i])} if ok else None, i in reports)
+            cache.settle(keys[i], reports[i] if ok else None, i in reports)
     left = []
     for i, (future, own) in enumerate(claims):
         if own:
@@ -73,7 +73,7 @@ def _grade_files(student: Student, files: list[dict], options: GradingOptions, c
 
 
 def _grade_in_worker(student: Student, indices: list[int], options: GradingOptions,
-                     others: tuple[Path, ...]) -> dict[int, tuple[dict, bool]]:
+                     others: tuple[Path, ...]) -> dict[int, tuple[SubmissionResult, bool]]:
     """The reports of the files at ``indices``, each with whether it may stand for an identical file
     (graded cleanly: nothing unplanned on the channel, no worker lost)."""
     if not indices:
@@ -82,8 +82,4 @@ def _grade_in_worker(student: Student, indices: list[int], options: GradingOptio
     reports = submissions.grade_many(paths, options.device, options.check_timeout, options.memory,
                                      hide=tuple(Path(h) for h in options.hide), assignment=options.assignment,
                                      others=others)
-    return {i: (_as_dict(r, options.device), r.shareable) for i, r in zip(indices, reports)}
-
-
-def _as_dict(report: SubmissionResult, device: str) -> dict:
-    return as_json([report], device)["submissions"][0]
+    return {i: (r, r.shareable) for i, r in zip(indices, reports)}

@@ -36,8 +36,8 @@ MESSAGE = 300  # characters of a failed check's message
 
 
 @dataclass
-class Exercise:
-    """One exercise of the assignment as graded: its test."""
+class ExerciseTest:
+    """One exercise of the assignment as graded: its test in Classroom 50's result."""
     name: str
     chapter: str
     max_score: int
@@ -72,7 +72,7 @@ def identity(env: Mapping[str, str]) -> dict:
     }
 
 
-def _test(e: Exercise, note: str) -> dict:
+def _test(e: ExerciseTest, note: str) -> dict:
     test = {"test-name": e.name, "passed": e.passed, "score": min(max(int(e.score), 0), int(e.max_score)),
             "max-score": int(e.max_score), "chapter": e.chapter}
     if e.source:
@@ -88,7 +88,7 @@ def _test(e: Exercise, note: str) -> dict:
     return test
 
 
-def result(env: Mapping[str, str], exercises: list[Exercise], note: str = "") -> dict:
+def result(env: Mapping[str, str], exercises: list[ExerciseTest], note: str = "") -> dict:
     """``result.json``: the identity, one test per exercise, the total. ``note``: what every test
     carries besides (that the grading was not isolated, say)."""
     tests = [_test(e, note) for e in exercises]
@@ -100,12 +100,12 @@ def not_graded(env: Mapping[str, str], maxima: Mapping[str, int], chapters: Mapp
                reason: str) -> tuple[dict, str]:
     """A result of 0 for every exercise, and its release body, when the work could not be graded:
     still a valid result (the runner would turn anything else into an error that publishes nothing)."""
-    exercises = [Exercise(name, chapters.get(name, ""), top, reason=reason) for name, top in maxima.items()]
+    exercises = [ExerciseTest(name, chapters.get(name, ""), top, reason=reason) for name, top in maxima.items()]
     data = result(env, exercises)
     return data, release_body(data, exercises, problem=reason)
 
 
-def release_body(data: dict, exercises: list[Exercise], problem: str = "", notes: list[str] = (),
+def release_body(data: dict, exercises: list[ExerciseTest], problem: str = "", notes: list[str] = (),
                  note: str = "") -> str:
     """The student's feedback: the total, what went wrong, then a table of every exercise with its
     points and its first failing check."""

@@ -28,7 +28,7 @@ from grader.spec.frameworks import MLX, framework
 from grader.spec.mlx_catalog import available as mlx_available
 from grader.checks.registry import checks_for
 from grader.core.results import DEVICES
-from grader.report.model import environment, write_json
+from grader.report.model import ExerciseResult, SubmissionResult, environment, write_json
 from grader.core.files import write_atomic
 
 NOTHING_DEFINED = ("graded 0 activations: no activation defined (expected the exercises' names, "
@@ -66,57 +66,58 @@ class Merged:
     """The exercises of several files of one student: the best of each activation and the file it
     came from, with the files' notes and one-line errors."""
     order: list[str]  # the assignment's exercises
-    best: dict[str, tuple[dict, str]] = field(default_factory=dict)
+    best: dict[str, tuple[ExerciseResult, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     graded_files: int = 0
     other_chapters: set[str] = field(default_factory=set)  # what the files hold outside the assignment
 
-    def exercises(self) -> list[dict]:
+    def exercises(self) -> list[ExerciseResult]:
         return [self.best[key][0] for key in self.order if key in self.best]
 
 
-def merge(submissions: list[dict], maxima: dict[str, int]) -> Merged:
-    """``submissions``: graded reports (``report.as_json``'s entries) of one student's files."""
+def merge(submissions: list[SubmissionResult], maxima: dict[str, int]) -> Merged:
+    """``submissions``: the graded files of one student."""
     m = Merged(list(maxima))
     for sub in submissions:
-        path = sub["path"]
-        if sub.get("error"):
-            m.errors.append(_file_error(sub["error"], path))
+        path = sub.path
+        if sub.error:
+            m.errors.append(_file_error(sub.error, path))
             continue
         m.graded_files += 1
-        m.other_chapters.update(sub.get("other_chapters") or ())
-        m.notes.extend(f"{path}: {n}" for n in sub.get("notes", []))
-        for ex in sub.get("exercises", []):
-            name = ex["name"]
+        m.other_chapters.update(sub.other_chapters)
+        m.notes.extend(f"{path}: {n}" for n in sub.notes)
+        for ex in sub.exercises:
+            name = ex.name
             if name not in maxima:
                 continue
-            if ex["max_score"] != maxima[name]:
-                m.notes.append(f"{path}: {name} was graded out of {ex['max_score']}, the gradebook's maximum "
+            if ex.max_score != maxima[name]:
+                m.notes.append(f"{path}: {name} was graded out of {ex.max_score}, the gradebook's maximum "
                                f"is {maxima[name]}")
             if name not in m.best:
                 m.best[name] = (ex, path)
                 continue
             kept, kept_path = m.best[name]
-            if ex["score"] > kept["score"]:
+            if ex.score > kept.score:
                 m.best[name] = (ex, path)
-            m.notes.append(f"{name} is defined in {kept_path} ({kept['score']} points) and in {path} "
-                           f"({ex['score']} points): the better score counts, from {m.best[name][1]}")
+            m.notes.append(f"{name} is defined in {kept_path} ({kept.score} points) and in {path} "
+                           f"({ex.score} points): the better score counts, from {m.best[name][1]}")
     if m.graded_files and not m.best:
         m.errors.append(f"{NOTHING_OF_THE_ASSIGNMENT}: the files hold exercises of {', '.join(sorted(m.other_chapters))}"
                         " only, not of this assignment" if m.other_chapters else NOTHING_DEFINED)
     return m
 
 
-def score(exercise: dict, maxima: dict[str, int]) -> int:
-    return min(exercise["score"], maxima[exercise["name"]])
+def score(exercise: ExerciseResult, maxima: dict[str, int]) -> int:
+    """An exercise's points in the gradebook: never more than the assignment's maximum."""
+    return min(exercise.score, maxima[exercise.name])
 
 
-def student_record(student: str, files: list[dict], submissions: list[dict], maxima: dict[str, int],
+def student_record(student: str, files: list[dict], submissions: list[SubmissionResult], maxima: dict[str, int],
                    problem: str = "") -> dict:
-    """One student's record in the batch report. ``files``: ``{"path", "sha256"}`` relative to the
-    submissions folder; ``submissions``: their graded reports, paths relative the same way;
-    ``problem``: why there was nothing to grade (an empty folder), found before grading."""
+    """One student's record in the batch report (its JSON). ``files``: ``{"path", "sha256"}``
+    relative to the submissions folder; ``submissions``: their graded files, paths relative the same
+    way; ``problem``: why there was nothing to grade (an empty folder), found before grading."""
     m = merge(submissions, maxima)
     exercises = m.exercises()
     errors = ([problem] if problem else []) + m.errors
@@ -127,7 +128,7 @@ def student_record(student: str, files: list[dict], submissions: list[dict], max
         "max_score": sum(maxima.values()),
         "error": "; ".join(errors) or None,
         "notes": m.notes,
-        "exercises": exercises,
+        "exercises": [e.to_json() for e in exercises],
     }
 
 
@@ -164,7 +165,7 @@ def csv_rows(records: list[dict], maxima: dict[str, int]) -> list[list[str | int
     fetched = any("repository" in r for r in records)
     rows: list[list[str | int]] = [columns(maxima, fetched)]
     for r in sorted(records, key=sort_key):
-        scores = {e["name"]: score(e, maxima) for e in r["exercises"]}
+        scores = {e["name"]: min(e["score"], maxima[e["name"]]) for e in r["exercises"]}
         where = [csv_cell(r.get(key) or "") for key in FETCHED] if fetched else []
         rows.append([csv_cell(r["student"]), *(scores.get(key, 0) for key in maxima), r["score"],
                      r["max_score"], *where, csv_cell(r["error"] or "")])
