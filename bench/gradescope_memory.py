@@ -100,7 +100,7 @@ class Cgroup:
 
 
 def _role(pid: int) -> str:
-    """parent (``python -m grader gradescope``), grader.run.keeper, grader.run.worker or the program's name."""
+    """parent (``python -m grader gradescope``), grader.run.keeper, grader.run.worker_main or the program's name."""
     try:
         words = [w.decode(errors="replace") for w in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
     except OSError:
@@ -109,8 +109,8 @@ def _role(pid: int) -> str:
         return "unshare"
     if any(w.endswith("/grader/run/keeper.py") for w in words):
         return "grader.run.keeper"
-    if any("grader.run.worker" in w for w in words):  # python -I -c "... from grader.run.worker import ..."
-        return "grader.run.worker"
+    if any("grader.run.worker_main" in w for w in words):  # python -I -c "... from grader.run.worker_main import ..."
+        return "grader.run.worker_main"
     module = words[words.index("-m") + 1] if "-m" in words[:-1] else ""
     return "parent" if module == "grader" else module or Path(words[0]).name
 

@@ -88,7 +88,7 @@ def kill_while_grading(cmd: list[str], **popen) -> None:
                             **popen)
     try:
         give_up = time.monotonic() + 300
-        while not any(b"grader.run.worker" in _cmdline(p) for p in descendants(proc.pid)):
+        while not any(b"grader.run.worker_main" in _cmdline(p) for p in descendants(proc.pid)):
             assert proc.poll() is None, "it finished before it could be killed"
             assert time.monotonic() < give_up, "no worker started"
             time.sleep(0.2)

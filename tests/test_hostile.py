@@ -1,7 +1,7 @@
 """Hostile and broken submissions: the grade stays right and the run always finishes.
 
 Each submission starts from a correct ReLU (full marks) and adds one kind of trouble. The grader
-runs it in a worker process (grader/run/sandbox.py); these tests drive the real command line.
+runs it in a worker process (grader/run/supervisor.py); these tests drive the real command line.
 """
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ def test_submission_cannot_write_into_the_course_or_other_submissions(tmp_path: 
     submissions' folder and the report's folder read-only."""
     import os
 
-    from grader.run.sandbox import COURSE_ROOT
+    from grader.run.supervisor import COURSE_ROOT
 
     target = COURSE_ROOT / "grader" / "written_by_student.py"
     neighbour = tmp_path / "other_student.ipynb"

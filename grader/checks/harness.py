@@ -225,7 +225,7 @@ _exported: tuple[int, bytes] = (-1, b"")
 
 def export_references() -> bytes:
     """torch's references computed in this process so far, serialised for a worker to start with
-    (grader/run/worker.py): every student's checks ask for the same ones. Serialised again only
+    (grader/run/worker_main.py): every student's checks ask for the same ones. Serialised again only
     when there are more."""
     global _exported
     snapshot = _REFERENCES.copy()  # other threads add to it while they judge

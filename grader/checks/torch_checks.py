@@ -43,8 +43,8 @@ def check_api(impl: Impl, device: str) -> Notes:
         if name not in params:
             raise CheckFailure(f"{entry.name}.__init__ has no parameter {name!r} (torch: {entry.name}{_init_str(torch_params)})")
         if not _same_default(params[name], torch_params[name].default):
-            raise CheckFailure(f"{entry.name}.__init__: default {name}={_d(params[name])}, "
-                               f"torch's is {_d(torch_params[name].default)}")
+            raise CheckFailure(f"{entry.name}.__init__: default {name}={_default_text(params[name])}, "
+                               f"torch's is {_default_text(torch_params[name].default)}")
     impl.function_class()
     # every form must run: a stub that raises NotImplementedError earns nothing here either
     case = entry.cases[0]
@@ -79,7 +79,7 @@ def _same_default(a: object, b: object) -> bool:
                                              and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
 
 
-def _d(v: object) -> str:
+def _default_text(v: object) -> str:
     return "<required>" if v is inspect.Parameter.empty else repr(v)
 
 

@@ -4,7 +4,7 @@ Grades a class into a gradebook (:mod:`grader.report.gradebook`). Who the studen
 files are theirs, is :mod:`grader.grading.discovery`'s: a subfolder or a loose file per student;
 hidden files, virtual environments and symbolic links are never graded.
 
-Each student's files are graded one after the other by one worker (grader/run/sandbox.py), which
+Each student's files are graded one after the other by one worker (grader/run/supervisor.py), which
 imports torch once and runs each file in a process of its own forked from it, with the sandbox and
 limits of a single grading: a file that crashes or hangs costs that file's exercise alone, and no
 file can change another's grade. This process judges every result (torch's references computed once

@@ -26,7 +26,7 @@ from grader.grading.sharding import in_shard
 from grader.grading.student import grade_student
 from grader.report import gradebook
 from grader.report.model import write_json
-from grader.run import worker_process
+from grader.run import worker_control
 from grader.spec.assignment import Assignment
 
 CHECKPOINT_SECONDS = 60.0  # how often a long batch saves what it has graded (--json), to resume after a stop
@@ -103,7 +103,7 @@ class ClassBatch:
                     last_save = time.monotonic()
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
-            worker_process.stop_all()
+            worker_control.stop_all()
             pool.shutdown(wait=True)
             progress.close()
             self.save()

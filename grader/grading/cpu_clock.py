@@ -6,7 +6,7 @@ import resource
 import time
 
 from grader.grading.dedup import FileReportCache
-from grader.run import sandbox
+from grader.run import supervisor
 
 
 class CpuClock:
@@ -14,7 +14,7 @@ class CpuClock:
         self.wall = time.monotonic()
         self.children = self._cpu(resource.RUSAGE_CHILDREN)
         self.own = self._cpu(resource.RUSAGE_SELF)
-        self.judging = sandbox.JUDGING.seconds
+        self.judging = supervisor.JUDGING.seconds
 
     @staticmethod
     def _cpu(who: int) -> float:
@@ -26,4 +26,4 @@ class CpuClock:
         return (f"files: {cache.files_graded} graded, {cache.files_reused} the same as one graded before (not "
                 f"graded again); CPU: workers {self._cpu(resource.RUSAGE_CHILDREN) - self.children:.1f} s, this "
                 f"process {self._cpu(resource.RUSAGE_SELF) - self.own:.1f} s (judging "
-                f"{sandbox.JUDGING.seconds - self.judging:.1f} s); wall {time.monotonic() - self.wall:.1f} s")
+                f"{supervisor.JUDGING.seconds - self.judging:.1f} s); wall {time.monotonic() - self.wall:.1f} s")

@@ -1,5 +1,5 @@
 """One student of a class graded into their gradebook record: all their files in one worker
-(grader/run/sandbox.py: each file in a process of its own), judged in this process, a file identical
+(grader/run/supervisor.py: each file in a process of its own), judged in this process, a file identical
 to one graded before in the batch reused (:mod:`grader.grading.dedup`)."""
 from __future__ import annotations
 

@@ -147,7 +147,7 @@ class SubmissionResult:
     error: str = ""  # set when the file could not be graded at all
     # chapters of exercises the file defines outside the assignment it was graded for (not graded)
     other_chapters: list[str] = field(default_factory=list)
-    # graded cleanly (grader/run/sandbox.py's Outcome.clean): may stand for an identical file; never written
+    # graded cleanly (grader/run/supervisor.py's Outcome.clean): may stand for an identical file; never written
     shareable: bool = field(default=True, compare=False)
 
     @property

@@ -193,7 +193,7 @@ def worker_command(args: list[str]) -> list[str]:
     extra = [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p) and not _course_or_above(os.path.abspath(p))]
     boot = (f"import sys; sys.path.insert(0, {str(grader_library())!r}); "
             f"sys.path += [p for p in {extra!r} if p not in sys.path]; "
-            "from grader.run.worker import run_main; run_main()")
+            "from grader.run.worker_main import run_main; run_main()")
     return [sys.executable, "-I", "-B", "-c", boot, *args]
 
 
@@ -264,7 +264,7 @@ def unreachable() -> str | None:
     import torch  # the parent has it; where the worker would import it from
 
     paths_ = [os.path.realpath(sys.executable), os.path.dirname(os.__file__), os.path.dirname(torch.__file__),
-              str(grader_library() / "grader" / "run" / "worker.py")]
+              str(grader_library() / "grader" / "run" / "worker_main.py")]
     blocked = _probe((FALLBACK_ID, FALLBACK_ID), tuple(paths_), want=True)
     if not blocked:
         return None

@@ -4,7 +4,7 @@ The same checks as ``python -m grader`` (grader/checks/registry.py), run by the 
 worker's pytest suite and the parent's judge (grader/checks/runner.py), so the verdicts and messages
 are the grader's; torch's, MLX's or the 8-bit chapter's, as the namespace or the exercise's key says. The code checked is the student's
 own, in the student's own kernel: nothing is sandboxed here (graded runs are, see
-``grader/run/sandbox.py``). torch's side of every check is computed once per process (grader/checks/torch_checks.py).
+``grader/run/supervisor.py``). torch's side of every check is computed once per process (grader/checks/torch_checks.py).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The worker process: grades a student's submissions one after the other, each in a process of its
 own forked from this one, and streams their events.
 
-Started by :mod:`grader.run.sandbox` (in its keeper, with resource limits, in a scratch directory);
+Started by :mod:`grader.run.supervisor` (in its keeper, with resource limits, in a scratch directory);
 never run by hand. It imports torch, pytest and the grader once, never runs student code itself,
 and reads jobs on stdin, one JSON line each: ``{"path": ..., "plan": [[activation, check, device],
 ...], "folder": ...}`` (after torch's references the grader has computed, which spare the children
@@ -15,11 +15,11 @@ next file (the child's memory is its own). When the child has ended, the worker 
 left running (it is a child subreaper) and only then reports the end of the job: nothing a file
 started can write into the next file's events.
 
-Events are JSON lines on ``--result-fd``, each prefixed by who wrote it: ``W `` a line of the
+Events are JSON lines on ``--result-fd``, each prefixed by who wrote it: ``F `` a line of the
 child's (``loaded``, ``start`` and ``result`` per check, ``done``, or ``error`` when the file
-cannot be graded), ``Z `` the worker's own ``job-exit`` with the child's exit status. A child writes
+cannot be graded), ``W `` the worker's own ``job-exit`` with the child's exit status. A child writes
 only to a pipe of its own, which the worker relays line by line with that prefix, so a child cannot
-write a ``Z `` line; the worker makes itself non-dumpable, so a child cannot reach its descriptors
+write a ``W `` line; the worker makes itself non-dumpable, so a child cannot reach its descriptors
 through ``/proc`` nor attach to it.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ PR_SET_DUMPABLE = 4
 WRITABLE_PLACES = ("HOME", "TMPDIR", "TEMP", "TMP", "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
                    "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "TORCHINDUCTOR_CACHE_DIR",
                    "TRITON_CACHE_DIR", "TORCH_HOME", "CUDA_CACHE_PATH")
-CHILD, WORKER = b"W ", b"Z "  # who wrote a line on the result pipe
+FILE_LINE, WORKER_LINE = b"F ", b"W "  # who wrote a line on the result pipe: a file's process, the worker
 
 
 def grade_one(path: str, planned: list, device: str, check_timeout: float, result_fd: int,
@@ -112,7 +112,7 @@ def _preload() -> None:
 
 
 def _relay(source: int, result_fd: int, child: int) -> int:
-    """Copy the child's lines to the result pipe, each prefixed :data:`CHILD`, until the child has
+    """Copy the child's lines to the result pipe, each prefixed :data:`FILE_LINE`, until the child has
     exited and whatever it left running is killed (then every end of its pipe is closed). Returns
     the child's exit status."""
     from grader.run.keeper import kill_children
@@ -136,9 +136,9 @@ def _relay(source: int, result_fd: int, child: int) -> int:
             chunk = pipe.read(65536)
             if not chunk:
                 break
-            out = (CHILD if at_start else b"") + chunk.replace(b"\n", b"\n" + CHILD)
-            at_start = out.endswith(b"\n" + CHILD)
-            _write_all(result_fd, out[: -len(CHILD)] if at_start else out)
+            out = (FILE_LINE if at_start else b"") + chunk.replace(b"\n", b"\n" + FILE_LINE)
+            at_start = out.endswith(b"\n" + FILE_LINE)
+            _write_all(result_fd, out[: -len(FILE_LINE)] if at_start else out)
     if exited is not None:
         os.close(exited)
     if status is None:  # it closed its pipe and ran on
@@ -233,7 +233,7 @@ def _references(stdin, size: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m grader.run.worker")
+    p = argparse.ArgumentParser(prog="python -m grader.run.worker_main")
     p.add_argument("--device", default="all")
     p.add_argument("--check-timeout", type=float, required=True)
     p.add_argument("--result-fd", type=int, required=True)
@@ -265,9 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             status = _job(path, planned, folder, args)
         else:  # the file's code runs in this process, which grades nothing after it
             settle_in(folder)
-            status = grade_one(path, planned, args.device, args.check_timeout, os.dup(args.result_fd), CHILD.decode())
+            status = grade_one(path, planned, args.device, args.check_timeout, os.dup(args.result_fd), FILE_LINE.decode())
         number += 1
-        _write_all(args.result_fd, WORKER + json.dumps({"event": "job-exit", "returncode": status}).encode() + b"\n")
+        _write_all(args.result_fd, WORKER_LINE + json.dumps({"event": "job-exit", "returncode": status}).encode() + b"\n")
         if not job.get("fork", True):
             break
     return 0

@@ -3,14 +3,14 @@
 The parent never executes student code, and believes nothing the worker says but what it can check.
 It reads the file itself (grader/submission/reading.py: bytes, SHA-256, what it defines) and plans
 its grading (grader/checks/plan.py): which exercises, checks and devices count, and the maximum.
-It starts :mod:`grader.run.worker` in its containment (grader/run/containment.py) with limits, hands
+It starts :mod:`grader.run.worker_main` in its containment (grader/run/containment.py) with limits, hands
 it a copy of the file and the plan, and reads its events within the channel's bounds: a result for a
 check the plan does not hold, a second one, a second ``loaded`` event are ignored and noted; a
 planned check without a result fails. Every verdict is the parent's own: :func:`judge` reruns the
 check here against the worker's tape (grader/checks/replay.py). If the worker dies (segfault,
 ``os._exit``, a hang in C code, the memory limit) the check that was running fails, the rest of that
 exercise is lost, and a new worker grades what remains of the plan. How one worker process is
-started, fed files and stopped is :mod:`grader.run.worker_process`.
+started, fed files and stopped is :mod:`grader.run.worker_control`.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from grader.core.errors import SubmissionError
 from grader.core.results import CheckResult, check_label
 from grader.core.text import student_notes, student_text
 from grader.run import containment
-from grader.run.worker_process import JobEnd, WorkerProcess
+from grader.run.worker_control import JobEnd, WorkerProcess
 from grader.spec.assignment import WHOLE_COURSE, Assignment
 from grader.spec.frameworks import TORCH
 from grader.spec.mlx_catalog import available as mlx_available
@@ -219,7 +219,7 @@ def run_many(paths_: list[str], device: str = "all", check_timeout: float = limi
              assignment: Assignment = WHOLE_COURSE, others: tuple[Path, ...] = ()) -> list[Outcome]:
     """Grade several submissions (one student's files) one after the other in one worker, which
     imports torch once and runs each file in a process of its own forked from it
-    (grader/run/worker.py), in a folder of its own: each file is graded as :func:`run` grades it
+    (grader/run/worker_main.py), in a folder of its own: each file is graded as :func:`run` grades it
     alone, with its own ``total_timeout``. A file whose process dies is taken up where it stopped,
     as in :func:`run`; a worker that dies or is stopped is replaced for what is left."""
     out_of_time = out_of_time or f"the grader's total time limit of {total_timeout:g} s ran out"
@@ -309,7 +309,7 @@ def _finish(grading: _Grading, path: str, source: Path, unconfined: str | None) 
 
 def _copy(path: str, submissions: Path, number: int) -> tuple[Path, reading.SubmissionFile]:
     """The file the worker reads: a copy of the submission, which only the worker grading it can
-    read (grader/run/worker_process.py) and none can write, in a folder holding nothing else; and
+    read (grader/run/worker_control.py) and none can write, in a folder holding nothing else; and
     what the parent reads of it. The student's file is read once, here: the copy and the parent's
     reading are the same bytes."""
     original = Path(path).resolve()

@@ -1,7 +1,7 @@
-"""One worker process (grader/run/worker.py, in its keeper, grader/run/keeper.py) as the grader
+"""One worker process (grader/run/worker_main.py, in its keeper, grader/run/keeper.py) as the grader
 drives it: started with its limits and containment (grader/run/containment.py), handed one file
 after another, each with the plan of its checks and a fresh folder, its events read with deadlines
-and within the channel's bounds, stopped. :mod:`grader.run.sandbox` decides what to grade and judges
+and within the channel's bounds, stopped. :mod:`grader.run.supervisor` decides what to grade and judges
 what comes back.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Callable
 from grader.checks.harness import export_references
 from grader.core import limits
 from grader.run import containment
-from grader.run.worker import CHILD, WORKER, WRITABLE_PLACES
+from grader.run.worker_main import FILE_LINE, WORKER_LINE, WRITABLE_PLACES
 
 def _tail(path: Path) -> str:
     """The last line the worker wrote on stderr (only the file's end is read: it may be large)."""
@@ -158,7 +158,7 @@ class WorkerProcess:
         self.stderr_path = self.home / "stderr.txt"
         # the worker writes nothing of its own: every folder a library may write to is its home, which
         # it cannot write (torch's compile caches are named at import; each file's process is then
-        # given a folder it may write: grader/run/worker.py's settle_in)
+        # given a folder it may write: grader/run/worker_main.py's settle_in)
         env = dict(os.environ, MPLBACKEND="Agg", **{name: str(self.home) for name in WRITABLE_PLACES})
         if self.user is not None:
             env.update(USER=containment.WORKER_USER, LOGNAME=containment.WORKER_USER)
@@ -274,18 +274,18 @@ class WorkerProcess:
             if received > limits.CHANNEL_BYTES:
                 raise Overflow(f"more than {limits.CHANNEL_BYTES // 2**20} MiB")
             for line in self.channel.feed(chunk):
-                if line.startswith(CHILD):
+                if line.startswith(FILE_LINE):
                     events += 1
                     if max_events and events > max_events:
                         raise Overflow(f"more than {max_events} events")
-                    take(_event(line[len(CHILD):]) or {"event": "unreadable"})
+                    take(_event(line[len(FILE_LINE):]) or {"event": "unreadable"})
                     continue
-                ev = _event(line[len(WORKER):] if line.startswith(WORKER) else line)
+                ev = _event(line[len(WORKER_LINE):] if line.startswith(WORKER_LINE) else line)
                 if ev is None:
                     continue
-                if line.startswith(WORKER) and ev.get("event") == "job-exit":
+                if line.startswith(WORKER_LINE) and ev.get("event") == "job-exit":
                     return ev, False
-                if not line.startswith(WORKER) and ev.get("event") == "worker-exit":
+                if not line.startswith(WORKER_LINE) and ev.get("event") == "worker-exit":
                     self.returncode = ev.get("returncode")  # the worker's own status, as its keeper saw it
             last = time.monotonic()  # time spent judging is not the worker's
 
@@ -303,7 +303,7 @@ class WorkerProcess:
             tail = (tail + chunk)[-4096:]  # the keeper's event is the last line
         for line in tail.split(b"\n"):
             ev = _event(line)
-            if ev is not None and not line.startswith((CHILD, WORKER)) and ev.get("event") == "worker-exit":
+            if ev is not None and not line.startswith((FILE_LINE, WORKER_LINE)) and ev.get("event") == "worker-exit":
                 self.returncode = ev.get("returncode")
 
 
