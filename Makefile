@@ -1,4 +1,5 @@
-# Everything a fresh machine needs: `make book` (set up + build the book), `make test` (set up + every test).
+# Everything a fresh machine needs: `make book` (set up + build the book), `make test` (set up + every test),
+# `make lab` (set up + JupyterLab on the exercise notebooks).
 PYTHON ?= python3
 VENV ?= .venv
 # The Pythons whose set-up was verified (README, Quick start); requirements.txt's pins need 3.11+.
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH := $(shell grep -E '^torch==' requirements.txt)
 JOBS ?= 2
 
-.PHONY: setup book mathjax test exercises grade bench clean
+.PHONY: setup lab book mathjax test exercises grade bench clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +32,18 @@ $(if $(filter $(PYTHONS),$(basename $(found))),,$(error found $(if $(found),Pyth
 endef
 comma := ,
 space := $(subst ,, )
+
+# JupyterLab on exercises/, in .venv: its kernel `python3` (registered above) is .venv's Python, the
+# kernel every exercise notebook names. Options go to jupyter-lab, e.g. on a machine without a browser:
+#   make lab LAB_OPTIONS="--no-browser --ip=127.0.0.1 --port=8899 --IdentityProvider.token=TOKEN"
+LAB_OPTIONS ?=
+lab: $(VENV)/.lab-installed
+	$(BIN)/jupyter-lab --ServerApp.root_dir=exercises $(LAB_OPTIONS)
+
+# requirements.txt again with it, so that pip keeps every pin of the course while it adds JupyterLab
+$(VENV)/.lab-installed: requirements-lab.txt $(VENV)/.installed
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-lab.txt
+	touch $@
 
 book: setup mathjax
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going

@@ -138,3 +138,51 @@ def test_requirements_install_mlx_only_where_it_has_a_wheel(platform: tuple[str,
     assert mlx == ([wanted] if wanted else []), mlx
     # the bundles' own reading of the markers agrees with pip's
     assert installs("mlx", ROOT, {"sys_platform": platform[0], "platform_machine": platform[1]}) == wanted
+
+
+def lab_requirements() -> list[str]:
+    return [l.strip() for l in (ROOT / "requirements-lab.txt").read_text().splitlines()
+            if l.strip() and not l.startswith("#")]
+
+
+def registered_kernel() -> str:
+    """The kernel name `make setup` registers .venv's Python under (``ipykernel install --name``)."""
+    (name,) = re.findall(r"ipykernel install --sys-prefix --name (\S+)", (ROOT / "Makefile").read_text())
+    return name
+
+
+def test_make_lab_prerequisites_are_declared(tmp_path: Path) -> None:
+    """`make lab` installs a pinned JupyterLab (requirements-lab.txt) into .venv, with requirements.txt
+    in the same pip call so that no pin of the course moves, and starts it on exercises/ (dry run)."""
+    from packaging.requirements import Requirement
+
+    lab = [Requirement(l) for l in lab_requirements()]
+    assert "jupyterlab" in {r.name for r in lab}
+    for r in lab:
+        assert len(r.specifier) == 1 and next(iter(r.specifier)).operator == "==", f"{r} is not pinned"
+    course = {Requirement(l).name for l in (ROOT / "requirements.txt").read_text().splitlines()
+              if l.strip() and not l.startswith("#")}
+    assert not course & {r.name for r in lab}, "a package pinned in both requirements files"
+    python, venv = fake_python(tmp_path, f"{declared()[0]}.0"), tmp_path / "venv"
+    r = subprocess.run(["make", "--no-print-directory", "-n", "-C", str(ROOT), "lab", f"PYTHON={python}",
+                        f"VENV={venv}", "LAB_OPTIONS=--no-browser --port=8899"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    setup = next(i for i, l in enumerate(lines) if f"ipykernel install --sys-prefix --name {registered_kernel()}" in l)
+    install = next(i for i, l in enumerate(lines) if "pip install -q -r requirements.txt -r requirements-lab.txt" in l)
+    start = next(i for i, l in enumerate(lines) if l.startswith(f"{venv}/bin/jupyter-lab "))
+    assert setup < install < start, r.stdout
+    assert "--ServerApp.root_dir=exercises --no-browser --port=8899" in lines[start]
+
+
+def test_exercise_notebooks_ask_for_the_kernel_setup_registers() -> None:
+    """Every exercise notebook names the kernel `make setup` registers, so JupyterLab from `make lab`
+    opens it on .venv's Python with nothing to choose; the students' guide says so."""
+    kernel = registered_kernel()
+    for path in sorted((ROOT / "exercises").glob("*.ipynb")):
+        spec = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("kernelspec", {})
+        assert spec.get("name") == kernel, (path.name, spec)
+    guide = (ROOT / "book" / "guide_students.md").read_text(encoding="utf-8")
+    start = guide.split("## ", 2)[1]  # the first section: from a clone to an open notebook
+    assert "make lab" in start and f"`{kernel}`" in start
