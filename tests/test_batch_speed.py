@@ -13,8 +13,7 @@ from pathlib import Path
 from grader.commands import batch
 from grader.report import gradebook
 
-from test_batch import STUB_RELU, run_batch, write
-from test_cli import RELU
+from conftest import RELU, STUB_RELU, run_batch, write
 
 ROOT = Path(__file__).resolve().parent.parent
 # a correct ReLU whose relu, called by the grader, kills the process it runs in

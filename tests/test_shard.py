@@ -26,8 +26,7 @@ import yaml
 
 from grader import __version__
 from grader.commands import batch, grading_workflow, merge
-from test_batch import run_batch
-from test_classroom import actionlint, fresh, offline_env  # noqa: F401 (fresh: a fixture)
+from conftest import actionlint, offline_env, run_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = "01_standard.ipynb"  # one small chapter keeps every grading short
