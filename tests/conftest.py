@@ -382,6 +382,149 @@ def write(path: Path, text: str) -> Path:
 # By file (every test in it), or by test (``file::name``: every parametrisation of it); the nbval
 # items of solutions/ and exercises/ by file too. Everything else is the unit tier.
 SLOW: set[str] = {
+    "solutions", "exercises",  # nbval: every notebook executed in a kernel
+    "tests/test_add_activation.py",
+    "tests/test_assignment.py::test_mlx_exercises_have_columns_of_their_own",
+    "tests/test_assignment.py::test_a_chapter_assignment_grades_that_chapter_alone",
+    "tests/test_assignment.py::test_the_single_file_report_records_its_assignment",
+    "tests/test_attacks.py",
+    "tests/test_batch.py::test_class_end_to_end_and_resume",
+    "tests/test_batch.py::test_bad_arguments_are_one_line_errors",
+    "tests/test_batch.py::test_a_submission_named_like_a_command_is_still_graded",
+    "tests/test_batch.py::test_killed_batch_leaves_provisional_gradebooks_and_the_next_run_grades_those_students",
+    "tests/test_batch_speed.py::test_a_class_graded_in_one_batch_gets_the_grades_of_each_file_graded_alone",
+    "tests/test_batch_speed.py::test_a_failure_of_the_grader_while_grading_one_student_is_that_students_line",
+    "tests/test_batch_speed.py::test_a_worker_killed_by_its_student_costs_that_student_alone",
+    "tests/test_book.py::test_book_builds_every_page",
+    "tests/test_book.py::test_launch_and_download_buttons",
+    "tests/test_book.py::test_mlx_chapter_without_mlx",
+    "tests/test_book.py::test_page_in_browser",
+    "tests/test_check.py::test_check_gives_the_verdicts_and_messages_of_the_command_line",
+    "tests/test_check.py::test_check_with_the_callers_globals_outside_ipython",
+    "tests/test_check.py::test_grade_without_a_name_it_cannot_find_asks_for_it",
+    "tests/test_check.py::test_the_import_is_cheap",
+    "tests/test_class_report.py::test_class_of_60_counts_match_the_construction",
+    "tests/test_class_report.py::test_names_only_with_names",
+    "tests/test_class_report.py::test_end_to_end_batch_then_class_report",
+    "tests/test_class_report.py::test_bad_input_is_a_one_line_error",
+    "tests/test_class_report.py::test_page_in_browser",
+    "tests/test_classroom.py::test_template_holds_exercises_the_grader_and_no_solution",
+    "tests/test_classroom.py::test_template_needs_no_access_to_the_course_repository",
+    "tests/test_classroom.py::test_workflow_gives_feedback_with_least_permissions_and_nothing_of_github_classroom",
+    "tests/test_classroom.py::test_template_notebooks_install_the_same_grader_in_colab",
+    "tests/test_classroom.py::test_workflow_grades_a_solved_a_blank_and_a_broken_notebook_offline_without_the_grader",
+    "tests/test_classroom.py::test_a_wrong_backward_loses_exactly_its_failing_checks",
+    "tests/test_classroom.py::test_summary_points_are_the_gradebook_s_and_the_student_s_text_is_escaped",
+    "tests/test_classroom.py::test_actionlint_accepts_the_workflow",
+    "tests/test_classroom.py::test_actionlint_catches_a_broken_workflow",
+    "tests/test_classroom.py::test_setup_cell_finds_the_template_s_grader_in_jupyter",
+    "tests/test_classroom.py::test_setup_cell_in_colab_uses_an_uploaded_grader",
+    "tests/test_classroom.py::test_setup_cell_in_colab_says_what_to_do_when_the_course_is_out_of_reach",
+    "tests/test_classroom.py::test_a_template_of_one_chapter_hands_out_and_grades_that_chapter",
+    "tests/test_classroom50.py::test_template_and_bundle",
+    "tests/test_classroom50.py::test_solved_chapter_scores_full_marks_and_nothing_of_the_checkout_is_imported",
+    "tests/test_classroom50.py::test_untouched_checkout_is_a_valid_zero",
+    "tests/test_classroom50.py::test_no_work_at_all_is_a_valid_zero",
+    "tests/test_classroom50.py::test_student_code_cannot_write_the_result_or_the_bundle",
+    "tests/test_classroom50.py::test_without_root_or_sudo_the_result_says_it_was_not_isolated",
+    "tests/test_classroom50.py::test_with_sudo_the_grader_runs_through_it",
+    "tests/test_classroom50.py::test_unsupported_python_is_a_zero_that_says_which_runtime_to_set",
+    "tests/test_classroom50.py::test_a_check_that_cannot_run_in_the_job_is_no_pass",
+    "tests/test_cli.py::test_py_submission_full_marks_with_json",
+    "tests/test_cli.py::test_cuda_checks_are_skipped_without_cuda",
+    "tests/test_cli.py::test_notebook_later_cells_override_earlier_and_errors_are_notes",
+    "tests/test_cli.py::test_wrong_implementation_exit_1_with_precise_message",
+    "tests/test_cli.py::test_wrong_suffix_and_empty_notebook",
+    "tests/test_cli.py::test_one_bad_file_among_good_ones_is_exit_1",
+    "tests/test_cli.py::test_infinite_loop_costs_the_check_not_the_run",
+    "tests/test_cli.py::test_pytest_submission_option",
+    "tests/test_cli.py::test_grades_without_the_package_installed",
+    "tests/test_cli.py::test_killed_grader_leaves_a_provisional_report_that_a_run_replaces",
+    "tests/test_cli.py::test_time_budget_keeps_what_was_graded_and_says_what_was_not_run",
+    "tests/test_containment.py::test_a_hang_costs_one_timeout_not_one_per_check",
+    "tests/test_containment.py::test_every_function_of_the_biggest_chapter_hangs",
+    "tests/test_containment.py::test_nothing_the_submission_starts_outlives_the_grading",
+    "tests/test_containment.py::test_forks_are_capped",
+    "tests/test_containment.py::test_the_worker_has_no_network",
+    "tests/test_containment.py::test_solutions_and_hidden_folders_are_empty_for_the_worker",
+    "tests/test_containment.py::test_grading_the_solutions_themselves_still_works",
+    "tests/test_containment.py::test_output_floods_cost_nothing_but_time",
+    "tests/test_cost.py::test_cost_chapter_runs_with_the_device_forced_to_cpu",
+    "tests/test_cost.py::test_guidelines_cost_column_is_the_cost_chapters_measurement",
+    "tests/test_cost.py::test_bench_help_and_dry_run",
+    "tests/test_cost.py::test_bench_bad_arguments_are_one_line_errors",
+    "tests/test_forged_grade.py",
+    "tests/test_gradescope.py::test_bundle_layout",
+    "tests/test_gradescope.py::test_run_autograder_grades_the_submission",
+    "tests/test_gradescope.py::test_run_autograder_with_nothing_submitted_still_writes_results",
+    "tests/test_gradescope.py::test_time_budget_keeps_what_was_graded_and_reports_the_rest_as_not_run",
+    "tests/test_gradescope.py::test_killed_autograder_leaves_provisional_results_that_a_run_replaces",
+    "tests/test_gradescope.py::test_setup_on_ubuntu_22_04_installs_python_3_11",
+    "tests/test_gradescope.py::test_setup_keeps_a_supported_python3",
+    "tests/test_gradescope.py::test_setup_stops_when_no_supported_python_can_be_installed",
+    "tests/test_gradescope.py::test_a_bundle_of_one_chapter_totals_that_chapter",
+    "tests/test_gradescope.py::test_a_bundle_of_the_mlx_chapter_grades_its_solutions_to_full_marks",
+    "tests/test_gradescope.py::test_a_bundle_whose_chapters_this_grader_lacks_scores_nothing_and_says_why",
+    "tests/test_grading.py::test_solution_earns_full_marks",
+    "tests/test_grading.py::test_exercise_earns_nothing_and_says_not_implemented",
+    "tests/test_grading.py::test_exercises_are_generated_from_solutions",
+    "tests/test_grading.py::test_exercises_have_cell_ids_that_regeneration_keeps",
+    "tests/test_grading.py::test_cli_solutions_full_marks_and_exercises_exit_1",
+    "tests/test_hangs.py::test_the_hang_related_tests_pass_in_one_process_in_any_order",
+    "tests/test_hangs.py::test_a_second_submission_with_the_same_relu_is_not_refused",  # waits out a time limit
+    "tests/test_hangs.py::test_in_a_kernel_a_hang_costs_one_limit_and_a_fixed_helper_passes",  # waits out a time limit
+    "tests/test_hints.py::test_a_correct_implementation_never_shows_a_hint",  # every activation, every check
+    "tests/test_batch_speed.py::test_identical_files_are_graded_once_and_each_student_keeps_his_path",
+    "tests/test_hostile.py::test_segfault_costs_only_its_exercise",
+    "tests/test_hostile.py::test_os_exit_in_student_code",
+    "tests/test_hostile.py::test_exit_and_interrupt_are_check_failures",
+    "tests/test_hostile.py::test_infinite_loop_in_a_cell_and_in_a_check",
+    "tests/test_hostile.py::test_huge_allocation_fails_cleanly",
+    "tests/test_hostile.py::test_monkeypatching_the_reference_does_not_help",
+    "tests/test_hostile.py::test_monkeypatching_the_comparison_does_not_help",
+    "tests/test_hostile.py::test_patching_at_call_time_is_undone",
+    "tests/test_hostile.py::test_forged_report_is_overwritten",
+    "tests/test_hostile.py::test_report_integrity_fields",
+    "tests/test_hostile.py::test_broken_cells_are_notes_and_the_rest_is_graded",
+    "tests/test_hostile.py::test_crash_while_loading_is_one_line_exit_2",
+    "tests/test_hostile.py::test_forged_results_on_the_worker_pipe_do_not_count",
+    "tests/test_hostile.py::test_submission_cannot_write_into_the_course_or_other_submissions",
+    "tests/test_html_report.py",
+    "tests/test_launch.py::test_setup_cells_follow_the_config",
+    "tests/test_launch.py::test_a_moved_repository_makes_the_check_fail",
+    "tests/test_launch.py::test_chapter_cell_fetches_the_course_in_colab",
+    "tests/test_launch.py::test_grader_installs_from_git",
+    "tests/test_launch.py::test_grade_in_jupyter_grades_the_saved_file",
+    "tests/test_launch.py::test_grade_in_colab_grades_the_notebook_as_shown",
+    "tests/test_launch.py::test_grade_does_nothing_while_being_graded",
+    "tests/test_layout.py::test_the_import_contracts_hold",
+    "tests/test_layout.py::test_a_broken_contract_is_caught",
+    "tests/test_layout.py::test_importing_the_notebook_door_loads_neither_torch_nor_pytest",
+    "tests/test_layout.py::test_the_public_doors_open",
+    "tests/test_lms.py::test_canvas_import_has_canvas_s_columns_a_points_row_and_a_row_per_student",
+    "tests/test_lms.py::test_moodle_import_has_a_user_column_and_the_assignment_s",
+    "tests/test_lms.py::test_wrong_lms_options_are_one_line_errors",
+    "tests/test_mlx.py::test_mlx_solution_earns_full_marks",
+    "tests/test_mlx.py::test_mlx_exercise_earns_nothing_and_says_not_implemented",
+    "tests/test_mlx.py::test_wrapping_mlx_nn_loses_marks_where_mlx_nn_differs_from_torch",
+    "tests/test_mlx.py::test_without_mlx_grading_is_skipped_with_the_reason",
+    "tests/test_mlx.py::test_without_mlx_the_notebooks_nbval_run_is_skipped",
+    "tests/test_notebook_display.py::test_check_and_grade_tables_set_their_own_left_alignment",
+    "tests/test_notebook_display.py::test_tables_render_left_aligned_under_a_front_end_s_stylesheet",
+    "tests/test_notebook_display.py::test_grade_returns_its_report_not_the_exit_status",
+    "tests/test_notebook_display.py::test_grade_in_ipython_displays_instead_of_printing_and_shows_no_value",
+    "tests/test_notebook_display.py::test_grade_lists_every_note_that_check_shows",
+    "tests/test_notebook_display.py::test_an_unsaved_change_is_said_before_the_report",
+    "tests/test_notebook_display.py::test_the_grader_s_json_is_the_report",
+    "tests/test_notebook_display.py::test_skipped_cuda_checks_are_said_once_per_kernel_session",
+    "tests/test_notebook_live.py",
+    "tests/test_quantized.py::test_solution_earns_full_marks_through_the_grader",
+    "tests/test_quantized.py::test_exercise_earns_nothing_and_says_not_implemented",
+    "tests/test_robust.py",
+    "tests/test_setup.py::test_make_setup_refuses_an_undeclared_python_before_creating_anything",
+    "tests/test_setup.py::test_make_setup_accepts_every_declared_python",
+    "tests/test_setup.py::test_grader_dependencies_resolve_on_every_declared_python",
+    "tests/test_shard.py",
 }
 
 # Tests allowed longer than pyproject.toml's `timeout` (seconds): each waits on a subprocess or a fixture
@@ -399,7 +542,8 @@ def _key(item: pytest.Item, table) -> str | None:
     """The entry of ``table`` that names ``item``: its test, or else its file."""
     path = item.nodeid.split("::", 1)[0]
     test = f"{path}::{getattr(item, 'originalname', item.name)}"
-    return test if test in table else path if path in table else None
+    top = path.split("/", 1)[0]
+    return test if test in table else path if path in table else top if top in table else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -409,6 +553,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if (key := _key(item, TIMEOUTS)) is not None and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(TIMEOUTS[key]))
 
+
+# The files that take longest, longest first: xdist hands them out first (it would otherwise order the
+# files by their number of tests, and a long file of few tests would run alone at the end).
+LONGEST: list[str] = [
+    "tests/test_book.py", "tests/test_classroom50.py", "tests/test_attacks.py", "tests/test_containment.py",
+    "tests/test_classroom.py", "tests/test_gradescope.py", "tests/test_add_activation.py", "tests/test_cost.py",
+    "tests/test_robust.py", "tests/test_hostile.py", "tests/test_cli.py", "tests/test_shard.py",
+]
 
 # test_checks_prove.py and test_hints.py share the runs of the wrong implementations (failure_of):
 # under xdist's --dist loadfile they go to one worker, as one unit, so each runs once.
@@ -425,6 +577,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         def _split_scope(self, nodeid: str) -> str:
             scope = super()._split_scope(nodeid)
             return SHARED_UNIT[0] if scope in SHARED_UNIT else scope
+
+        def _assign_work_unit(self, node) -> None:
+            if not getattr(self, "_longest_first", False):  # once, before the first unit is handed out
+                self._longest_first = True
+                for scope in reversed(LONGEST):
+                    if scope in self.workqueue:
+                        self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
 
     return SharedUnits(config, log)
 

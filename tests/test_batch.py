@@ -18,7 +18,8 @@ from grader.catalog import ACTIVATIONS, CHAPTERS
 from grader.spec.mlx_catalog import PORTS
 from grader.checks.torch_checks import checks_for
 
-from conftest import MLX_KEYS, RELU, SLOW, STUB_RELU, full_marks, kill_while_grading, run_batch, slow_relu, write
+from conftest import (
+    MLX_KEYS, RELU, SLOW, STUB_RELU, full_marks, kill_while_grading, run_batch, slow_relu, write)
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG_RELU = RELU.replace("torch.where(input <= 0, 0, input)", "torch.where(input > 0, input, 0)")  # nan -> 0

@@ -173,8 +173,7 @@ def test_refuses_a_course_that_does_not_pin_numpy(tmp_path: Path) -> None:
         classroom.build(tmp_path / "out", root=tmp_path)
 
 
-# --- a fresh environment without the grader, offline -------------------------------------------
-
+# --- a fresh environment without the grader, offline (`fresh`, `offline_env`: tests/conftest.py) ----
 
 def run_workflow(repo: Path, tmp_path: Path, venv: Path) -> dict:
     """The workflow's `run:` steps in order, as a runner would run them (bash -eo pipefail, see

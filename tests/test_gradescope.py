@@ -18,7 +18,9 @@ from grader.commands import gradescope
 from grader.catalog import ACTIVATIONS
 from grader.spec.assignment import assignment
 from grader.checks.torch_checks import checks_for
-from conftest import RELU, SLOW, autograder_root, build_bundle, check_spec, full_marks, kill_while_grading, slow_relu, solution_lines
+from conftest import (
+    RELU, SLOW, autograder_root, build_bundle, check_spec, full_marks, kill_while_grading, slow_relu,
+    solution_lines)
 from grader.report.escape import markdown_text
 
 ROOT = Path(__file__).resolve().parent.parent
