@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH := $(shell grep -E '^torch==' requirements.txt)
 JOBS ?= 2
 
-.PHONY: setup lab book mathjax test exercises grade bench clean
+.PHONY: setup lab book mathjax test test-fast exercises grade bench clean
 
 setup: $(VENV)/.installed
 
@@ -60,6 +60,11 @@ _mathjax/mathjax/tex-mml-chtml.js: | $(VENV)/.installed
 
 test: setup mathjax
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+
+# The unit tier, while working (a few minutes): every test but those tests/conftest.py marks slow.
+# `make test` (CI) runs both tiers.
+test-fast: setup
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m "not slow"
 
 exercises: setup
 	$(BIN)/python -m grader.authoring.exercises

@@ -11,7 +11,7 @@ import zipfile
 
 import torch
 
-from test_cli import RELU
+from conftest import RELU
 
 # writes events on the worker's result pipe, as the grader's own child writes them
 CHANNEL = '''

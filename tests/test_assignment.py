@@ -13,31 +13,14 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import ACTIVATIONS, CHAPTERS
-from grader.checks import mlx_checks, quantized_checks, torch_checks
 from grader.spec.assignment import CHAPTER_STEMS, AssignmentError, assignment, parse_chapter
-from grader.spec.mlx_catalog import PORTS, available
-from grader.spec.quantized_catalog import EXERCISES8
+from grader.spec.mlx_catalog import available
+
+from conftest import EIGHT_BIT_KEYS, MLX_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCH_KEYS = [a.name for a in ACTIVATIONS]
-MLX_KEYS = [f"MLX {p.entry}" for p in PORTS]
-EIGHT_BIT_KEYS = [("Quantized " if e.kind == "quint8" else "FP8 ") + e.entry for e in EXERCISES8]
 CHAPTER_1 = [a.name for a in ACTIVATIONS if a.chapter == "standard"]
-
-
-def full_marks(devices: tuple[str, ...] = ("cpu",)) -> dict[str, int]:
-    """The whole course's maximum per exercise, from the checks themselves: one point per check that
-    runs here (no CUDA check without CUDA, no MLX check without MLX), torch's chapters, then MLX's,
-    then the 8-bit chapter's."""
-    import torch
-
-    devices = tuple(d for d in devices if d != "cuda" or torch.cuda.is_available())
-    marks = {a.name: len(torch_checks.checks_for(a, list(devices))) for a in ACTIVATIONS}
-    marks.update({f"MLX {p.entry}": sum(c.applies(p.activation) for c in mlx_checks.CHECKS) if available() else 0
-                  for p in PORTS})
-    marks.update({k: sum(c.applies(e.activation) for c in quantized_checks.CHECKS)
-                  for k, e in zip(EIGHT_BIT_KEYS, EXERCISES8)})
-    return marks
 
 
 def grader(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -63,12 +46,12 @@ def test_chapters_are_the_exercise_notebooks() -> None:
 @pytest.mark.parametrize("command", [[], ["batch", "--csv", "gb.csv"], ["gradescope"], ["classroom"],
                                      ["classroom50", "--classroom", "fall26", "--assignment", "hw-1"],
                                      ["grading-workflow", "--shards", "2", "--"]])
-def test_an_unknown_chapter_is_one_line(tmp_path: Path, command: list[str]) -> None:
+def test_an_unknown_chapter_is_one_line(tmp_path: Path, command: list[str], cli) -> None:
     target = {"": ["x.py"], "batch": [str(tmp_path)], "gradescope": [str(tmp_path / "gs")],
               "classroom": [str(tmp_path / "cr")], "classroom50": [str(tmp_path / "c50")],
               "grading-workflow": [str(tmp_path / "gw")]}[command[0] if command else ""]
     (tmp_path / "x.py").write_text("")
-    r = grader(*command[:1], *target, *command[1:], "--chapter", "02_relu", cwd=tmp_path)
+    r = cli(*command[:1], *target, *command[1:], "--chapter", "02_relu", cwd=tmp_path)  # in this process
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: --chapter '02_relu': not a chapter of the course; the chapters are " + ", ".join(CHAPTER_STEMS)]

@@ -22,10 +22,8 @@ from pathlib import Path
 import pytest
 
 import attacks
-from conftest import grant_search
+from conftest import RELU, ROOT, autograder_root, check_spec, grant_search
 from grader.run import containment, landlock
-from test_cli import RELU, ROOT
-from test_gradescope import autograder_root, bundle, check_spec  # noqa: F401  (bundle is a fixture)
 
 MODES = {
     "namespaces": {},

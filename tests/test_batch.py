@@ -22,44 +22,11 @@ from grader.catalog import ACTIVATIONS, CHAPTERS
 from grader.spec.mlx_catalog import PORTS
 from grader.checks.torch_checks import checks_for
 
-from test_assignment import MLX_KEYS, full_marks
-from test_cli import RELU, SLOW, kill_while_grading, slow_relu
+from conftest import (
+    MLX_KEYS, RELU, SLOW, STUB_RELU, full_marks, kill_while_grading, run_batch, slow_relu, write)
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG_RELU = RELU.replace("torch.where(input <= 0, 0, input)", "torch.where(input > 0, input, 0)")  # nan -> 0
-STUB_RELU = '''
-import torch
-from torch import nn
-
-def relu(input, inplace=False):
-    raise NotImplementedError
-
-class ReLUFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input):
-        raise NotImplementedError
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        raise NotImplementedError
-
-class ReLU(nn.Module):
-    def __init__(self, inplace=False):
-        super().__init__()
-        raise NotImplementedError
-'''  # an untouched exercise: every form is a stub
-
-
-def run_batch(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "grader", "batch", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=600)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def test_class_end_to_end_and_resume(tmp_path: Path, capsys) -> None:

@@ -20,8 +20,7 @@ from grader.grading.student import grade_student
 from grader.report import gradebook
 from grader.report.model import SubmissionResult
 
-from test_batch import STUB_RELU, run_batch, write
-from test_cli import RELU
+from conftest import RELU, STUB_RELU, run_batch, write
 
 ROOT = Path(__file__).resolve().parent.parent
 # a correct ReLU whose relu, called by the grader, kills the process it runs in

@@ -18,9 +18,9 @@ import yaml
 
 from grader.catalog import ACTIVATIONS, CHAPTERS, by_chapter
 
+from conftest import ARTIFACTS
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "artifacts" / "screenshots"
 # Console noise of the theme that is not a rendering error (see shared FACTS).
 KNOWN_CONSOLE_NOISE = ("THEBE_JS_URL", "invalid theme mode")
 
@@ -160,21 +160,6 @@ def server(html: Path):
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update"])
-        yield b
-        b.close()
 
 
 def _source_has_math(page: str) -> bool:

@@ -26,7 +26,7 @@ from grader.feedback import class_analysis
 from grader.feedback.class_analysis import pattern
 from grader.feedback.hints import hint_for
 
-from test_book import ARTIFACTS, browser  # noqa: F401  (a fixture: Chromium driven by playwright)
+from conftest import ARTIFACTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -349,8 +349,11 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys) -> None:
         err = capsys.readouterr().err
         assert err.startswith("error: ") and why in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x.html").exists()
-    r = grader("class-report", str(broken), "--html", str(tmp_path / "x.html"))  # through python -m grader
-    assert r.returncode == 2 and r.stderr.startswith(f"error: {broken}: not JSON (") and len(r.stderr.splitlines()) == 1
+    from grader.cli import main  # through the command line's door, in this process (`python -m grader` is main)
+
+    assert main(["class-report", str(broken), "--html", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {broken}: not JSON (") and len(err.splitlines()) == 1, err
     assert class_report.main([str(single)]) == 2  # nothing to write
     assert "give --html" in capsys.readouterr().err
 

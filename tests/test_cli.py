@@ -4,116 +4,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from grader.core import limits
 
+from conftest import RELU, SLOW, grader, kill_while_grading, notebook, slow_relu
+
 ROOT = Path(__file__).resolve().parent.parent
-
-RELU = '''
-import torch
-from torch import nn
-
-def relu(input, inplace=False):
-    out = torch.where(input <= 0, 0, input)
-    return input.copy_(out) if inplace else out
-
-class ReLUFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return relu(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, = ctx.saved_tensors
-        return torch.where(x > 0, g, 0)
-
-class ReLU(nn.Module):
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, x):
-        return relu(x, self.inplace)
-
-    def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
-'''
-
-
-SLOW = "ACTIVATIONS_TEST_SLOW"
-
-
-def slow_relu() -> str:
-    """RELU whose ``relu`` waits while the grader's environment has ``ACTIVATIONS_TEST_SLOW`` (its
-    worker inherits it): a grading that lasts as long as a test needs. A file the test removes
-    would not do: the worker cannot see the test's folders."""
-    return "import os, time\n" + RELU.replace(
-        "    out = torch.where(input <= 0, 0, input)",
-        f"    while os.environ.get({SLOW!r}):\n        time.sleep(0.1)\n    out = torch.where(input <= 0, 0, input)")
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
-            try:
-                kids = [int(k) for k in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            todo += kids
-    return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def kill_while_grading(cmd: list[str], **popen) -> None:
-    """Start ``cmd``, SIGKILL it while a worker of the grader runs below it (student code is being
-    graded), then end what it left running, by process id."""
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            **popen)
-    try:
-        give_up = time.monotonic() + 300
-        while not any(b"grader.run.worker_main" in _cmdline(p) for p in descendants(proc.pid)):
-            assert proc.poll() is None, "it finished before it could be killed"
-            assert time.monotonic() < give_up, "no worker started"
-            time.sleep(0.2)
-        time.sleep(1)
-    finally:
-        left = descendants(proc.pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def grader(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
-
-
-def notebook(path: Path, *cells: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, path)
-    return path
 
 
 def test_py_submission_full_marks_with_json(tmp_path: Path) -> None:
@@ -176,21 +77,21 @@ def test_wrong_implementation_exit_1_with_precise_message(tmp_path: Path) -> Non
     (b'{"metadata": {}}', "not a notebook (no list of cells)"),
     (b"\xff\xfe\x00bad", "not UTF-8"),
 ])
-def test_unreadable_submission_exit_2_one_line(tmp_path: Path, content: bytes | None, expected: str) -> None:
+def test_unreadable_submission_exit_2_one_line(tmp_path: Path, content: bytes | None, expected: str, cli) -> None:
     path = tmp_path / "sub.ipynb"
     if content is not None:
         path.write_bytes(content)
-    r = grader(str(path))
+    r = cli(str(path))  # in this process: refused before any worker starts
     assert r.returncode == 2
     assert expected in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr + r.stdout
 
 
-def test_wrong_suffix_and_empty_notebook(tmp_path: Path) -> None:
+def test_wrong_suffix_and_empty_notebook(tmp_path: Path, cli) -> None:
     txt = tmp_path / "sub.txt"
     txt.write_text("x = 1")
-    r = grader(str(txt))
+    r = cli(str(txt))
     assert r.returncode == 2 and "expected an .ipynb or .py file" in r.stderr
     empty = notebook(tmp_path / "empty.ipynb")
     r = grader(str(empty))
@@ -224,12 +125,12 @@ def test_pytest_submission_option(tmp_path: Path) -> None:
     assert "passed" in r.stdout and "ReLU" not in r.stderr
 
 
-def test_device_cuda_without_cuda_is_a_one_line_error(tmp_path: Path) -> None:
+def test_device_cuda_without_cuda_is_a_one_line_error(tmp_path: Path, cli) -> None:
     import torch
 
     sub = tmp_path / "relu.py"
     sub.write_text(RELU)
-    r = grader(str(sub), "--device", "cuda")
+    r = (grader if torch.cuda.is_available() else cli)(str(sub), "--device", "cuda")  # with CUDA it grades
     if torch.cuda.is_available():
         assert r.returncode == 0, r.stdout + r.stderr
     else:
@@ -280,18 +181,18 @@ def test_killed_grader_leaves_a_provisional_report_that_a_run_replaces(tmp_path:
     assert [p.name for p in report.parent.iterdir()] == ["report.json"]  # written in place, atomically
 
 
-def test_json_report_that_cannot_be_written_is_a_one_line_error_before_grading(tmp_path: Path) -> None:
+def test_json_report_that_cannot_be_written_is_a_one_line_error_before_grading(tmp_path: Path, cli) -> None:
     sub = tmp_path / "relu.py"
     sub.write_text("raise SystemExit('student code ran')")
     (tmp_path / "out").mkdir()
-    r = grader(str(sub), "--json", str(tmp_path / "out"))
+    r = cli(str(sub), "--json", str(tmp_path / "out"))
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
     assert r.stderr.startswith(f"error: --json {tmp_path / 'out'}: cannot write it")
     assert len(r.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "relu.py"]  # no temporary file left
 
 
-def test_time_budget_keeps_what_was_graded_and_says_what_was_not_run(tmp_path: Path) -> None:
+def test_time_budget_keeps_what_was_graded_and_says_what_was_not_run(tmp_path: Path, cli) -> None:
     """`--time-budget` (the Classroom 50 autograder's, within the grade job's 15 minutes): a file
     whose grading outlasts it keeps the checks it passed, the others fail with "not run"; a file
     never started is an error that says so. A budget that is not a positive number is one line."""
@@ -307,6 +208,6 @@ def test_time_budget_keeps_what_was_graded_and_says_what_was_not_run(tmp_path: P
     assert ran_out in json.dumps(slow) and slow["score"] == 0
     assert never["error"] == f"not run: {ran_out}"
     for wrong in ("0", "-3", "inf"):
-        r = grader(str(tmp_path / "b_relu.py"), "--time-budget", wrong)
+        r = cli(str(tmp_path / "b_relu.py"), "--time-budget", wrong)
         assert r.returncode == 2 and r.stderr.strip().splitlines() == [
             f"error: --time-budget {float(wrong):g}: give a positive number of seconds"], r.stderr

@@ -18,7 +18,7 @@ import pytest
 from grader.run import containment, landlock
 from grader.core import limits
 from grader.catalog import ACTIVATIONS, chapter_stem
-from test_cli import RELU, ROOT, notebook
+from conftest import RELU, ROOT, notebook
 
 MODES = ["privileged", "unprivileged"]
 
@@ -245,9 +245,8 @@ def test_grading_the_solutions_themselves_still_works(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_hide_needs_a_folder(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "grader", "x.py", "--hide", str(tmp_path / "nope")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+def test_hide_needs_a_folder(tmp_path: Path, cli) -> None:
+    r = cli("x.py", "--hide", str(tmp_path / "nope"), cwd=ROOT)  # in this process
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "not a folder" in r.stderr
 
 

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import grant_search
+from conftest import RELU, autograder_root, check_spec, grant_search
 from grader.run import containment
 from grader.catalog import BY_NAME
 from grader.checks.torch_checks import checks_for
-from test_cli import RELU
-from test_gradescope import autograder_root, bundle, check_spec  # noqa: F401  (bundle is a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ["namespaces", "root without namespaces"]

@@ -18,32 +18,12 @@ from grader.commands import gradescope
 from grader.catalog import ACTIVATIONS
 from grader.spec.assignment import assignment
 from grader.checks.torch_checks import checks_for
-from test_assignment import full_marks
-from test_classroom import solution_lines
+from conftest import (
+    RELU, SLOW, autograder_root, build_bundle, check_spec, full_marks, kill_while_grading, slow_relu,
+    solution_lines)
 from grader.report.escape import markdown_text
-from test_cli import RELU, SLOW, kill_while_grading, slow_relu
 
 ROOT = Path(__file__).resolve().parent.parent
-# Gradescope's autograder specification, "Output format"
-TOP_FIELDS = {"score", "execution_time", "output", "output_format", "test_output_format", "test_name_format",
-              "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"}
-TEST_FIELDS = {"score", "max_score", "status", "name", "name_format", "number", "output", "output_format", "tags",
-               "visibility", "extra_data"}
-FORMATS = {"text", "html", "simple_format", "md", "ansi"}
-VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
-
-
-def build_bundle(out: Path, *options: str) -> Path:
-    r = subprocess.run([sys.executable, "-m", "grader", "gradescope", str(out), *options],
-                       capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
-    return out / "autograder.zip"
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    return build_bundle(tmp_path_factory.mktemp("gradescope"), "--visibility", "after_due_date")
 
 
 def test_bundle_layout(bundle: Path) -> None:
@@ -66,42 +46,12 @@ def test_bundle_layout(bundle: Path) -> None:
     subprocess.run(["bash", "-n", "-c", setup], check=True)
 
 
-def autograder_root(bundle: Path, tmp_path: Path) -> Path:
-    """/autograder as Gradescope lays it out: the zip in source/, run_autograder copied beside it."""
-    root = tmp_path / "autograder"
-    with zipfile.ZipFile(bundle) as z:
-        z.extractall(root / "source")
-    for name in ("setup.sh", "run_autograder"):
-        (root / "source" / name).chmod(0o755)
-    (root / "run_autograder").write_bytes((root / "source" / "run_autograder").read_bytes())
-    (root / "run_autograder").chmod(0o755)
-    (root / "submission").mkdir()
-    # marks the bundle's copy of the grader, to tell it from the one this checkout has
-    init = root / "source" / "grader" / "__init__.py"
-    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "bundled-'))
-    return root
-
-
 def run_autograder(root: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
     r = subprocess.run([str(root / "run_autograder")], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads((root / "results" / "results.json").read_text())
-
-
-def check_spec(results: dict) -> None:
-    assert set(results) <= TOP_FIELDS, set(results) - TOP_FIELDS
-    assert results["output_format"] in FORMATS and results["test_output_format"] in FORMATS
-    assert results["visibility"] in VISIBILITY and results["stdout_visibility"] in VISIBILITY
-    assert isinstance(results["output"], str) and isinstance(results["execution_time"], (int, float))
-    for t in results["tests"]:
-        assert set(t) <= TEST_FIELDS, set(t) - TEST_FIELDS
-        assert isinstance(t["name"], str) and isinstance(t["output"], str)
-        assert isinstance(t["score"], (int, float)) and isinstance(t["max_score"], (int, float))
-        assert 0 <= t["score"] <= t["max_score"] and t["status"] in {"passed", "failed"}
-        assert t["visibility"] in VISIBILITY and t["output_format"] in FORMATS
-    assert results["score"] == sum(t["score"] for t in results["tests"])
 
 
 def test_run_autograder_grades_the_submission(bundle: Path, tmp_path: Path) -> None:
@@ -200,9 +150,8 @@ def test_killed_autograder_leaves_provisional_results_that_a_run_replaces(bundle
     assert sorted(p.name for p in (root / "results").iterdir()) == ["results.json"]  # replaced, no temporary file
 
 
-def test_time_budget_must_be_positive(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "grader", "gradescope", str(tmp_path), "--time-budget", "0"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+def test_time_budget_must_be_positive(tmp_path: Path, cli) -> None:
+    r = cli("gradescope", str(tmp_path), "--time-budget", "0", cwd=ROOT)  # in this process
     assert r.returncode == 2 and r.stderr.strip() == "error: --time-budget 0: give a positive number of seconds"
     assert not (tmp_path / "autograder.zip").exists()
 

@@ -124,16 +124,31 @@ def test_in_a_kernel_a_hang_costs_one_limit_and_a_fixed_helper_passes() -> None:
     assert hangs.current() is None  # check() leaves no scope behind
 
 
-def test_the_hang_related_files_pass_in_one_process_in_any_order() -> None:
-    """The memo must not leak between tests that share a process: the hang-related test files run
+# The tests that leave a hang (or an interrupt) behind in this process, and those that run student
+# code here after one and must not see it: test_hangs.py's own, check()'s in test_check.py, and the
+# hints' runs of wrong and of correct implementations. The rest of those files runs nothing of a
+# student's in this process (pure functions, subprocesses), so a memo could not leak into it.
+HANG_RELATED = [
+    "tests/test_hangs.py",
+    "tests/test_check.py::test_result_object_and_its_displays",
+    "tests/test_check.py::test_ipython_display_shows_the_table_then_the_picture",
+    "tests/test_check.py::test_check_names_an_unknown_activation",
+    "tests/test_check.py::test_a_check_that_runs_too_long_fails_with_the_grader_s_message",
+    "tests/test_check.py::test_an_interrupt_stops_check_although_student_code_swallows_it",
+    "tests/test_hints.py::test_the_issue_s_examples_get_their_hints",
+    "tests/test_hints.py::test_a_correct_implementation_never_shows_a_hint",
+]
+
+
+def test_the_hang_related_tests_pass_in_one_process_in_any_order() -> None:
+    """The memo must not leak between tests that share a process: the hang-related tests run
     together in one process (no xdist), in a shuffled order, and pass."""
     if os.environ.get("ACTIVATIONS_TESTS_NESTED"):
         return  # this test, run by itself inside the run it starts
-    files = ["tests/test_check.py", "tests/test_hints.py", "tests/test_hangs.py"]
     seed = str(random.randrange(10**6))  # a new order every run; the seed reproduces a failure
-    r = subprocess.run([sys.executable, "-m", "pytest", *files, "-n", "0", "-q", "-p", "no:cacheprovider",
+    r = subprocess.run([sys.executable, "-m", "pytest", *HANG_RELATED, "-n", "0", "-q", "-p", "no:cacheprovider",
                         "--shuffle", seed, "-x", "--deselect",
-                        "tests/test_hangs.py::test_the_hang_related_files_pass_in_one_process_in_any_order"],
+                        "tests/test_hangs.py::test_the_hang_related_tests_pass_in_one_process_in_any_order"],
                        cwd=ROOT, capture_output=True, text=True, timeout=1500,
                        env=dict(os.environ, ACTIVATIONS_TESTS_NESTED="1"))
     assert r.returncode == 0, f"--shuffle {seed}:\n" + r.stdout[-4000:] + r.stderr[-2000:]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader.core import limits
-from test_cli import RELU, grader, notebook
+from conftest import RELU, grader, notebook
 
 SIGMOID = '''
 def sigmoid(input):
@@ -157,10 +157,10 @@ def test_broken_cells_are_notes_and_the_rest_is_graded(tmp_path: Path, cells, ex
     assert expected in r.stdout
 
 
-def test_huge_notebook_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_huge_notebook_is_refused_in_one_line(tmp_path: Path, cli) -> None:
     nb = tmp_path / "big.ipynb"
     nb.write_text('{"nbformat": 4, "cells": [], "x": "' + "a" * (51 * 2**20) + '"}')
-    r = grader(str(nb))
+    r = cli(str(nb))  # in this process: refused before any worker starts
     assert r.returncode == 2 and "too large" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 

@@ -11,11 +11,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import test_book
+from conftest import ARTIFACTS
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = test_book.ARTIFACTS
-browser = test_book.browser  # the book's headless Chromium (a fixture)
 
 WRONG = [
     "def sigmoid(input):\n    return 1 / (1 + torch.exp(-input))\n",

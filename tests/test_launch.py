@@ -17,22 +17,9 @@ import pytest
 from grader.authoring import exercises, launch
 from grader.core.env import RUNNING
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import FAKE_COLAB
 
-# Runs a cell's source as Colab would: `google.colab` is imported, the kernel's cwd is given.
-FAKE_COLAB = """
-import json, sys, types
-colab = types.ModuleType("google.colab")
-message = types.ModuleType("google.colab._message")
-def blocking_request(kind, request="", timeout_sec=None):
-    assert kind == "get_ipynb", kind
-    return {"ipynb": json.load(open(sys.argv[2]))} if len(sys.argv) > 2 else None
-message.blocking_request = blocking_request
-colab._message = message
-sys.modules.update({"google": types.ModuleType("google"), "google.colab": colab,
-                    "google.colab._message": message})
-exec(compile(open(sys.argv[1]).read(), "<cell>", "exec"), {"__name__": "__main__"})
-"""
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_as_colab(tmp: Path, source: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -14,14 +14,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import test_book
 from grader import notebook
 from grader.run.live import run
 from grader.submission.loader import load
 from grader.notebook import UNSAVED, GradeReport, differing, from_json, grade
 
 ROOT = Path(__file__).resolve().parent.parent
-browser = test_book.browser  # the book's headless Chromium (a fixture)
 
 # grad 1 at 0 (clamp's), a valid subgradient that is not torch's: notes on edges and on kinks, more
 # than the two per activation that python -m grader's table shows

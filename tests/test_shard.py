@@ -28,8 +28,7 @@ from grader import __version__
 from grader.commands import batch, grading_workflow, merge
 from grader.grading.discovery import discover
 from grader.grading.sharding import shard_of
-from test_batch import run_batch
-from test_classroom import actionlint, fresh, offline_env  # noqa: F401 (fresh: a fixture)
+from conftest import actionlint, offline_env, run_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = "01_standard.ipynb"  # one small chapter keeps every grading short
