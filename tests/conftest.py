@@ -1,6 +1,6 @@
 """What the test modules share: helpers, the fixtures more than one module uses, and the tiers.
 
-Tiers: the tests listed in ``SLOW`` below are marked ``slow`` here, in one place (their modules are
+Tiers: the tests listed in ``SLOW_TIER`` below are marked ``slow`` here, in one place (their modules are
 left as they are): `make test-fast` (``-m "not slow"``) runs the unit tier while working, `make test`
 runs every test, both tiers, as CI does. A test belongs in the slow tier when it starts the grader,
 a build, a browser or a fresh environment, or takes seconds of CPU; nothing in it is dropped by
@@ -381,7 +381,7 @@ def write(path: Path, text: str) -> Path:
 # ------------------------------------------------------------------------------------------- tiers
 # By file (every test in it), or by test (``file::name``: every parametrisation of it); the nbval
 # items of solutions/ and exercises/ by file too. Everything else is the unit tier.
-SLOW: set[str] = {
+SLOW_TIER: set[str] = {
     "solutions", "exercises",  # nbval: every notebook executed in a kernel
     "tests/test_add_activation.py",
     "tests/test_assignment.py::test_mlx_exercises_have_columns_of_their_own",
@@ -527,6 +527,8 @@ SLOW: set[str] = {
     "tests/test_shard.py",
 }
 
+# (SLOW, above, is the environment variable that makes slow_relu wait.)
+
 # Tests allowed longer than pyproject.toml's `timeout` (seconds): each waits on a subprocess or a fixture
 # with a limit of its own above it, whose message should be the one a failure shows.
 TIMEOUTS = {
@@ -548,7 +550,7 @@ def _key(item: pytest.Item, table) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if _key(item, SLOW) is not None:
+        if _key(item, SLOW_TIER) is not None:
             item.add_marker(pytest.mark.slow)
         if (key := _key(item, TIMEOUTS)) is not None and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(TIMEOUTS[key]))
