@@ -30,7 +30,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from grader.commands import options as grading_options
+from grader.grading import arguments as grading_options
 from grader.grading import fetch as fetching
 from grader.grading.class_batch import ClassBatch
 from grader.grading.discovery import discover

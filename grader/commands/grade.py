@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from grader import __version__
-from grader.commands import options as grading_options
+from grader.grading import arguments as grading_options
 from grader.core import limits
 from grader.feedback import html_report
 from grader.grading.submissions import grade

@@ -33,7 +33,7 @@ from pathlib import Path
 from grader.authoring.handout import (grader_sources, grading_requirements, origin, pins, requirements,
                                       setup_steps, write_files)
 from grader.authoring.templates import render
-from grader.commands.options import batch_parser
+from grader.grading.arguments import batch_parser
 from grader.core.paths import PACKAGE, ROOT
 from grader.grading import fetch as fetching
 from grader.grading.sharding import parse_shard

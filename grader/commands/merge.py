@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from grader.commands import options as grading_options
+from grader.grading import arguments as grading_options
 from grader.grading.sharding import parse_shard, shard_of
 from grader.report import gradebook
 from grader.report.model import write_json

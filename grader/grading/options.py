@@ -1,5 +1,5 @@
 """What a grading is asked to do, as data: the commands build these from their arguments
-(grader/commands/options.py declares and checks the arguments), the service below them reads them.
+(grader/grading/arguments.py declares and checks the arguments), the service below them reads them.
 
 :class:`GradingOptions` is how each file is graded, and so part of what makes two files "the same
 grading" (:mod:`grader.grading.dedup`); :class:`BatchOptions` is a whole class's run."""

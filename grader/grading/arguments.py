@@ -1,8 +1,8 @@
 """The options every grading command shares (``--device``, ``--check-timeout``, ``--memory``,
 ``--chapter``, ``--hide``): declared and checked in one place, so ``python -m grader`` and ``batch`` cannot drift.
 Also ``batch``'s whole command line (:func:`batch_parser`), which ``grading-workflow`` checks the
-options it passes on to ``batch`` with. Not a command: the commands import this module, never each
-other (pyproject.toml's independence contract)."""
+options it passes on to ``batch`` with. Below the commands, which import it and never each other
+(pyproject.toml's independence contract)."""
 from __future__ import annotations
 
 import argparse
