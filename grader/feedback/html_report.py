@@ -26,7 +26,7 @@ from grader.checks import replay
 from grader.spec.catalog import BY_NAME
 from grader.feedback.hints import hint_for
 from grader.report.html import cell, checks_table, notes_html, table
-from grader.report.model import SubmissionResult
+from grader.report.model import NO_ACTIVATION_SENTENCE, SubmissionResult
 from grader.core.results import parse_check_label
 
 STYLE = """
@@ -91,8 +91,7 @@ def _submission(report: SubmissionResult, found: dict, drawing: bool) -> str:
                + (f" (sha256 <code>{report.sha256[:12]}</code>)" if report.sha256 else "") + "</p>")
     out.extend(f'<p class="note">note: {html.escape(n)}</p>' for n in report.notes)
     if not report.exercises:
-        out.append("<p>No activation defined: expected the names of the exercises, e.g. relu, ReLU, "
-                   "ReLUFunction.</p>")
+        out.append(f"<p>{html.escape(NO_ACTIVATION_SENTENCE)}</p>")
     for e in report.exercises:
         failed = [r for r in e.checks if r.status == "failed"]
         out.append(f"<details{' open' if failed else ''}><summary>{html.escape(e.name)}: "

@@ -27,6 +27,7 @@ from grader.report.html import cell, checks_table, notes_html, table as html_tab
 _ORDER = {c.name: i for i, c in enumerate(ALL_CHECKS)}
 _KEY_ORDER = {e.key: i for i, e in enumerate(EXERCISES)}
 NO_ACTIVATION = "no activation defined: expected the names of the exercises, e.g. relu, ReLU, ReLUFunction"
+NO_ACTIVATION_SENTENCE = NO_ACTIVATION[0].upper() + NO_ACTIVATION[1:] + "."  # as the HTML views write it
 
 
 @dataclass
@@ -229,7 +230,7 @@ class SubmissionResult:
         if rows:
             parts.append(html_table(["activation", "score", "first failure"], rows, "grade"))
         else:
-            parts.append(f"<p>{esc(NO_ACTIVATION[0].upper() + NO_ACTIVATION[1:])}.</p>")
+            parts.append(f"<p>{esc(NO_ACTIVATION_SENTENCE)}</p>")
         if verbose:
             for e in self.exercises:
                 parts.append(f"<div><strong>{esc(e.name)}</strong></div>")
