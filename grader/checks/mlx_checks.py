@@ -17,7 +17,7 @@ import torch
 from grader.spec.catalog import REQUIRED
 from grader.checks.signatures import assert_signature
 from grader.checks.base import Check
-from grader.checks.torch_checks import check_slopes, edge_skip
+from grader.checks.shared_checks import check_slopes, edge_skip
 from grader.checks.harness import Impl, Notes, compare_grads, observe, student_call, torch_impl
 from grader.checks.inputs import edge_input, random_input, seed_of, upstream_for
 from grader.core.errors import CheckFailure, one_line

@@ -39,7 +39,7 @@ from grader.checks.inputs import seed_of
 from grader.checks.signatures import assert_signature
 from grader.checks.recorder import Recorder, resolve
 from grader.checks.base import Check
-from grader.checks.torch_checks import callable_name, forbidden
+from grader.checks.torch_adapter import callable_name, forbidden
 from grader.core.errors import CheckFailure
 from grader.spec.quantized_catalog import BY_ENTRY, FIXED, FP8, FP8_DTYPE as FP8_NAME, GIVEN, INPUT, QUINT8, Exercise8, QCase
 

@@ -1,6 +1,6 @@
 """Signatures as the MLX and the 8-bit chapters grade them: the student's parameters, names then
 defaults, against the expected list, with both signatures in the failure. (torch's chapters word
-their signature failures differently, against torch's own; see grader/checks/torch_checks.py.)"""
+their signature failures differently, against torch's own; see grader/checks/torch_adapter.py.)"""
 from __future__ import annotations
 
 import inspect
