@@ -24,7 +24,7 @@ from grader.checks.signatures import assert_signature
 from grader.core.errors import CheckFailure, one_line
 from grader.spec.catalog import REQUIRED, Activation
 from grader.spec.frameworks import MLX
-from grader.spec.mlx_catalog import PORT_OF, Port, cases
+from grader.spec.mlx_catalog import PORT_OF, Case as MLXCase, Port, cases
 
 # ------------------------------------------------------------------------ conversions (worker side)
 
@@ -231,7 +231,7 @@ MLX_ADAPTER = MLXAdapter()
 
 # ------------------------------------------------------------------------ the hint about mlx.nn
 
-def _hint(port: Port, case: object, x: torch.Tensor, got: torch.Tensor, grads: tuple | None = None) -> str:
+def _hint(port: Port, case: MLXCase, x: torch.Tensor, got: torch.Tensor, grads: tuple | None = None) -> str:
     """``; mlx.nn.leaky_relu gives this too: ...`` when the student's answer is mlx.nn's own."""
     if not port.differs or not port.in_mlx_nn:
         return ""
