@@ -52,6 +52,35 @@ def grade_relu_in_process(path: Path) -> list[tuple[str, bool, str, float]]:
     return out
 
 
+# torch._dynamo takes about a second to import; a limit of 0.01 s expires inside it
+LAZY_IMPORT = """
+import sys, time, torch
+from grader.submission.loader import time_limit
+
+class Late(Exception):
+    pass
+
+assert "torch._dynamo" not in sys.modules
+done = None
+try:
+    with time_limit(0.01, Late):
+        import torch._dynamo
+        done = time.monotonic()
+        while True:
+            pass
+except Late:
+    print("limit after the import" if done else "limit inside the import", callable(torch._dynamo.disable))
+"""
+
+
+def test_a_time_limit_does_not_cut_torch_s_lazy_import_in_half() -> None:
+    """What torch imports on first use (a student's backward can pull torch._dynamo in, inside a check)
+    is imported whole, and the limit still stops the code that runs on after it."""
+    r = subprocess.run([sys.executable, "-c", LAZY_IMPORT], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.stdout.strip() == "limit after the import True", r.stdout + r.stderr[-2000:]
+
+
 def test_code_objects_of_the_same_text_are_equal_but_not_the_same_function() -> None:
     """Why the memo keys by identity: CPython compares code objects without their file name."""
     a = compile(RELU, "student_a.ipynb", "exec")

@@ -9,6 +9,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 
 class _DispatchRecorder(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in torch._dynamo.disable unless told not to, which
+        # imports torch._dynamo (about a second of every worker's start) on the first op recorded;
+        # nothing here is compiled, and a student's torch.compile under the recorder still records
+        return False
+
     def __init__(self, ops: Counter, floats: list) -> None:
         super().__init__()
         self.ops = ops

@@ -4,7 +4,7 @@ The same checks as ``python -m grader`` (grader/checks/registry.py), run by the 
 worker's pytest suite and the parent's judge (grader/checks/runner.py), so the verdicts and messages
 are the grader's; torch's, MLX's or the 8-bit chapter's, as the namespace or the exercise's key says. The code checked is the student's
 own, in the student's own kernel: nothing is sandboxed here (graded runs are, see
-``grader/run/supervisor.py``). torch's side of every check is computed once per process (grader/checks/torch_checks.py).
+``grader/run/supervisor.py``). torch's side of every check is computed once per process (grader/checks/harness.py).
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import signal
 import threading
 from typing import Iterator
 
-import torch
 
 from grader.feedback import curves
 from grader.core import hangs, limits
@@ -28,7 +27,6 @@ from grader.core.results import DEVICES, CheckResult, check_label, parse_check_l
 from grader.report.model import ExerciseResult
 from grader.spec.assignment import BY_KEY, EXERCISES, exercise_key
 from grader.spec.frameworks import TORCH, Framework, framework, in_namespace
-from grader.checks.recorder import Recorder
 from grader.checks.replay import Tape, using
 
 
@@ -64,7 +62,6 @@ def run(name: str, namespace: dict, device: str = "all", timeout: float = limits
     """Every check of ``name`` on the definitions in ``namespace``. An interrupt (Jupyter's stop
     button) stops the checks, although student code turns exceptions into check failures."""
     entry, fw = exercise(name, namespace)
-    _warm_up()
     lines: list[CheckResult] = []
     first: tuple[str, CheckFailure] | None = None  # the first failure that a picture can show
     # the kernel's cells are student code: a function that hung costs one limit in this check(), and
@@ -90,19 +87,7 @@ def run(name: str, namespace: dict, device: str = "all", timeout: float = limits
     return report
 
 
-_warmed = False
 _skips_said: set[str] = set()  # why checks were skipped, as already said in this kernel session
-
-
-def _warm_up() -> None:
-    """torch imports torch._dynamo the first time an op runs under a function mode (the forbidden
-    check's recorder): do it outside any time limit, since a limit or an interrupt that lands inside
-    that import leaves it half-initialised in the student's kernel until a restart."""
-    global _warmed
-    if not _warmed:
-        with Recorder():
-            torch.zeros(1) + 1
-        _warmed = True
 
 
 def _line(ran: Ran) -> CheckResult:
