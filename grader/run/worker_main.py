@@ -97,12 +97,14 @@ def grade_one(path: str, planned: list, device: str, check_timeout: float, resul
 
 
 def _preload() -> None:
-    """What every child needs, imported once here instead of once per file: torch, pytest and the
-    grader. Not ``torch._dynamo`` (about a second): the checks' recorder no longer pulls it in, and
-    where a student's backward does, a time limit waits for the import's end
+    """What every child needs, imported once here instead of once per file: torch, pytest, the
+    grader, and what torch imports on the first ``torch.autograd.grad`` (its symbolic shapes, a
+    third of a second). Not ``torch._dynamo`` (about a second more): the checks' recorder no longer
+    pulls it in, and where a student's backward does, a time limit waits for the import's end
     (grader/submission/loader.py). Nothing here runs torch's thread pool: the children are forked
     from this process."""
     import pytest  # noqa: F401
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
     import grader.checks.torch_checks  # noqa: F401
     import grader.run.guard  # noqa: F401
