@@ -31,7 +31,7 @@ from class_throughput import make_class  # noqa: E402  (a sibling script)
 VOLATILE = re.compile(r'("execution_time": )[0-9.]+|(wall |in )[0-9.]+ s|[0-9.]+ s of CPU')
 # the temporary folder as Markdown and JSON escape it (Classroom 50's release body, Gradescope's output)
 STAMP = re.compile(r'("datetime": ")[0-9T:-]+Z')  # when a result was written
-TEMPORARY = re.compile(r"same(\\*)-outputs(\\*)-[A-Za-z0-9_]{8}")
+TEMPORARY = re.compile(r"same(\\*)-outputs(\\*)-(?:\\*[A-Za-z0-9_]){8}")  # Markdown escapes "_" too
 PROGRESS = re.compile(r"^\[\d+/\d+\] ")  # batch's progress lines, in the order the students finished
 
 
