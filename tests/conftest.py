@@ -472,6 +472,8 @@ SLOW_TIER: set[str] = {
     "tests/test_grading.py::test_cli_solutions_full_marks_and_exercises_exit_1",
     "tests/test_hangs.py::test_the_hang_related_tests_pass_in_one_process_in_any_order",
     "tests/test_hangs.py::test_a_second_submission_with_the_same_relu_is_not_refused",  # waits out a time limit
+    "tests/test_hangs.py::test_a_time_limit_does_not_cut_torch_s_lazy_import_in_half",  # imports torch._dynamo
+    "tests/test_hangs.py::test_code_that_poses_as_torch_s_import_gets_the_grace_once_per_process",  # 11 s of limits
     "tests/test_hangs.py::test_in_a_kernel_a_hang_costs_one_limit_and_a_fixed_helper_passes",  # waits out a time limit
     "tests/test_hints.py::test_a_correct_implementation_never_shows_a_hint",  # every activation, every check
     "tests/test_batch_speed.py::test_identical_files_are_graded_once_and_each_student_keeps_his_path",

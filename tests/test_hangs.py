@@ -17,7 +17,7 @@ from grader.core.errors import CheckFailure
 from grader.checks.harness import Impl
 from grader.checks.registry import checks_for
 from grader.run.live import run
-from grader.submission.loader import load, time_limit
+from grader.submission.loader import IMPORT_GRACE, load, time_limit
 from grader.core.errors import CheckTimeout
 from grader.checks.replay import Tape, using
 
@@ -79,6 +79,32 @@ def test_a_time_limit_does_not_cut_torch_s_lazy_import_in_half() -> None:
     r = subprocess.run([sys.executable, "-c", LAZY_IMPORT], capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.stdout.strip() == "limit after the import True", r.stdout + r.stderr[-2000:]
+
+
+# a student's endless loop compiled under a filename in torch's folder, as if torch were importing it
+FAKE_IMPORT = """
+import os, sys, time, torch
+from grader.submission import loader
+
+class Late(Exception):
+    pass
+
+code = compile("while True:\\n    pass\\n", os.path.join(os.path.dirname(torch.__file__), "fake.py"), "exec")
+for limit in range(3):
+    start = time.monotonic()
+    try:
+        with loader.time_limit(0.5, Late):
+            exec(code, {})
+    except Late:
+        print(round(time.monotonic() - start, 1))
+"""
+
+
+def test_code_that_poses_as_torch_s_import_gets_the_grace_once_per_process() -> None:
+    r = subprocess.run([sys.executable, "-c", FAKE_IMPORT], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    first, second, third = map(float, r.stdout.split())
+    assert first <= 0.5 + IMPORT_GRACE + 1 and second < 1.5 and third < 1.5, r.stdout + r.stderr[-2000:]
 
 
 def test_code_objects_of_the_same_text_are_equal_but_not_the_same_function() -> None:

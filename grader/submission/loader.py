@@ -65,10 +65,13 @@ class BoundedOutput(io.TextIOBase):
 
 # torch imports some of its modules on first use (torch._dynamo, about a second, when an op's backward
 # is a Python decomposition): a time limit that expires inside such an import waits for its end,
-# checking every IMPORT_RECHECK seconds, for IMPORT_GRACE seconds at most. Only torch's own module
-# code earns that grace, and student code cannot write into torch's folder.
+# checking every IMPORT_RECHECK seconds. Only module code from torch's folder earns that grace, and
+# student code cannot write there; but it can compile its own code under a filename of torch's, so the
+# grace is IMPORT_GRACE seconds for the whole process (a worker's process grades one file), not per
+# limit: each lazy import happens once.
 IMPORT_RECHECK = 0.25
 IMPORT_GRACE = 10.0
+_grace_left = IMPORT_GRACE
 
 
 def _importing_torch(frame) -> bool:
@@ -90,12 +93,11 @@ def time_limit(seconds: float | None, error: Callable[[str], BaseException]):
     if not seconds or seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
-    deferred = 0
 
     def expire(signum, frame):
-        nonlocal deferred
-        if deferred < IMPORT_GRACE / IMPORT_RECHECK and _importing_torch(frame):
-            deferred += 1  # raised inside that import, the limit would leave it half-done for later checks
+        global _grace_left
+        if _grace_left > 0 and _importing_torch(frame):
+            _grace_left -= IMPORT_RECHECK  # raised inside that import, it would leave it half-done for later checks
             signal.setitimer(signal.ITIMER_REAL, IMPORT_RECHECK)
             return
         running = hangs.stuck(frame, seconds)
