@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from grader.catalog import BY_NAME
 from grader.grading.submissions import grade
@@ -160,3 +161,21 @@ def test_without_mlx_the_notebooks_nbval_run_is_skipped(tmp_path: Path) -> None:
                        cwd=ROOT, env=_without_mlx(tmp_path), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "this MLX notebook is skipped" in r.stdout and " passed" not in r.stdout, \
         r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_slopes_drawn_in_float32_may_reach_the_float32_value_of_a_bound() -> None:
+    """mx.random.uniform(0.1, 0.3) draws in float32, where 0.3 is 0.30000001: a correct RReLU's slope,
+    not one outside [lower, upper]. A slope past that rounding still fails."""
+    from grader.checks.shared_checks import check_slopes
+
+    n = 20000
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([-torch.rand(n, dtype=torch.float64, generator=gen) - 0.5, torch.tensor([2.0, 0.5], dtype=torch.float64)])
+    slopes = (torch.rand(n, generator=gen) * 0.2 + 0.1).to(torch.float32)
+    slopes[7] = torch.tensor(0.3, dtype=torch.float32)  # 0.30000001192...
+    y = torch.cat([x[:n] * slopes.double(), x[n:]])
+    check_slopes(y, x, torch.cat([slopes.double(), torch.ones(2, dtype=torch.float64)]), 0.1, 0.3, "rrelu", n)
+    slopes[7] = 0.3 + 1e-6
+    y = torch.cat([x[:n] * slopes.double(), x[n:]])
+    with pytest.raises(CheckFailure, match="a negative slope is 0.300001, outside"):
+        check_slopes(y, x, torch.cat([slopes.double(), torch.ones(2, dtype=torch.float64)]), 0.1, 0.3, "rrelu", n)
