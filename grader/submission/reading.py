@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,12 @@ def strip_ipython(source: str) -> tuple[str, list[str]]:
     return "\n".join(lines), dropped
 
 
+# CPython 3.11 keeps the AST constructor's recursion depth per interpreter, not per thread: two of a
+# batch's threads parsing at once can fail one with "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905), which cost a student a "grader error" in CI
+_PARSING = threading.Lock()
+
+
 def parse_cells(sources: list[str], where: str = "", notes: list[str] | None = None,
                 cell: str = "code cell") -> list[ast.Module]:
     """The cells Python can parse (a cell with a syntax error is left out, as the loader skips it,
@@ -98,7 +105,8 @@ def parse_cells(sources: list[str], where: str = "", notes: list[str] | None = N
     for number, source in enumerate(sources, start=1):
         name = f"{cell} {number}" if cell == "code cell" else cell
         try:
-            trees.append(ast.parse(strip_ipython(source)[0]))
+            with _PARSING:
+                trees.append(ast.parse(strip_ipython(source)[0]))
         except SyntaxError as exc:
             if notes is not None:
                 notes.append(f"{name}: SyntaxError: {exc.msg} (line {exc.lineno}); the cell was skipped")
