@@ -147,7 +147,8 @@ for _d in sorted(p for p in _places if p):
 '''
 
 # While its own check runs slowly, keeps writing modules into every folder it can reach under the
-# temporary folders (other workers' folders among them)
+# temporary folders (other workers' folders among them); a second of it per call, however large the
+# machine's /tmp (where /tmp is not private, a walk of it outlasted the check's time limit)
 SPRAYER = PLANT + '''
 import os as _os, time as _time
 _relu = relu
@@ -159,6 +160,8 @@ def relu(input, inplace=False):
             for _top in ("/tmp", "/var/tmp", "/dev/shm"):
                 for _dir, _subdirs, _files in _os.walk(_top):
                     _plant(_dir)
+                    if _time.monotonic() - _start >= 1.0:
+                        break
         _spent[0] += _time.monotonic() - _start
     return _relu(input, inplace)
 '''
