@@ -11,8 +11,12 @@ COMMANDS = ("batch", "merge", "grading-workflow", "classroom", "classroom50", "g
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from grader.checks.harness import use_grading_threads
+
+    use_grading_threads()
     if argv and argv[0] in COMMANDS:
         return importlib.import_module(f"grader.commands.{argv[0].replace('-', '_')}").main(argv[1:])
     from grader.commands import grade
 
     return grade.main(argv)
+

@@ -24,11 +24,16 @@ import pytest
 from grader.authoring.exercises import BEGIN, END
 from grader.catalog import ACTIVATIONS, BY_NAME, chapter_stem
 from grader.checks import mlx_checks, quantized_checks, torch_checks
+from grader.checks.harness import use_grading_threads
 from grader.spec.mlx_catalog import PORTS, available
 from grader.spec.quantized_catalog import EXERCISES8
 from grader.submission.loader import Submission, load
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# the suite's processes compute as the grader's own do (its command line and its worker): one intra-op
+# thread each; `make test` runs JOBS of them side by side
+use_grading_threads()
 
 
 def solution_path(activation: str) -> Path:
@@ -403,6 +408,7 @@ SLOW_TIER: set[str] = {
     "tests/test_check.py::test_check_with_the_callers_globals_outside_ipython",
     "tests/test_check.py::test_grade_without_a_name_it_cannot_find_asks_for_it",
     "tests/test_check.py::test_the_import_is_cheap",
+    "tests/test_check.py::test_the_grader_s_process_does_not_import_sympy",
     "tests/test_class_report.py::test_class_of_60_counts_match_the_construction",
     "tests/test_class_report.py::test_names_only_with_names",
     "tests/test_class_report.py::test_end_to_end_batch_then_class_report",

@@ -14,10 +14,12 @@ import nbformat
 import pytest
 import torch
 
+from grader.catalog import ACTIVATIONS, quiet_implicit_dim
 from grader.feedback import curves
-from grader.checks import replay
+from grader.checks import harness, replay
 from grader.core.errors import CheckFailure
 from grader.checks.compare import assert_close, locate_elementwise, locate_index
+from grader.checks.inputs import edge_input, random_input, upstream_for
 from grader.report.model import ExerciseResult
 from grader.run.live import run
 from grader.submission.loader import load
@@ -60,6 +62,68 @@ def test_check_gives_the_verdicts_and_messages_of_the_command_line(tmp_path: Pat
         assert (live.score, live.max_score) == (exercise["score"], exercise["max_score"])
     assert {e["name"]: e["score"] < e["max_score"] for e in graded["exercises"]} == \
         {"ReLU": False, "Sigmoid": True, "Tanh": True}
+
+
+def test_check_computes_with_the_grader_s_thread_count_and_gives_the_kernel_its_own_back() -> None:
+    """As the grader computes (one intra-op thread: the same last digits in messages); after check(),
+    the student's torch has the threads it had."""
+    namespace = load(ROOT / "solutions" / "01_standard.ipynb").namespace
+    seen: list[int] = []
+    relu = namespace["relu"]
+
+    def counting_relu(input, inplace=False):
+        seen.append(torch.get_num_threads())
+        return relu(input, inplace)
+
+    namespace["relu"] = counting_relu
+    torch.set_num_threads(2)
+    try:
+        report = check("ReLU", namespace=namespace, device="cpu")
+        assert torch.get_num_threads() == 2
+    finally:
+        harness.use_grading_threads()
+    assert report.score == report.max_score > 0 and set(seen) == {harness.GRADING_THREADS}
+
+
+_BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
+
+@pytest.mark.parametrize("dtype", list(_BITS), ids=str)
+def test_torch_s_vjp_is_autograd_grad_bit_for_bit(dtype: torch.dtype) -> None:
+    """Every activation (each case of an elementwise one), on random and on edge inputs (infinities, NaN, zeros, the largest
+    values): the same gradients, NaN payloads and signed zeros included, w.r.t. the input and PReLU's
+    weight, under ones and under random upstream gradients."""
+    compared = 0
+    for entry in ACTIVATIONS:
+        for case in (entry.cases if entry.elementwise else entry.cases[:1]):  # as the edges check takes them
+            edges = edge_input(entry, case, dtype)[0]  # in the layout the case needs (GLU halves a dim)
+            inputs = [random_input(entry, dtype, "cpu", 7, tuple(edges.shape)), edges]
+            for x in inputs:
+                args, kwargs = entry.functional_arguments(case, x)
+                x = x.clone().requires_grad_()
+                args = tuple(a.detach().clone().requires_grad_() if isinstance(a, torch.Tensor) else a for a in args)
+                with quiet_implicit_dim():
+                    y = harness.torch_impl(entry).functional()(x, *args, **kwargs)
+                wrt = (x,) + tuple(a for a in args if isinstance(a, torch.Tensor))
+                up = upstream_for(entry, y, 11)
+                expected = torch.autograd.grad(y, wrt, up, retain_graph=True, allow_unused=True)
+                for a, b in zip(harness.torch_vjp(y, wrt, up, allow_unused=True), expected, strict=True):
+                    assert a.dtype == b.dtype and torch.equal(a.view(_BITS[dtype]), b.view(_BITS[dtype])), \
+                        (entry.name, case)
+                    compared += 1
+    assert compared >= 4 * len(ACTIVATIONS)
+
+
+def test_the_grader_s_process_does_not_import_sympy(tmp_path: Path) -> None:
+    """torch's side of every check (random and ones upstreams, PReLU's parameters) goes without
+    torch.autograd.grad's check of its upstream gradient, whose first use imports sympy: a third of
+    a second at every start of the grader's process. The worker is another process."""
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "grader", "solutions/02_relu_variants.ipynb",
+                        "solutions/08_normalization.ipynb", "--device", "cpu"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" in imported and "sympy" not in imported
 
 
 def test_result_object_and_its_displays() -> None:

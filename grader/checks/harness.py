@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -21,6 +21,30 @@ from grader.checks.inputs import upstream_for
 
 Notes = list[str]
 
+# The checks' tensors are small: one intra-op thread computes torch's side and runs the student's calls
+# for less CPU than torch's pool, which spins between tiny parallel regions (08_normalization's solution
+# graded on 2 cores: 10.4 s of CPU with two threads, 6.1 s with one, and 5.6 s of wall against 7.4), and
+# a batch already grades files side by side (--jobs). One count everywhere also keeps the last digits of
+# torch's values in messages the same in check() and in the grader: torch's Softmax differs in its tenth
+# digit between one thread and two.
+GRADING_THREADS = 1
+
+
+def use_grading_threads() -> None:
+    """The grader's own processes (its command line, the worker) compute with :data:`GRADING_THREADS`."""
+    torch.set_num_threads(GRADING_THREADS)
+
+
+@contextlib.contextmanager
+def grading_threads() -> Iterator[None]:
+    """:data:`GRADING_THREADS` for the block only: check() runs in the student's kernel, whose thread
+    count is the student's again after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(GRADING_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 _after_student_code: Callable[[], None] = lambda: None
@@ -162,6 +186,20 @@ def fmt_arg(v: object) -> str:
 
 # ---------------------------------------------------------------------------------- autograd
 
+def torch_vjp(y: torch.Tensor, inputs: Sequence[torch.Tensor], up: torch.Tensor, *, retain_graph: bool = False,
+              allow_unused: bool = False) -> tuple[torch.Tensor | None, ...]:
+    """``torch.autograd.grad(y, inputs, up)``, for torch's side of a check: the same gradients bit for
+    bit, since the gradient of ``sum(y * up)`` w.r.t. y is ``1 * up``, exactly ``up``. What it saves:
+    ``torch.autograd.grad`` checks an ``up`` it is given with torch's symbolic shapes, whose first use
+    imports sympy, a third of a second of CPU at the start of every process of the grader's that
+    computes torch's side (the worker needs sympy anyway: a student's backward and gradcheck run there
+    through ``torch.autograd.grad`` itself). An ``up`` of another shape or dtype goes to it as given."""
+    if up.shape != y.shape or up.dtype != y.dtype or not y.dtype.is_floating_point:
+        return torch.autograd.grad(y, inputs, up, retain_graph=retain_graph, allow_unused=allow_unused)
+    return torch.autograd.grad((y * up).sum(), inputs, retain_graph=retain_graph, allow_unused=allow_unused)
+
+
+
 def forward_backward(what: str, fn: Callable, x: torch.Tensor, args: tuple, kwargs: dict,
                      upstream_seed: int, entry: Activation, *, grads: bool = True, student: bool = True):
     """Run ``fn(x, *args, **kwargs)`` with gradients w.r.t. x and tensor args; returns (y, grads).
@@ -178,7 +216,7 @@ def forward_backward(what: str, fn: Callable, x: torch.Tensor, args: tuple, kwar
     if not y.requires_grad:
         raise CheckFailure(f"{what}: the output does not require grad: is it detached from the input?")
     up = upstream_for(entry, y, upstream_seed)
-    g = call(f"{what} backward", torch.autograd.grad, y, inputs, up, allow_unused=True)
+    g = call(f"{what} backward", torch.autograd.grad if student else torch_vjp, y, inputs, up, allow_unused=True)
     for i, gi in enumerate(g):
         if gi is None:
             name = "input" if i == 0 else entry.weight_name

@@ -11,7 +11,7 @@ import torch
 
 from grader.checks.base import Check
 from grader.checks.compare import assert_close, dtype_name, locate_elementwise, locate_index
-from grader.checks.harness import Impl, Notes, student_call, torch_impl
+from grader.checks.harness import Impl, Notes, student_call, torch_impl, torch_vjp
 from grader.checks.inputs import random_input, seed_of, upstream_for
 from grader.checks.mlx_adapter import MLX_ADAPTER, to_mx, to_torch
 from grader.checks.shared_checks import (api_check, edges_check, forbidden_check, grads_check, kinks_check,
@@ -56,7 +56,7 @@ def check_module(impl: Impl, device: str) -> Notes:
             raise CheckFailure(f"{what}: parameters() holds {sorted(params) or 'nothing'}; torch's module has "
                                f"{sorted(expected) or 'none'}")
         for name, p in expected.items():
-            (g,) = torch.autograd.grad(yr, p, up, retain_graph=True)
+            (g,) = torch_vjp(yr, [p], up, retain_graph=True)
             assert_close(params[name], p.detach(), f"{what}: parameter {name}", locate_index(p))
             if name not in grads:
                 raise CheckFailure(f"{what}: no gradient for parameter {name}")

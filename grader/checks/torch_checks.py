@@ -20,7 +20,7 @@ from grader.checks.compare import assert_close, dtype_name, locate_elementwise, 
 from grader.core.errors import CheckFailure, one_line
 from grader.checks.base import Check
 from grader.checks.harness import (Impl, Notes, compare_grads, fmt_arg, forward_backward, observe, on_input,
-                                   student_call, torch_forward, torch_forward_backward)
+                                   student_call, torch_forward, torch_forward_backward, torch_vjp)
 from grader.checks.inputs import edge_input, noncontiguous, random_input, seed_of, upstream_for
 from grader.checks.shared_checks import (api_check, edge_skip, edges_check, forbidden_check, grads_check,
                                          kinks_check, random_check, values_check, vectorised_check)
@@ -121,7 +121,7 @@ def _module_forward_backward(mine: torch.nn.Module, theirs: torch.nn.Module, x: 
     params_m = observe(f"{label}.parameters()", lambda: list(mine.parameters()))
     params_t = list(theirs.parameters())
     gs = student_call(f"{label} backward{on}", torch.autograd.grad, ys, [xs] + params_m, up, allow_unused=True)
-    gt = torch.autograd.grad(yt, [xt] + params_t, up)
+    gt = torch_vjp(yt, [xt] + params_t, up)
     for i, (a, b) in enumerate(zip(gs, gt)):
         name = "input" if i == 0 else f"parameter {list(dict(theirs.named_parameters()))[i - 1]}"
         if a is None:

@@ -18,7 +18,7 @@ from grader.feedback import curves
 from grader.core import hangs, limits
 from grader.spec.catalog import ACTIVATIONS, BY_NAME, Activation
 from grader.core.errors import CheckFailure
-from grader.checks.harness import Impl
+from grader.checks.harness import Impl, grading_threads
 from grader.checks.registry import checks_for
 from grader.checks.runner import Ran, run_check
 from grader.feedback.hints import hint_for
@@ -66,7 +66,7 @@ def run(name: str, namespace: dict, device: str = "all", timeout: float = limits
     first: tuple[str, CheckFailure] | None = None  # the first failure that a picture can show
     # the kernel's cells are student code: a function that hung costs one limit in this check(), and
     # the next check() starts afresh (the student may have fixed it, or the helper it called)
-    with _interruptible() as interrupted, hangs.scope(namespace):
+    with _interruptible() as interrupted, hangs.scope(namespace), grading_threads():
         for check, dev in checks_for(entry, DEVICES[device], fw):
             label = check_label(check.name, dev)
             ran = run_check(Impl(entry, namespace, framework=fw), check, dev, timeout=timeout)

@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     # which saves seconds per file and keeps third-party hooks out of the grading
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     _preload()
+    from grader.checks.harness import use_grading_threads
+
+    use_grading_threads()  # before the first fork: every file's process inherits it
     from grader.run.keeper import set_subreaper
 
     set_subreaper()  # what a child leaves running becomes this process's to kill
