@@ -10,7 +10,8 @@ import pytest
 
 from grader.authoring import exercises
 from grader.catalog import ACTIVATIONS, CHAPTERS, chapter_stem
-from grader.grading.submissions import grade
+from grader.grading.submissions import grade_many
+from grader.report.model import SubmissionResult
 from grader.checks.torch_checks import checks_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,9 +24,17 @@ def test_one_solution_and_one_exercise_per_chapter() -> None:
     assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == STEMS + ["10_mlx", "11_quantized"]
 
 
+@pytest.fixture(scope="module")
+def graded() -> dict[str, SubmissionResult]:
+    """Every torch chapter's solution and exercise, graded as ``python -m grader FILES...`` grades
+    them: one worker (torch imported once), each file in a process of its own with its own limits."""
+    paths = [str(ROOT / folder / f"{stem}.ipynb") for folder in ("solutions", "exercises") for stem in STEMS]
+    return dict(zip(paths, grade_many(paths, device="cpu")))
+
+
 @pytest.mark.parametrize("stem", STEMS)
-def test_solution_earns_full_marks(stem: str) -> None:
-    report = grade(str(ROOT / "solutions" / f"{stem}.ipynb"), device="cpu")
+def test_solution_earns_full_marks(stem: str, graded: dict[str, SubmissionResult]) -> None:
+    report = graded[str(ROOT / "solutions" / f"{stem}.ipynb")]
     assert not report.error and not report.notes, (report.error, report.notes)
     chapter = stem.split("_", 1)[1]
     assert [e.name for e in report.exercises] == [a.name for a in ACTIVATIONS if a.chapter == chapter]
@@ -37,8 +46,8 @@ def test_solution_earns_full_marks(stem: str) -> None:
 
 
 @pytest.mark.parametrize("stem", STEMS)
-def test_exercise_earns_nothing_and_says_not_implemented(stem: str) -> None:
-    report = grade(str(ROOT / "exercises" / f"{stem}.ipynb"), device="cpu")
+def test_exercise_earns_nothing_and_says_not_implemented(stem: str, graded: dict[str, SubmissionResult]) -> None:
+    report = graded[str(ROOT / "exercises" / f"{stem}.ipynb")]
     assert report.exercises and report.score == 0 and report.max_score > 0
     for e in report.exercises:
         assert "not implemented" in e.failure_text, e.failure_text
