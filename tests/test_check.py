@@ -111,7 +111,7 @@ def test_torch_s_vjp_is_autograd_grad_bit_for_bit(dtype: torch.dtype) -> None:
                     assert a.dtype == b.dtype and torch.equal(a.view(_BITS[dtype]), b.view(_BITS[dtype])), \
                         (entry.name, case)
                     compared += 1
-    assert compared >= 4 * len(ACTIVATIONS)
+    assert compared >= 2 * len(ACTIVATIONS)  # two inputs at least for every activation
 
 
 def test_the_grader_s_process_does_not_import_sympy(tmp_path: Path) -> None:
