@@ -182,9 +182,13 @@ def test_in_a_kernel_a_hang_costs_one_limit_and_a_fixed_helper_passes() -> None:
 # The tests that leave a hang (or an interrupt) behind in this process, and those that run student
 # code here after one and must not see it: test_hangs.py's own, check()'s in test_check.py, and the
 # hints' runs of wrong and of correct implementations. The rest of those files runs nothing of a
-# student's in this process (pure functions, subprocesses), so a memo could not leak into it.
+# student's in this process (pure functions, subprocesses: the import-grace tests above run theirs in
+# a fresh interpreter), so a memo could not leak into it.
 HANG_RELATED = [
-    "tests/test_hangs.py",
+    "tests/test_hangs.py::test_code_objects_of_the_same_text_are_equal_but_not_the_same_function",
+    "tests/test_hangs.py::test_a_second_submission_with_the_same_relu_is_not_refused",
+    "tests/test_hangs.py::test_a_submission_starts_with_an_empty_memo",
+    "tests/test_hangs.py::test_in_a_kernel_a_hang_costs_one_limit_and_a_fixed_helper_passes",
     "tests/test_check.py::test_result_object_and_its_displays",
     "tests/test_check.py::test_ipython_display_shows_the_table_then_the_picture",
     "tests/test_check.py::test_check_names_an_unknown_activation",
