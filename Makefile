@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH := $(shell grep -E '^torch==' requirements.txt)
 # Test processes: three on 2 cores, since a third of the suite's wall time is spent waiting (time limits
 # at their defaults, a browser, a package index), and each process computes on one torch thread
-# (tests/conftest.py); two left a core idle through those waits (17 min 05 s against 14 min 54 s)
+# (tests/conftest.py); two left a core idle through those waits (80% of the 2 cores used, 88% with three)
 JOBS ?= 3
 
 .PHONY: setup lab book mathjax test test-fast exercises grade bench clean
