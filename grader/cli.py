@@ -19,4 +19,3 @@ def main(argv: list[str] | None = None) -> int:
     from grader.commands import grade
 
     return grade.main(argv)
-

@@ -40,7 +40,7 @@ def grading_threads() -> Iterator[None]:
     """:data:`GRADING_THREADS` for the block only: check() runs in the student's kernel, whose thread
     count is the student's again after it."""
     before = torch.get_num_threads()
-    torch.set_num_threads(GRADING_THREADS)
+    use_grading_threads()
     try:
         yield
     finally:
@@ -197,7 +197,6 @@ def torch_vjp(y: torch.Tensor, inputs: Sequence[torch.Tensor], up: torch.Tensor,
     if up.shape != y.shape or up.dtype != y.dtype or not y.dtype.is_floating_point:
         return torch.autograd.grad(y, inputs, up, retain_graph=retain_graph, allow_unused=allow_unused)
     return torch.autograd.grad((y * up).sum(), inputs, retain_graph=retain_graph, allow_unused=allow_unused)
-
 
 
 def forward_backward(what: str, fn: Callable, x: torch.Tensor, args: tuple, kwargs: dict,
