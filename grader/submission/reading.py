@@ -105,8 +105,9 @@ def parse_cells(sources: list[str], where: str = "", notes: list[str] | None = N
     for number, source in enumerate(sources, start=1):
         name = f"{cell} {number}" if cell == "code cell" else cell
         try:
+            code = strip_ipython(source)[0]  # plain string work: only the parse needs the lock
             with _PARSING:
-                trees.append(ast.parse(strip_ipython(source)[0]))
+                trees.append(ast.parse(code))
         except SyntaxError as exc:
             if notes is not None:
                 notes.append(f"{name}: SyntaxError: {exc.msg} (line {exc.lineno}); the cell was skipped")
