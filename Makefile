@@ -11,7 +11,7 @@ TORCH := $(shell grep -E '^torch==' requirements.txt)
 # (tests/conftest.py); two left a core idle through those waits (80% of the 2 cores used, 88% with three)
 JOBS ?= 3
 
-.PHONY: setup lab book mathjax test test-fast exercises grade bench clean
+.PHONY: setup bytecode lab book mathjax test test-fast exercises grade bench clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
+
+# The grader and the book's helpers compiled once, for every process that imports them (each grading
+# starts two, and the worker runs with -B). checked-hash: a file's bytecode is used while its source is
+# unchanged, whatever the files' times (the worker imports a copy); an edited file is compiled again.
+bytecode: setup
+	$(BIN)/python -m compileall -q -j 0 --invalidation-mode checked-hash grader bench book/bookutils.py
 
 # Expanded before the recipe's first line runs, so an unsupported Python stops make (one line,
 # exit 2) before anything is created.
@@ -48,7 +54,7 @@ $(VENV)/.lab-installed: requirements-lab.txt $(VENV)/.installed
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-lab.txt
 	touch $@
 
-book: setup mathjax
+book: bytecode mathjax
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
 # MathJax served with the book (html_extra_path), so formulas render offline; from the npm registry
@@ -61,24 +67,24 @@ _mathjax/mathjax/tex-mml-chtml.js: | $(VENV)/.installed
 		cp -r tex-mml-chtml.js input output ui a11y adaptors ../../../mathjax/
 	rm -rf _mathjax/tmp
 
-test: setup mathjax
+test: bytecode mathjax
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 # The unit tier, while working (a few minutes): every test but those tests/conftest.py marks slow.
 # `make test` (CI) runs both tiers.
-test-fast: setup
+test-fast: bytecode
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m "not slow"
 
 exercises: setup
 	$(BIN)/python -m grader.authoring.exercises
 	$(BIN)/python -m grader.authoring.launch
 
-grade: setup
+grade: bytecode
 	$(BIN)/python -m grader $(or $(SUBMISSIONS),exercises/*.ipynb)
 
 # How fast the course's tools are, each as a ratio to `python -c "import torch"` (a few minutes;
 # bench/__main__.py). What an activation costs, in full: $(BIN)/python bench/activation_cost.py
-bench: setup mathjax
+bench: bytecode mathjax
 	$(BIN)/python -m bench
 
 clean:

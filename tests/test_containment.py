@@ -282,3 +282,39 @@ def test_output_floods_cost_nothing_but_time(tmp_path: Path) -> None:
     failed = [c["message"] for c in checks if c["status"] == "failed"]
     assert all("took longer than" in m for m in failed), failed
     assert len(failed) <= 2, failed
+
+
+
+def test_the_worker_imports_the_bytecode_make_compiled(tmp_path: Path) -> None:
+    """`make` compiles the grader (checked-hash bytecode); the worker's copy of the grader keeps it,
+    so that a worker, which writes no bytecode (``python -I -B``), does not compile what it imports."""
+    import compileall
+    import py_compile
+    import shutil
+
+    package = tmp_path / "course" / "grader"
+    shutil.copytree(ROOT / "grader", package, ignore=shutil.ignore_patterns("__pycache__"))
+    assert compileall.compile_dir(package, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    # in one process: the copy is removed when the process that made it exits
+    script = f"""
+import subprocess, sys
+from pathlib import Path
+from grader.core import paths
+paths.PACKAGE = Path({str(package)!r})
+from grader.run import containment
+library = str(containment.grader_library())
+python, isolated, no_bytecode, dash_c = containment.worker_command([])[:4]
+ran = subprocess.run([python, isolated, no_bytecode, "-v", dash_c,
+                      f"import sys; sys.path.insert(0, {{library!r}}); import grader.run.worker_main"],
+                     capture_output=True, text=True)
+print(library)
+print(ran.returncode)
+print(ran.stderr)
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    library, code, verbose = r.stdout.split("\n", 2)
+    assert code == "0", verbose[-2000:]
+    # what python -v says of a module whose bytecode it took, and of one it compiled
+    assert f"{library}/grader/run/__pycache__/worker_main.cpython" in verbose and " matches " in verbose
+    assert f"code object from {library}/grader/run/worker_main.py" not in verbose

@@ -172,8 +172,9 @@ def grader_library() -> Path:
         if not _library:
             folder = Path(tempfile.mkdtemp(prefix="grader-lib-"))
             os.chmod(folder, 0o755)
-            shutil.copytree(paths.PACKAGE, folder / "grader",
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            # with its bytecode, where it was compiled (`make` does; copied with the sources' times, so
+            # it stays valid): a worker runs with -B and would otherwise compile what it imports each time
+            shutil.copytree(paths.PACKAGE, folder / "grader")
             for dirpath, dirnames, filenames in os.walk(folder):
                 for d in dirnames:
                     os.chmod(os.path.join(dirpath, d), 0o755)
