@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # a correct ReLU whose relu, called by the grader, kills the process it runs in
 KILLS_ITS_PROCESS = RELU.replace("    out = torch.where(input <= 0, 0, input)",
                                  "    import os\n    os._exit(3)")
-HANGS = RELU.replace("    out = torch.where(input <= 0, 0, input)", "    while True:\n        pass")
+# (asleep, not spinning: it is graded twice, and a spinning loop takes a core from the other tests for
+# each of its time limits; tests/test_hostile.py has the spinning one)
+HANGS = RELU.replace("    out = torch.where(input <= 0, 0, input)", "    import time\n    while True:\n        time.sleep(0.01)")
 # file A of a student: stashes a correct relu where file B, graded after it, looks for it, and
 # replaces torch's relu and a builtin, as a submission can at import
 STASH = '''

@@ -109,8 +109,10 @@ def test_one_bad_file_among_good_ones_is_exit_1(tmp_path: Path) -> None:
 def test_infinite_loop_costs_the_check_not_the_run(tmp_path: Path) -> None:
     sub = tmp_path / "relu.py"
     sub.write_text(RELU.replace("    out = torch.where(input <= 0, 0, input)",
-                                "    while input.numel() == 1000:\n        pass\n    out = torch.where(input <= 0, 0, input)"))
-    r = grader(str(sub), "--device", "cpu", "-v")  # the default time limit
+                                "    import time\n    while input.numel() == 1000:\n        time.sleep(0.01)\n"
+                                "    out = torch.where(input <= 0, 0, input)"))
+    # the default time limit; asleep, not spinning (tests/test_hostile.py has loops that spin)
+    r = grader(str(sub), "--device", "cpu", "-v")
     assert r.returncode == 1
     assert f"vectorised: ReLU vectorised: `relu` did not return within {limits.CHECK_TIMEOUT:g} s" in r.stdout
     assert "ok   values[float32]" in r.stdout
