@@ -2,6 +2,9 @@
 
 Each submission starts from a correct ReLU (full marks) and adds one kind of trouble. The grader
 runs it in a worker process (grader/run/supervisor.py); these tests drive the real command line.
+The submissions that need nothing of their own from it are graded together, in one run of it
+(``HOSTILE``): each file in a process of its own, as when it is graded alone, so that none of them
+can help or harm another, and one start of the grader instead of one per file.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from grader.core import limits
-from conftest import RELU, grader, notebook
+from conftest import RELU, ROOT, grader, notebook
 
 SIGMOID = '''
 def sigmoid(input):
@@ -45,40 +48,104 @@ def run(tmp_path: Path, code: str, *extra: str, name: str = "sub.py") -> tuple[s
     return r, json.loads(report.read_text()) if report.exists() else {}
 
 
-def scores(report: dict) -> dict[str, tuple[int, int]]:
-    return {e["name"]: (e["score"], e["max_score"]) for e in report["submissions"][0]["exercises"]}
+def breaks_sigmoid(when: str, how: str) -> str:
+    """RELU and SIGMOID, with a sigmoid that does ``how`` when the check's input meets ``when``."""
+    return RELU + SIGMOID + f"\n_ok = sigmoid\ndef sigmoid(input):\n    if {when}:\n        {how}\n    return _ok(input)\n"
 
 
-def test_segfault_costs_only_its_exercise(tmp_path: Path) -> None:
-    crash = "\nimport ctypes\n_ok = sigmoid\ndef sigmoid(input):\n    if input.numel() == 1000:\n        ctypes.string_at(0)\n    return _ok(input)\n"
-    r, report = run(tmp_path, RELU + SIGMOID + crash)
-    s = scores(report)
+CRASH = breaks_sigmoid("input.numel() == 1000", "import ctypes; ctypes.string_at(0)")
+EXIT_CODE = breaks_sigmoid("input.dim() == 0", "import os; os._exit(3)")
+EXITS = {"sys.exit(0)": "exit_0", "raise KeyboardInterrupt": "interrupt", "raise SystemExit(1)": "system_exit_1"}
+HUGE = (RELU + "\nbig = None\ntry:\n    big = torch.empty(50 * 2**30, dtype=torch.uint8)\nexcept RuntimeError:\n    pass\n"
+        "_ok = relu\ndef relu(input, inplace=False):\n    if input.dim() == 0:\n"
+        "        torch.empty(50 * 2**30, dtype=torch.uint8)\n    return _ok(input, inplace)\n")
+# a wrong relu, and torch's relu replaced by the same wrong function
+PATCHES_REFERENCE = WRONG_RELU + "\nimport torch.nn.functional as F\nF.relu = relu\ntorch.relu = lambda x: relu(x)\n"
+PATCHES_COMPARISON = WRONG_RELU + (
+    "\nimport grader.checks.compare, grader.checks.torch_checks\n"
+    "torch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=torch.bool)\n"
+    "torch.allclose = lambda *a, **k: True\n"
+    "torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)\n"
+    "grader.checks.compare.assert_close = lambda *a, **k: None\n"
+    "grader.checks.torch_checks.assert_close = lambda *a, **k: None\n")
+PATCHES_AT_CALL = WRONG_RELU.replace("    return input.copy_(out) if inplace else out",
+                                     "    torch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=torch.bool)\n"
+                                     "    return input.copy_(out) if inplace else out")
+# a worker that reports 'passed' without a record of the student's outputs that supports it (here:
+# none, then garbage)
+FORGES_RESULTS = RELU + """
+import json, os, sys
+_fd = int(sys.argv[sys.argv.index("--result-fd") + 1])
+def relu(input, inplace=False):
+    from grader.catalog import BY_NAME
+    from grader.checks.torch_checks import checks_for
+    for check, device in checks_for(BY_NAME["ReLU"], ["cpu"]):
+        event = {"event": "result", "activation": "ReLU", "check": check.name, "device": device,
+                 "status": "passed", "message": "", "notes": [], "tape": "bm90IGEgdGFwZQ=="}
+        os.write(_fd, (json.dumps(event) + "\\n").encode())
+    os.write(_fd, b'{"event": "done", "exit_code": 0, "restored": []}\\n')
+    os._exit(0)
+"""
+
+
+def forges_report(report: Path) -> str:
+    return WRONG_RELU + (f"\nimport json\njson.dump({{'submissions': [{{'score': 999, 'max_score': 999}}]}}, "
+                         f"open({str(report)!r}, 'w'))\nopen('written_by_student.txt', 'w').write('x')\n")
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict[str, dict]]:
+    """The run of ``python -m grader`` on every file of ``HOSTILE``, and each file's record in its
+    JSON report, by the file's name."""
+    folder = tmp_path_factory.mktemp("hostile")
+    report = folder / "report.json"
+    files = {"segfault": CRASH, "os_exit": EXIT_CODE, "huge": HUGE,
+             "patches_reference": PATCHES_REFERENCE, "patches_comparison": PATCHES_COMPARISON,
+             "patches_at_call": PATCHES_AT_CALL, "forges_report": forges_report(report),
+             "forges_results": FORGES_RESULTS, "honest": RELU}
+    for raise_, name in EXITS.items():
+        files[name] = breaks_sigmoid("input.dim() == 0", f"import sys; {raise_}")
+    paths = []
+    for name, code in files.items():
+        paths.append(folder / f"{name}.py")
+        paths[-1].write_text(code)
+    r = grader(*map(str, paths), "--device", "cpu", "--json", str(report))
+    assert "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert r.returncode == 1, r.stdout + r.stderr  # files with failed checks, and none that cannot be graded
+    records = {Path(s["path"]).stem: s for s in json.loads(report.read_text())["submissions"]}
+    assert sorted(records) == sorted(files)
+    return r, records
+
+
+def scores(record: dict) -> dict[str, tuple[int, int]]:
+    return {e["name"]: (e["score"], e["max_score"]) for e in record["exercises"]}
+
+
+def test_segfault_costs_only_its_exercise(hostile) -> None:
+    record = hostile[1]["segfault"]
+    s = scores(record)
     assert s["ReLU"][0] == s["ReLU"][1] > 0
     assert 0 < s["Sigmoid"][0] < s["Sigmoid"][1]
-    checks = {c["name"]: c for c in report["submissions"][0]["exercises"][1]["checks"]}
+    checks = {c["name"]: c for c in record["exercises"][1]["checks"]}
     assert "crashed (segmentation fault)" in checks["vectorised"]["message"]
-    assert r.returncode == 1
 
 
-def test_os_exit_in_student_code(tmp_path: Path) -> None:
-    exit_ = "\nimport os\n_ok = sigmoid\ndef sigmoid(input):\n    if input.dim() == 0:\n        os._exit(3)\n    return _ok(input)\n"
-    r, report = run(tmp_path, RELU + SIGMOID + exit_)
-    s = scores(report)
+def test_os_exit_in_student_code(hostile) -> None:
+    record = hostile[1]["os_exit"]
+    s = scores(record)
     assert s["ReLU"][0] == s["ReLU"][1]
     assert s["Sigmoid"][0] < s["Sigmoid"][1]
-    assert "exited with status 3" in json.dumps(report)
+    assert "exited with status 3" in json.dumps(record)
 
 
-@pytest.mark.parametrize("raise_", ["sys.exit(0)", "raise KeyboardInterrupt", "raise SystemExit(1)"])
-def test_exit_and_interrupt_are_check_failures(tmp_path: Path, raise_: str) -> None:
-    code = RELU + SIGMOID + f"\nimport sys\n_ok = sigmoid\ndef sigmoid(input):\n    if input.dim() == 0:\n        {raise_}\n    return _ok(input)\n"
-    r, report = run(tmp_path, code)
-    s = scores(report)
+@pytest.mark.parametrize("raise_", list(EXITS))
+def test_exit_and_interrupt_are_check_failures(hostile, raise_: str) -> None:
+    record = hostile[1][EXITS[raise_]]
+    s = scores(record)
     assert s["ReLU"][0] == s["ReLU"][1] and 0 < s["Sigmoid"][0] < s["Sigmoid"][1]
     kind = "KeyboardInterrupt" if "Keyboard" in raise_ else "SystemExit"
-    text = json.dumps(report)
+    text = json.dumps(record)
     assert f"raised {kind}" in text and "crashed" not in text and "exited" not in text
-    assert r.returncode == 1
 
 
 def test_infinite_loop_in_a_cell_and_in_a_check(tmp_path: Path) -> None:
@@ -90,59 +157,42 @@ def test_infinite_loop_in_a_cell_and_in_a_check(tmp_path: Path) -> None:
     assert f"`relu` did not return within {limits.CHECK_TIMEOUT:g} s (an infinite loop?)" in r.stdout
 
 
-def test_huge_allocation_fails_cleanly(tmp_path: Path) -> None:
-    code = RELU + "\nbig = None\ntry:\n    big = torch.empty(50 * 2**30, dtype=torch.uint8)\nexcept RuntimeError:\n    pass\n" + \
-        "_ok = relu\ndef relu(input, inplace=False):\n    if input.dim() == 0:\n        torch.empty(50 * 2**30, dtype=torch.uint8)\n    return _ok(input, inplace)\n"
-    r, report = run(tmp_path, code)
-    s = scores(report)
+def test_huge_allocation_fails_cleanly(hostile) -> None:
+    record = hostile[1]["huge"]
+    s = scores(record)
     assert 0 < s["ReLU"][0] < s["ReLU"][1]
-    assert "allocate" in json.dumps(report)
+    assert "allocate" in json.dumps(record)
 
 
-def test_monkeypatching_the_reference_does_not_help(tmp_path: Path) -> None:
-    """A wrong relu, and torch's relu replaced by the same wrong function: still wrong."""
-    patch = "\nimport torch.nn.functional as F\nF.relu = relu\ntorch.relu = lambda x: relu(x)\n"
-    r, report = run(tmp_path, WRONG_RELU + patch)
-    s = scores(report)
+def test_monkeypatching_the_reference_does_not_help(hostile) -> None:
+    record = hostile[1]["patches_reference"]
+    s = scores(record)
     assert s["ReLU"][0] < s["ReLU"][1] - 5
-    assert "restored" in r.stdout
+    assert any("the grader restored the originals" in n for n in record["notes"]), record["notes"]
+    assert "the grader restored the originals" in hostile[0].stdout
 
 
-def test_monkeypatching_the_comparison_does_not_help(tmp_path: Path) -> None:
-    patch = ("\nimport grader.checks.compare, grader.checks.torch_checks\n"
-             "torch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=torch.bool)\n"
-             "torch.allclose = lambda *a, **k: True\n"
-             "torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)\n"
-             "grader.checks.compare.assert_close = lambda *a, **k: None\n"
-             "grader.checks.torch_checks.assert_close = lambda *a, **k: None\n")
-    r, report = run(tmp_path, WRONG_RELU + patch)
-    s = scores(report)
+def test_monkeypatching_the_comparison_does_not_help(hostile) -> None:
+    s = scores(hostile[1]["patches_comparison"])
     assert s["ReLU"][0] < s["ReLU"][1] - 5
 
 
-def test_patching_at_call_time_is_undone(tmp_path: Path) -> None:
-    code = WRONG_RELU.replace("    return input.copy_(out) if inplace else out",
-                              "    torch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=torch.bool)\n"
-                              "    return input.copy_(out) if inplace else out")
-    r, report = run(tmp_path, code)
-    assert scores(report)["ReLU"][0] < scores(report)["ReLU"][1] - 5
+def test_patching_at_call_time_is_undone(hostile) -> None:
+    s = scores(hostile[1]["patches_at_call"])
+    assert s["ReLU"][0] < s["ReLU"][1] - 5
 
 
-def test_forged_report_is_overwritten(tmp_path: Path) -> None:
-    report_path = tmp_path / "report.json"
-    forge = (f"\nimport json\njson.dump({{'submissions': [{{'score': 999, 'max_score': 999}}]}}, "
-             f"open({str(report_path)!r}, 'w'))\nopen('written_by_student.txt', 'w').write('x')\n")
-    r, report = run(tmp_path, WRONG_RELU + forge)
-    s = report["submissions"][0]
-    assert s["score"] < s["max_score"] and s["max_score"] != 999
-    assert "grader_version" in report
-    assert not (Path.cwd() / "written_by_student.txt").exists()  # the worker ran in a scratch folder
+def test_forged_report_is_overwritten(hostile) -> None:
+    record = hostile[1]["forges_report"]
+    assert record["score"] < record["max_score"] and record["max_score"] != 999
+    assert not (ROOT / "written_by_student.txt").exists()  # the worker ran in a scratch folder
 
 
-def test_report_integrity_fields(tmp_path: Path) -> None:
-    r, report = run(tmp_path, RELU)
+def test_report_integrity_fields(hostile) -> None:
+    report = json.loads(Path(hostile[1]["honest"]["path"]).with_name("report.json").read_text())
     assert {"grader_version", "torch_version", "device", "python_version"} <= set(report)
-    assert len(report["submissions"][0]["sha256"]) == 64
+    assert len(hostile[1]["honest"]["sha256"]) == 64
+    assert hostile[1]["honest"]["score"] == hostile[1]["honest"]["max_score"] > 0
 
 
 @pytest.mark.parametrize("cells, expected", [
@@ -170,24 +220,10 @@ def test_crash_while_loading_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "exited with status 7 while its cells were running" in r.stderr
 
 
-def test_forged_results_on_the_worker_pipe_do_not_count(tmp_path: Path) -> None:
+def test_forged_results_on_the_worker_pipe_do_not_count(hostile) -> None:
     """The verdict is the parent's: a worker that reports 'passed' without a record of the student's
-    outputs that supports it (here: none, then garbage) gets no marks for it."""
-    forge = '''
-import json, os, sys
-_fd = int(sys.argv[sys.argv.index("--result-fd") + 1])
-def relu(input, inplace=False):
-    from grader.catalog import BY_NAME
-    from grader.checks.torch_checks import checks_for
-    for check, device in checks_for(BY_NAME["ReLU"], ["cpu"]):
-        event = {"event": "result", "activation": "ReLU", "check": check.name, "device": device,
-                 "status": "passed", "message": "", "notes": [], "tape": "bm90IGEgdGFwZQ=="}
-        os.write(_fd, (json.dumps(event) + "\\n").encode())
-    os.write(_fd, b'{"event": "done", "exit_code": 0, "restored": []}\\n')
-    os._exit(0)
-'''
-    r, report = run(tmp_path, RELU + forge)
-    (ex,) = report["submissions"][0]["exercises"]
+    outputs that supports it gets no marks for it."""
+    (ex,) = hostile[1]["forges_results"]["exercises"]
     assert ex["score"] == 0 and ex["max_score"] > 10, ex
     assert "no readable record" in json.dumps(ex)
     assert "the worker reported passed; the grader's own verdict is failed" in json.dumps(ex)
@@ -210,4 +246,5 @@ def test_submission_cannot_write_into_the_course_or_other_submissions(tmp_path: 
     r, report = run(tmp_path, RELU + vandal)
     assert not target.exists(), "the submission wrote into the course"
     assert neighbour.read_text() == "original", "the submission changed another submission"
-    assert scores(report)["ReLU"][0] == scores(report)["ReLU"][1]
+    s = scores(report["submissions"][0])
+    assert s["ReLU"][0] == s["ReLU"][1]
