@@ -442,6 +442,7 @@ SLOW_TIER: set[str] = {
     "tests/test_cli.py::test_wrong_implementation_exit_1_with_precise_message",
     "tests/test_cli.py::test_wrong_suffix_and_empty_notebook",
     "tests/test_cli.py::test_one_bad_file_among_good_ones_is_exit_1",
+    "tests/test_cli.py::test_the_user_s_pytest_options_do_not_reach_the_grader_s_suite",
     "tests/test_cli.py::test_infinite_loop_costs_the_check_not_the_run",
     "tests/test_cli.py::test_pytest_submission_option",
     "tests/test_cli.py::test_grades_without_the_package_installed",

@@ -106,6 +106,17 @@ def test_one_bad_file_among_good_ones_is_exit_1(tmp_path: Path) -> None:
     assert "missing.ipynb: no such file" in r.stderr and "all checks passed" in r.stdout
 
 
+def test_the_user_s_pytest_options_do_not_reach_the_grader_s_suite(tmp_path: Path) -> None:
+    """A shell (or a CI job) that sets pytest's environment variables for its own tests: the grading
+    is the same, not "the checks could not run (pytest exit status 4)"."""
+    sub = tmp_path / "relu.py"
+    sub.write_text(RELU)
+    env = dict(os.environ, PYTEST_ADDOPTS="-p no_such_plugin -x --no-such-option", PYTEST_PLUGINS="no_such_module")
+    r = subprocess.run([sys.executable, "-m", "grader", str(sub), "--device", "cpu"], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=600)
+    assert r.returncode == 0 and "all checks passed" in r.stdout, r.stdout + r.stderr
+
+
 def test_infinite_loop_costs_the_check_not_the_run(tmp_path: Path) -> None:
     sub = tmp_path / "relu.py"
     sub.write_text(RELU.replace("    out = torch.where(input <= 0, 0, input)",

@@ -159,7 +159,10 @@ class WorkerProcess:
         # the worker writes nothing of its own: every folder a library may write to is its home, which
         # it cannot write (torch's compile caches are named at import; each file's process is then
         # given a folder it may write: grader/run/worker_main.py's settle_in)
-        env = dict(os.environ, MPLBACKEND="Agg", **{name: str(self.home) for name in WRITABLE_PLACES})
+        # and nothing of the user's pytest set-up (PYTEST_ADDOPTS, PYTEST_PLUGINS...): the worker's pytest
+        # runs the grader's suite with the grader's options, as `-o addopts=` keeps the course's own out
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env.update(MPLBACKEND="Agg", **{name: str(self.home) for name in WRITABLE_PLACES})
         if self.user is not None:
             env.update(USER=containment.WORKER_USER, LOGNAME=containment.WORKER_USER)
         worker = containment.worker_command(["--device", self.device, "--check-timeout", str(self.check_timeout),
