@@ -3,14 +3,15 @@
 Each submission starts from a correct ReLU (full marks) and adds one kind of trouble. The grader
 runs it in a worker process (grader/run/supervisor.py); these tests drive the real command line.
 The submissions that need nothing of their own from it are graded together, in one run of it
-(``HOSTILE``): each file in a process of its own, as when it is graded alone, so that none of them
-can help or harm another, and one start of the grader instead of one per file.
+(the ``hostile`` fixture): each file in a process of its own, as when it is graded alone, so that
+none of them can help or harm another, and one start of the grader instead of one per file.
 """
 from __future__ import annotations
 
 import json
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -93,10 +94,18 @@ def forges_report(report: Path) -> str:
                          f"open({str(report)!r}, 'w'))\nopen('written_by_student.txt', 'w').write('x')\n")
 
 
+class Graded(NamedTuple):
+    """One run of ``python -m grader`` on several files: the run, its JSON report, and each file's
+    record in that report by the file's name."""
+
+    run: subprocess.CompletedProcess
+    report: dict
+    records: dict[str, dict]
+
+
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict[str, dict]]:
-    """The run of ``python -m grader`` on every file of ``HOSTILE``, and each file's record in its
-    JSON report, by the file's name."""
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Graded:
+    """The submissions below, each in a file of its own, graded in one run."""
     folder = tmp_path_factory.mktemp("hostile")
     report = folder / "report.json"
     files = {"segfault": CRASH, "os_exit": EXIT_CODE, "huge": HUGE,
@@ -112,17 +121,18 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
     r = grader(*map(str, paths), "--device", "cpu", "--json", str(report))
     assert "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert r.returncode == 1, r.stdout + r.stderr  # files with failed checks, and none that cannot be graded
-    records = {Path(s["path"]).stem: s for s in json.loads(report.read_text())["submissions"]}
+    data = json.loads(report.read_text())
+    records = {Path(s["path"]).stem: s for s in data["submissions"]}
     assert sorted(records) == sorted(files)
-    return r, records
+    return Graded(r, data, records)
 
 
 def scores(record: dict) -> dict[str, tuple[int, int]]:
     return {e["name"]: (e["score"], e["max_score"]) for e in record["exercises"]}
 
 
-def test_segfault_costs_only_its_exercise(hostile) -> None:
-    record = hostile[1]["segfault"]
+def test_segfault_costs_only_its_exercise(hostile: Graded) -> None:
+    record = hostile.records["segfault"]
     s = scores(record)
     assert s["ReLU"][0] == s["ReLU"][1] > 0
     assert 0 < s["Sigmoid"][0] < s["Sigmoid"][1]
@@ -130,8 +140,8 @@ def test_segfault_costs_only_its_exercise(hostile) -> None:
     assert "crashed (segmentation fault)" in checks["vectorised"]["message"]
 
 
-def test_os_exit_in_student_code(hostile) -> None:
-    record = hostile[1]["os_exit"]
+def test_os_exit_in_student_code(hostile: Graded) -> None:
+    record = hostile.records["os_exit"]
     s = scores(record)
     assert s["ReLU"][0] == s["ReLU"][1]
     assert s["Sigmoid"][0] < s["Sigmoid"][1]
@@ -139,8 +149,8 @@ def test_os_exit_in_student_code(hostile) -> None:
 
 
 @pytest.mark.parametrize("raise_", list(EXITS))
-def test_exit_and_interrupt_are_check_failures(hostile, raise_: str) -> None:
-    record = hostile[1][EXITS[raise_]]
+def test_exit_and_interrupt_are_check_failures(hostile: Graded, raise_: str) -> None:
+    record = hostile.records[EXITS[raise_]]
     s = scores(record)
     assert s["ReLU"][0] == s["ReLU"][1] and 0 < s["Sigmoid"][0] < s["Sigmoid"][1]
     kind = "KeyboardInterrupt" if "Keyboard" in raise_ else "SystemExit"
@@ -157,42 +167,41 @@ def test_infinite_loop_in_a_cell_and_in_a_check(tmp_path: Path) -> None:
     assert f"`relu` did not return within {limits.CHECK_TIMEOUT:g} s (an infinite loop?)" in r.stdout
 
 
-def test_huge_allocation_fails_cleanly(hostile) -> None:
-    record = hostile[1]["huge"]
+def test_huge_allocation_fails_cleanly(hostile: Graded) -> None:
+    record = hostile.records["huge"]
     s = scores(record)
     assert 0 < s["ReLU"][0] < s["ReLU"][1]
     assert "allocate" in json.dumps(record)
 
 
-def test_monkeypatching_the_reference_does_not_help(hostile) -> None:
-    record = hostile[1]["patches_reference"]
+def test_monkeypatching_the_reference_does_not_help(hostile: Graded) -> None:
+    record = hostile.records["patches_reference"]
     s = scores(record)
     assert s["ReLU"][0] < s["ReLU"][1] - 5
     assert any("the grader restored the originals" in n for n in record["notes"]), record["notes"]
-    assert "the grader restored the originals" in hostile[0].stdout
+    assert "the grader restored the originals" in hostile.run.stdout
 
 
-def test_monkeypatching_the_comparison_does_not_help(hostile) -> None:
-    s = scores(hostile[1]["patches_comparison"])
+def test_monkeypatching_the_comparison_does_not_help(hostile: Graded) -> None:
+    s = scores(hostile.records["patches_comparison"])
     assert s["ReLU"][0] < s["ReLU"][1] - 5
 
 
-def test_patching_at_call_time_is_undone(hostile) -> None:
-    s = scores(hostile[1]["patches_at_call"])
+def test_patching_at_call_time_is_undone(hostile: Graded) -> None:
+    s = scores(hostile.records["patches_at_call"])
     assert s["ReLU"][0] < s["ReLU"][1] - 5
 
 
-def test_forged_report_is_overwritten(hostile) -> None:
-    record = hostile[1]["forges_report"]
+def test_forged_report_is_overwritten(hostile: Graded) -> None:
+    record = hostile.records["forges_report"]
     assert record["score"] < record["max_score"] and record["max_score"] != 999
     assert not (ROOT / "written_by_student.txt").exists()  # the worker ran in a scratch folder
 
 
-def test_report_integrity_fields(hostile) -> None:
-    report = json.loads(Path(hostile[1]["honest"]["path"]).with_name("report.json").read_text())
-    assert {"grader_version", "torch_version", "device", "python_version"} <= set(report)
-    assert len(hostile[1]["honest"]["sha256"]) == 64
-    assert hostile[1]["honest"]["score"] == hostile[1]["honest"]["max_score"] > 0
+def test_report_integrity_fields(hostile: Graded) -> None:
+    assert {"grader_version", "torch_version", "device", "python_version"} <= set(hostile.report)
+    assert len(hostile.records["honest"]["sha256"]) == 64
+    assert hostile.records["honest"]["score"] == hostile.records["honest"]["max_score"] > 0
 
 
 @pytest.mark.parametrize("cells, expected", [
@@ -220,10 +229,10 @@ def test_crash_while_loading_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "exited with status 7 while its cells were running" in r.stderr
 
 
-def test_forged_results_on_the_worker_pipe_do_not_count(hostile) -> None:
+def test_forged_results_on_the_worker_pipe_do_not_count(hostile: Graded) -> None:
     """The verdict is the parent's: a worker that reports 'passed' without a record of the student's
     outputs that supports it gets no marks for it."""
-    (ex,) = hostile[1]["forges_results"]["exercises"]
+    (ex,) = hostile.records["forges_results"]["exercises"]
     assert ex["score"] == 0 and ex["max_score"] > 10, ex
     assert "no readable record" in json.dumps(ex)
     assert "the worker reported passed; the grader's own verdict is failed" in json.dumps(ex)
