@@ -111,7 +111,8 @@ def test_the_user_s_pytest_options_do_not_reach_the_grader_s_suite(tmp_path: Pat
     is the same, not "the checks could not run (pytest exit status 4)"."""
     sub = tmp_path / "relu.py"
     sub.write_text(RELU)
-    env = dict(os.environ, PYTEST_ADDOPTS="-p no_such_plugin -x --no-such-option", PYTEST_PLUGINS="no_such_module")
+    env = dict(os.environ, PYTEST_ADDOPTS="-p no_such_plugin -x --no-such-option",
+               PYTEST_PLUGINS="no_such_module")
     r = subprocess.run([sys.executable, "-m", "grader", str(sub), "--device", "cpu"], capture_output=True, text=True,
                        cwd=ROOT, env=env, timeout=600)
     assert r.returncode == 0 and "all checks passed" in r.stdout, r.stdout + r.stderr
